@@ -1,0 +1,43 @@
+package plan
+
+import "testing"
+
+func TestStringParseRoundTrip(t *testing.T) {
+	cases := []struct {
+		reason string
+		in     string
+	}{
+		{"defaults", ""},
+		{"parallel keys", "tp=2,pp=2,dp=2,sp=megatron,microbatches=2,batch=4,schedule=gpipe"},
+		{"packed sets seq", "packed=4:3:5,mtp=2,dtype=bf16,seed=9"},
+	}
+	for _, c := range cases {
+		p, err := Parse(c.in)
+		if err != nil {
+			t.Fatalf("%s: %v", c.reason, err)
+		}
+		q, err := Parse(p.String())
+		if err != nil || q.String() != p.String() {
+			t.Fatalf("%s: %q → %q (%v)", c.reason, p.String(), q.String(), err)
+		}
+	}
+	p, _ := Parse("seq=99,packed=4:3:5")
+	if p.Seq != 12 || p.CuSeqlens()[3] != 12 {
+		t.Fatalf("packed must set seq: %v", p.CuSeqlens())
+	}
+}
+
+func TestInvalidPlansSayWhy(t *testing.T) {
+	for _, c := range []struct{ reason, in string }{
+		{"heads not divisible by tp", "heads=2,tp=4"},
+		{"odd head dim", "hidden=6,heads=2"},
+		{"more stages than layers", "pp=3,layers=2"},
+		{"unknown key", "tensor_parallel=2"},
+		{"bad packed", "packed=4:0"},
+		{"unknown sp style", "sp=ring"},
+	} {
+		if _, err := Parse(c.in); err == nil {
+			t.Errorf("%s: %q parsed without error", c.reason, c.in)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package trace
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/spcheck/spcheck/tensor"
+)
+
+// Writer collects one rank's tensors and writes them as a trace file. Output is deterministic:
+// tensors are laid out by key, JSON keys are sorted.
+type Writer struct {
+	meta    Meta
+	tensors map[string]pending
+}
+
+type pending struct {
+	dtype tensor.DType
+	shape []int
+	bytes []byte
+}
+
+// NewWriter starts a file for one rank. Format, Version and Tensors are filled in.
+func NewWriter(m Meta) *Writer {
+	m.Format, m.Version, m.Tensors = Format, Version, map[string]TensorMeta{}
+	return &Writer{meta: m, tensors: map[string]pending{}}
+}
+
+// Add stores t, rounded to dtype, under key with its metadata. Keys must be unique; the
+// placement must parse (checked again, with everything else, when the file is read).
+func (w *Writer) Add(key string, tm TensorMeta, dtype tensor.DType, t *tensor.Dense) error {
+	if _, dup := w.tensors[key]; dup {
+		return fmt.Errorf("trace writer: tensor key %q added twice", key)
+	}
+	if _, err := ParsePlacement(tm.Place); err != nil {
+		return fmt.Errorf("trace writer: tensor %q: %w", key, err)
+	}
+	w.meta.Tensors[key] = tm
+	w.tensors[key] = pending{dtype: dtype, shape: append([]int{}, t.Shape...), bytes: tensor.Encode(dtype, t.Data)}
+	return nil
+}
+
+// Bytes renders the file.
+func (w *Writer) Bytes() ([]byte, error) {
+	doc, err := json.Marshal(w.meta)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(w.tensors))
+	for k := range w.tensors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	header := map[string]any{"__metadata__": map[string]string{MetadataKey: string(doc)}}
+	var off int64
+	for _, k := range keys {
+		p := w.tensors[k]
+		shape := p.shape
+		if shape == nil {
+			shape = []int{}
+		}
+		header[k] = rawEntry{DType: p.dtype.String(), Shape: shape, DataOffsets: []int64{off, off + int64(len(p.bytes))}}
+		off += int64(len(p.bytes))
+	}
+	hdr, err := json.Marshal(header)
+	if err != nil {
+		return nil, err
+	}
+	for len(hdr)%8 != 0 { // safetensors pads the header with spaces to 8-byte alignment
+		hdr = append(hdr, ' ')
+	}
+	var buf bytes.Buffer
+	binary.Write(&buf, binary.LittleEndian, uint64(len(hdr)))
+	buf.Write(hdr)
+	for _, k := range keys {
+		buf.Write(w.tensors[k].bytes)
+	}
+	return buf.Bytes(), nil
+}
+
+// FileName is the conventional name of rank r's file in a trace directory.
+func FileName(rank int) string { return fmt.Sprintf("rank-%05d.safetensors", rank) }
+
+// WriteDir writes the file into dir under FileName(rank), creating dir.
+func (w *Writer) WriteDir(dir string) (string, error) {
+	b, err := w.Bytes()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, FileName(w.meta.Rank))
+	return path, os.WriteFile(path, b, 0o644)
+}
