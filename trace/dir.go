@@ -28,20 +28,27 @@ func OpenDir(dir string) (*Trace, error) {
 		return nil, &Error{File: dir, Msg: "no *.safetensors files: not a trace directory"}
 	}
 	sort.Strings(paths)
-	t := &Trace{Dir: dir}
+	var files []*File
 	for _, p := range paths {
 		f, err := Open(p)
 		if err != nil {
-			t.Close()
+			closeAll(files)
 			return nil, err
 		}
-		t.Files = append(t.Files, f)
+		files = append(files, f)
 	}
-	if err := t.checkRanks(); err != nil {
-		t.Close()
+	t, err := New(dir, files)
+	if err != nil {
+		closeAll(files)
 		return nil, err
 	}
 	return t, nil
+}
+
+func closeAll(files []*File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 func (t *Trace) checkRanks() error {
@@ -74,10 +81,17 @@ func (t *Trace) checkRanks() error {
 }
 
 // Close closes every file.
-func (t *Trace) Close() {
-	for _, f := range t.Files {
-		if f != nil {
-			f.Close()
-		}
+func (t *Trace) Close() { closeAll(t.Files) }
+
+// New forms a trace from files already opened (e.g. read from memory with Read), checking
+// world, mesh and ranks exactly as OpenDir does. dir names the trace in errors.
+func New(dir string, files []*File) (*Trace, error) {
+	if len(files) == 0 {
+		return nil, &Error{File: dir, Msg: "no rank files"}
 	}
+	t := &Trace{Dir: dir, Files: files}
+	if err := t.checkRanks(); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
