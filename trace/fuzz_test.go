@@ -1,0 +1,45 @@
+package trace
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzRead: any byte string either reads as a valid trace file or gives an *Error — no panic,
+// and no allocation beyond the input's size (the reader checks lengths before allocating).
+func FuzzRead(f *testing.F) {
+	f.Add(sampleFile(f, 0))
+	f.Add(sampleFile(f, 1)[:40])
+	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		file, err := Read(bytes.NewReader(b), int64(len(b)), "fuzz")
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		for _, e := range file.Entries {
+			if _, err := file.Tensor(e); err != nil {
+				t.Fatalf("validated entry %q unreadable: %v", e.Key, err)
+			}
+		}
+	})
+}
+
+// FuzzParsePlacement: parsing never panics and what parses prints back to itself.
+func FuzzParsePlacement(f *testing.F) {
+	for _, s := range []string{"tp=shard(0)", "dp=shard(0),tp=shard(1,block=6)", "tp=partial,pp=stage", "x=(", "a=shard(99999999999999999999)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePlacement(s)
+		if err != nil {
+			return
+		}
+		q, err := ParsePlacement(p.String())
+		if err != nil || q.String() != p.String() {
+			t.Fatalf("%q → %q does not re-parse (%v)", s, p.String(), err)
+		}
+	})
+}

@@ -1,0 +1,181 @@
+package trace
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spcheck/spcheck/tensor"
+)
+
+// sampleMeta is a two-rank tp mesh.
+func sampleMeta(rank int) Meta {
+	return Meta{Rank: rank, World: 2, Mesh: Mesh{Axes: []string{"tp"}, Shape: []int{2}},
+		Coord: map[string]int{"tp": rank}, Producer: "test", Plan: "tp=2"}
+}
+
+func sampleFile(t testing.TB, rank int) []byte {
+	t.Helper()
+	w := NewWriter(sampleMeta(rank))
+	x := tensor.FromData([]int{2, 3}, []float64{1, 2, 3, 4, 5, 6})
+	must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{4, 3}}, tensor.BF16, x))
+	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 2}, tensor.F64, tensor.Scalar(0.5)))
+	b, err := w.Bytes()
+	must(t, err)
+	return b
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readBytes(b []byte, name string) (*File, error) {
+	return Read(bytes.NewReader(b), int64(len(b)), name)
+}
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	b := sampleFile(t, 1)
+	f, err := readBytes(b, "rank1")
+	must(t, err)
+	if f.Meta.Rank != 1 || f.Meta.Mesh.Size("tp") != 2 || len(f.Entries) != 2 {
+		t.Fatalf("metadata lost: %+v", f.Meta)
+	}
+	if f.Entries[0].Key != "w" || f.Entries[1].Key != "loss" {
+		t.Fatalf("entries not in execution order: %v, %v", f.Entries[0].Key, f.Entries[1].Key)
+	}
+	w, err := f.Tensor(f.Entry("w"))
+	must(t, err)
+	if w.At(1, 2) != 6 || f.Entry("w").Placement.On("tp").Kind != Shard {
+		t.Fatalf("tensor or placement wrong: %v %v", w, f.Entry("w").Placement)
+	}
+	if b2 := sampleFile(t, 1); !bytes.Equal(b, b2) {
+		t.Fatal("writer is not deterministic")
+	}
+	if len(b)%8 != 0 && binary.LittleEndian.Uint64(b)%8 != 0 {
+		t.Fatal("header not padded to 8 bytes")
+	}
+}
+
+// corrupt returns a copy of a valid file with its header edited by fn.
+func corrupt(t *testing.T, fn func(h map[string]any)) []byte {
+	b := sampleFile(t, 0)
+	n := binary.LittleEndian.Uint64(b)
+	var h map[string]any
+	must(t, json.Unmarshal(b[8:8+n], &h))
+	fn(h)
+	hdr, _ := json.Marshal(h)
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	return append(append(out, hdr...), b[8+n:]...)
+}
+
+func editMeta(fn func(m map[string]any)) func(h map[string]any) {
+	return func(h map[string]any) {
+		md := h["__metadata__"].(map[string]any)
+		var m map[string]any
+		json.Unmarshal([]byte(md[MetadataKey].(string)), &m)
+		fn(m)
+		s, _ := json.Marshal(m)
+		md[MetadataKey] = string(s)
+	}
+}
+
+func tensorMeta(m map[string]any, key string) map[string]any {
+	return m["tensors"].(map[string]any)[key].(map[string]any)
+}
+
+func TestBadFilesNameTheField(t *testing.T) {
+	valid := sampleFile(t, 0)
+	hugeLen := append(binary.LittleEndian.AppendUint64(nil, 1<<40), valid[8:]...)
+	cases := []struct {
+		reason string
+		data   []byte
+		want   string // substring of the error: the field, tensor or file at fault
+	}{
+		{"truncated before the length", valid[:5], "header length"},
+		{"header longer than the file", hugeLen, "header length"},
+		{"truncated data", valid[:len(valid)-4], "data_offsets"},
+		{"unknown dtype", corrupt(t, func(h map[string]any) { h["w"].(map[string]any)["dtype"] = "F8_E4M3" }), `tensor "w": field dtype`},
+		{"shape/size mismatch", corrupt(t, func(h map[string]any) { h["w"].(map[string]any)["shape"] = []int{3, 3} }), `tensor "w": field data_offsets`},
+		{"overlapping tensors", corrupt(t, func(h map[string]any) { h["loss"].(map[string]any)["data_offsets"] = []int{4, 12} }), "overlaps"},
+		{"offset out of range", corrupt(t, func(h map[string]any) { h["loss"].(map[string]any)["data_offsets"] = []int{1000, 1008} }), "outside"},
+		{"not an spcheck trace", corrupt(t, func(h map[string]any) { delete(h, "__metadata__") }), "__metadata__"},
+		{"malformed placement", corrupt(t, editMeta(func(m map[string]any) { tensorMeta(m, "w")["place"] = "tp=shard(x)" })), `tensor "w": field place`},
+		{"placement on a missing axis", corrupt(t, editMeta(func(m map[string]any) { tensorMeta(m, "w")["place"] = "pp=shard(0)" })), "lacks"},
+		{"shard dim past the rank", corrupt(t, editMeta(func(m map[string]any) { tensorMeta(m, "w")["place"] = "tp=shard(2)" })), "field place"},
+		{"local shape too big for global", corrupt(t, editMeta(func(m map[string]any) { tensorMeta(m, "w")["shape"] = []int{2, 3} })), "field shape"},
+		{"unknown kind", corrupt(t, editMeta(func(m map[string]any) { tensorMeta(m, "w")["kind"] = "weights" })), "field kind"},
+		{"rank outside world", corrupt(t, editMeta(func(m map[string]any) { m["rank"] = 5 })), "field rank"},
+		{"wrong version", corrupt(t, editMeta(func(m map[string]any) { m["version"] = 9 })), "field version"},
+		{"metadata for an absent tensor", corrupt(t, editMeta(func(m map[string]any) {
+			m["tensors"].(map[string]any)["ghost"] = map[string]any{"name": "x", "kind": "param"}
+		})), `tensor "ghost"`},
+	}
+	for _, c := range cases {
+		_, err := readBytes(c.data, "rank-00000.safetensors")
+		if err == nil {
+			t.Errorf("%s: no error", c.reason)
+			continue
+		}
+		var te *Error
+		if !errors.As(err, &te) || te.File != "rank-00000.safetensors" {
+			t.Errorf("%s: error %q does not name the file", c.reason, err)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not mention %q", c.reason, err, c.want)
+		}
+	}
+}
+
+func TestOpenDirChecksRanks(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, FileName(0)), sampleFile(t, 0), 0o644))
+	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "no file for rank(s) [1]") {
+		t.Fatalf("missing rank not reported: %v", err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "copy.safetensors"), sampleFile(t, 0), 0o644))
+	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "also claimed") {
+		t.Fatalf("duplicate rank not reported: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "copy.safetensors"))
+	must(t, os.WriteFile(filepath.Join(dir, FileName(1)), sampleFile(t, 1), 0o644))
+	tr, err := OpenDir(dir)
+	must(t, err)
+	defer tr.Close()
+	if len(tr.Files) != 2 || tr.Files[1].Meta.Rank != 1 {
+		t.Fatal("files not in rank order")
+	}
+	if _, err := OpenDir(filepath.Join(dir, "nope")); err == nil {
+		t.Fatal("missing directory not reported")
+	}
+}
+
+func TestPlacementGrammarRoundTrip(t *testing.T) {
+	for _, s := range []string{"", "tp=shard(0)", "dp=shard(0),tp=shard(1,block=6)", "tp=partial,pp=stage", "dp=replicate"} {
+		p, err := ParsePlacement(s)
+		must(t, err)
+		if p.String() != s {
+			t.Errorf("%q printed back as %q", s, p.String())
+		}
+	}
+	for _, s := range []string{"tp", "tp=shard()", "tp=shard(0,block=0)", "tp=partial,tp=stage", "TP=stage", "tp=sharded(0)"} {
+		if _, err := ParsePlacement(s); err == nil {
+			t.Errorf("%q parsed without error", s)
+		}
+	}
+}
+
+func TestShardRangeWithBlock(t *testing.T) {
+	// Megatron-style vocab padding: vocab 10 over tp 2 padded to 12 → blocks of 6.
+	a := AxisPlace{Axis: "tp", Kind: Shard, Dim: 0, Block: 6}
+	if lo, hi, pad := a.Range(10, 2, 1); lo != 6 || hi != 10 || pad != 6 {
+		t.Fatalf("Range = %d,%d,%d", lo, hi, pad)
+	}
+}
