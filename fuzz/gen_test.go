@@ -1,0 +1,76 @@
+package fuzz
+
+import (
+	"math/rand"
+	"testing"
+
+	"github.com/spcheck/spcheck/plan"
+)
+
+func TestDrawOnlyValidPlansWithEdges(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	var oneTokenPerShard, notDivisible, oneLayerPerStage, lenOne int
+	for i := 0; i < 2000; i++ {
+		p := Draw(r, TinySpace())
+		if err := p.Validate(); err != nil {
+			t.Fatalf("draw %d invalid: %v", i, err)
+		}
+		if p.TP > 1 && p.Seq == p.TP {
+			oneTokenPerShard++
+		}
+		if p.TP > 1 && (p.Seq%p.TP != 0 || p.Vocab%p.TP != 0) {
+			notDivisible++
+		}
+		if p.Layers == p.PP && p.PP > 1 {
+			oneLayerPerStage++
+		}
+		for _, l := range p.Packed {
+			if l == 1 {
+				lenOne++
+				break
+			}
+		}
+	}
+	for name, n := range map[string]int{"one token per shard": oneTokenPerShard, "not divisible by tp": notDivisible,
+		"one layer per stage": oneLayerPerStage, "length-1 packed sequence": lenOne} {
+		if n < 100 {
+			t.Errorf("edge %q drawn only %d times in 2000", name, n)
+		}
+	}
+}
+
+func TestShrinkReachesTheMinimumOfAMonotoneFailure(t *testing.T) {
+	// A stand-in failure: "tp ≥ 2, pp ≥ 2 and SP on". The minimal failing plan keeps exactly
+	// those and everything else at its simplest.
+	fails := func(p plan.Plan) bool { return p.TP >= 2 && p.PP >= 2 && p.SP != plan.SPOff }
+	r := rand.New(rand.NewSource(7))
+	for i := 0; i < 50; i++ {
+		p := Draw(r, TinySpace())
+		if !fails(p) {
+			continue
+		}
+		min := shrinkFully(p, fails)
+		if min.TP != 2 || min.PP != 2 || min.DP != 1 || min.MTP != 0 || min.Layers != 2 ||
+			min.Microbatches != 1 || len(min.Packed) != 0 || min.Seq != 1 || min.Vocab != 2 || min.Seed != 1 {
+			t.Fatalf("shrunk %q to %q, not minimal", p.String(), min.String())
+		}
+	}
+}
+
+// shrinkFully applies the gopter shrink loop by hand: take the first simpler plan that still
+// fails, until none does.
+func shrinkFully(p plan.Plan, fails func(plan.Plan) bool) plan.Plan {
+	for {
+		next, found := p, false
+		for _, q := range Simpler(p) {
+			if fails(q) {
+				next, found = q, true
+				break
+			}
+		}
+		if !found {
+			return p
+		}
+		p = next
+	}
+}
