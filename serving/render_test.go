@@ -1,0 +1,66 @@
+package serving
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// Seed-bugs §3.2's table, cell by cell.
+func TestSection32Table(t *testing.T) {
+	tab, err := CompareGates(GateExample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []GateRow{
+		{"old, use_ep=False (pure TP, DP=1)", []int{0}, []string{"A,B", "-"}, "ok"},
+		{"old, use_ep=True", []int{0, 1, 2, 3}, []string{"A,B,A,B", "C,D,C,D"}, "duplicates x2"},
+		{"new (rank_id = tp_rank)", []int{0, 2}, []string{"A,B", "C,D"}, "ok"},
+		{"hypothetical (rank_id = global rank)", []int{0}, []string{"A,B", "(nothing)"}, "C,D lost"},
+	}
+	if len(tab.Rows) != len(want) {
+		t.Fatalf("%d rows, want %d", len(tab.Rows), len(want))
+	}
+	for i, w := range want {
+		g := tab.Rows[i]
+		if g.Label != w.Label || !slices.Equal(g.Emitters, w.Emitters) || !slices.Equal(g.Queues, w.Queues) || g.Verdict != w.Verdict {
+			t.Errorf("row %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+	golden(t, "gate_table.golden", tab.String())
+}
+
+func TestPredictionReportGolden(t *testing.T) {
+	cfg := PredictionExample()
+	cfg.Predict = PredictCurrentStep
+	rep, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "prediction_current_step.golden", rep.String())
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -update rewrites it); got:\n%s", path, got)
+	}
+}
