@@ -1,0 +1,143 @@
+package fuzz
+
+import (
+	"fmt"
+
+	"github.com/leanovate/gopter"
+	"github.com/leanovate/gopter/commands"
+	"github.com/leanovate/gopter/gen"
+	"github.com/spcheck/spcheck/serving"
+)
+
+// ServingVariant switches the serving loop's variants on a config: the fixed forms by default,
+// a catalogue bug when fuzzing for detection.
+type ServingVariant func(*serving.Config)
+
+// FixedServing is the post-fix serving loop: the TP-local rank-0 gate, the next-real-bsz
+// prediction, state updates on every replica.
+func FixedServing(c *serving.Config) {
+	c.Gate, c.Predict, c.GateStateUpdates = serving.GateNew, serving.PredictNextRealBsz, false
+}
+
+// servingState is the model the stateful property keeps: the mesh and variants and how many
+// requests were inserted (for unique ids). The system under test is a *serving.Sim.
+type servingState struct {
+	cfg      serving.Config
+	inserted int
+}
+
+// ServingProperty is the stateful decode-loop property: random request arrivals (with short
+// first launches and block-step windows) interleaved with decode steps; after every step no
+// prediction was below the launch it sized, and once drained every request's tokens were
+// emitted exactly once and equal the oracle's greedy decoding.
+func ServingProperty(variant ServingVariant) gopter.Prop {
+	return commands.Prop(&commands.ProtoCommands{
+		NewSystemUnderTestFunc: func(s commands.State) commands.SystemUnderTest {
+			sim, err := serving.New(s.(*servingState).cfg)
+			if err != nil {
+				panic(fmt.Sprintf("fuzz: generated serving config is invalid: %v", err)) // a generator bug
+			}
+			return sim
+		},
+		InitialStateGen: servingInitialState(variant),
+		GenCommandFunc: func(s commands.State) gopter.Gen {
+			st := s.(*servingState)
+			return gen.Weighted([]gen.WeightedGen{
+				{Weight: 3, Gen: insertGen(st)},
+				{Weight: 4, Gen: gen.Const(stepCommand)},
+				{Weight: 1, Gen: gen.Const(drainCommand)},
+			})
+		},
+	})
+}
+
+func servingInitialState(variant ServingVariant) gopter.Gen {
+	return gopter.CombineGens(gen.IntRange(1, 4), gen.IntRange(1, 3), gen.IntRange(0, 3), gen.Bool(), gen.UInt64Range(1, 1<<20)).
+		Map(func(v []any) *servingState {
+			cfg := serving.Config{TP: v[0].(int), DP: v[1].(int), K: v[2].(int), UseEP: v[3].(bool),
+				Vocab: 50, AcceptRate: 0.6, Seed: v[4].(uint64)}
+			FixedServing(&cfg)
+			variant(&cfg)
+			return &servingState{cfg: cfg}
+		})
+}
+
+// insertGen draws a request. Its arrival and block window are relative to the step at which
+// the command runs, so a shrunk command sequence (commands removed) stays valid.
+func insertGen(st *servingState) gopter.Gen {
+	k := st.cfg.K
+	return gopter.CombineGens(gen.IntRange(0, st.cfg.DP-1), gen.IntRange(1, 8), gen.IntRange(0, k+1), gen.IntRange(1, 3), gen.IntRange(0, 2)).
+		Map(func(v []any) commands.Command {
+			r := serving.Request{ID: fmt.Sprintf("r%d", st.inserted), DP: v[0].(int),
+				MaxTokens: v[1].(int), FirstLaunch: v[2].(int)}
+			if bs := v[4].(int); bs > 0 {
+				r.BlockAt, r.BlockSteps = v[3].(int), bs
+			}
+			return insertCommand(r)
+		})
+}
+
+func insertCommand(r serving.Request) commands.Command {
+	return &commands.ProtoCommand{
+		Name: fmt.Sprintf("Insert(%+v)", r),
+		RunFunc: func(sut commands.SystemUnderTest) commands.Result {
+			sim := sut.(*serving.Sim)
+			r := r
+			r.Arrive = sim.StepIndex()
+			if r.BlockSteps > 0 {
+				r.BlockAt += r.Arrive
+			}
+			return sim.Insert(r)
+		},
+		NextStateFunc: func(s commands.State) commands.State {
+			st := *s.(*servingState)
+			st.inserted++
+			return &st
+		},
+		PostConditionFunc: func(_ commands.State, res commands.Result) *gopter.PropResult {
+			if res != nil && res.(error) != nil {
+				return &gopter.PropResult{Status: gopter.PropError, Error: res.(error)}
+			}
+			return &gopter.PropResult{Status: gopter.PropTrue}
+		},
+	}
+}
+
+// stepCommand runs one decode step; afterwards no consumed prediction may be below its launch.
+var stepCommand = &commands.ProtoCommand{
+	Name: "Step",
+	RunFunc: func(sut commands.SystemUnderTest) commands.Result {
+		sim := sut.(*serving.Sim)
+		sim.Step()
+		return sim.Report()
+	},
+	NextStateFunc: func(s commands.State) commands.State { return s },
+	PostConditionFunc: func(_ commands.State, res commands.Result) *gopter.PropResult {
+		return verdict(res.(serving.Report).LaunchOK(), res.(serving.Report))
+	},
+}
+
+// drainCommand steps until every request has stopped (bounded by the sim's step cap) and then
+// requires every check to hold: emitted exactly once, equal to the oracle, prediction = actual.
+var drainCommand = &commands.ProtoCommand{
+	Name: "Drain",
+	RunFunc: func(sut commands.SystemUnderTest) commands.Result {
+		sim := sut.(*serving.Sim)
+		for limit := sim.StepCap(); !sim.Done() && sim.StepIndex() < limit; {
+			sim.Step()
+		}
+		return sim.Report()
+	},
+	NextStateFunc: func(s commands.State) commands.State { return s },
+	PostConditionFunc: func(_ commands.State, res commands.Result) *gopter.PropResult {
+		r := res.(serving.Report)
+		return verdict(r.OK(), r)
+	},
+}
+
+func verdict(ok bool, r serving.Report) *gopter.PropResult {
+	if ok {
+		return &gopter.PropResult{Status: gopter.PropTrue}
+	}
+	return &gopter.PropResult{Status: gopter.PropFalse, Labels: []string{r.String()}}
+}
