@@ -90,6 +90,13 @@ func (m Model) CuSeqlens() []int {
 // Validate reports the first thing that makes the plan unrunnable.
 func (p Plan) Validate() error {
 	m, q := p.Model, p.Parallel
+	// Sizes that later checks divide by come first, so no check below can divide by zero.
+	switch {
+	case m.Heads < 1 || m.Hidden < 2:
+		return fmt.Errorf("invalid plan %q: hidden must be ≥ 2 and heads ≥ 1", p.String())
+	case q.TP < 1 || q.PP < 1 || q.DP < 1 || q.Microbatches < 1:
+		return fmt.Errorf("invalid plan %q: tp, pp, dp and microbatches must be ≥ 1", p.String())
+	}
 	checks := []struct {
 		bad bool
 		msg string

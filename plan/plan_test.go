@@ -41,3 +41,11 @@ func TestInvalidPlansSayWhy(t *testing.T) {
 		}
 	}
 }
+
+func TestZeroSizesAreErrorsNotPanics(t *testing.T) {
+	for _, s := range []string{"tp=0", "pp=0", "dp=0", "microbatches=0", "heads=0", "hidden=0"} {
+		if _, err := Parse(s); err == nil {
+			t.Errorf("%q parsed without error", s)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/spcheck/spcheck/plan"
 )
@@ -21,15 +22,15 @@ func planFlags(fs *flag.FlagSet) func() (plan.Plan, error) {
 		if err := p.Apply(*planStr); err != nil {
 			return plan.Plan{}, err
 		}
-		var err error
+		// Individual flags go through one Apply, which sets packed last, so packed always
+		// sets seq whatever the flag order.
+		var given []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "plan" && err == nil {
-				if _, isKey := p.Get(f.Name); isKey {
-					err = p.Apply(f.Name + "=" + f.Value.String())
-				}
+			if _, isKey := p.Get(f.Name); isKey && f.Name != "plan" {
+				given = append(given, f.Name+"="+f.Value.String())
 			}
 		})
-		if err != nil {
+		if err := p.Apply(strings.Join(given, ",")); err != nil {
 			return plan.Plan{}, err
 		}
 		return p, p.Validate()

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/trace"
+	"github.com/spcheck/spcheck/verify"
+)
+
+func init() {
+	register(&command{name: "compare", summary: "compare a candidate trace with a reference: verdicts, first divergence, block diagnosis", run: runCompare})
+}
+
+func runCompare(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("compare", "REF_DIR CAND_DIR [flags]", stderr)
+	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype (1e-6) or dtype=number pairs (bf16=2e-2,fp32=1e-5); default: per-dtype constants, see verify.RTolF64")
+	rename := fs.String("rename", "", "file of rules 'REGEX => REPLACEMENT' (optionally '@pp=1 …') mapping framework tensor names to logical names")
+	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
+	allowMissing := fs.Bool("allow-missing", false, "report tensors present in only one trace without failing")
+	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
+	seed001 := fs.Bool("seed001-layout", false, "text report: also print chunk diagnoses in the layout of PaddleFleet#589")
+	maxDiag := fs.Int("max-diagnosed", verify.DefaultMaxDiagnosed, "block-diagnose at most this many failing tensors (the first divergence always)")
+	pos, code, done := parseInterspersed(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return exitBadInput
+	}
+	opt := verify.Options{AllowMissing: *allowMissing, MaxDiagnosed: *maxDiag, Command: commandLine("compare", args)}
+	var err error
+	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
+		return fail(stderr, "compare", err)
+	}
+	if opt.Rename, err = readRules(*rename); err != nil {
+		return fail(stderr, "compare", err)
+	}
+	if !validFormat(*format, reports.Formats) {
+		return fail(stderr, "compare", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
+	}
+	opt.Progress = progressWriter(stderr)
+	ref, cand, err := openPair(pos[0], pos[1])
+	if err != nil {
+		return fail(stderr, "compare", err)
+	}
+	defer ref.Close()
+	defer cand.Close()
+	rep, err := verify.Compare(ref, cand, opt)
+	if err != nil {
+		return fail(stderr, "compare", err)
+	}
+	render := func(w io.Writer) error {
+		return reports.Write(w, rep, *format, reports.Options{All: *all, Seed001: *seed001})
+	}
+	if err := writeReport(*out, stdout, render); err != nil {
+		return fail(stderr, "compare", err)
+	}
+	if *out != "" {
+		fmt.Fprintf(stdout, "spcheck compare: %s; report in %s\n", verdictWord(rep.Verified()), *out)
+		if !rep.Verified() {
+			for _, s := range rep.Reproduce() {
+				fmt.Fprintf(stdout, "  reproduce: %s\n", s)
+			}
+		}
+	}
+	if !rep.Verified() {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func verdictWord(ok bool) string {
+	if ok {
+		return "VERIFIED"
+	}
+	return "FAILED"
+}
+
+// parseInterspersed parses flags given before, between or after the positional arguments
+// (Go's flag package stops at the first positional one).
+func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int, done bool) {
+	for {
+		if code, done := parseFlags(fs, args); done {
+			return nil, code, true
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), 0, false // everything after -- is positional
+		}
+		if len(rest) == 0 {
+			return pos, 0, false
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// commandLine is the shell command that re-runs this invocation.
+func commandLine(name string, args []string) string {
+	parts := []string{"spcheck", name}
+	for _, a := range args {
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=,:+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func readRules(path string) (*verify.Rules, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--rename: %w", err)
+	}
+	defer f.Close()
+	return verify.ParseRules(bufio.NewReader(f), path)
+}
+
+func validFormat(f string, formats []string) bool {
+	for _, x := range formats {
+		if f == x {
+			return true
+		}
+	}
+	return f == "markdown"
+}
+
+// openPair opens both trace directories, naming which one is bad.
+func openPair(a, b string) (*trace.Trace, *trace.Trace, error) {
+	ta, err := trace.OpenDir(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	tb, err := trace.OpenDir(b)
+	if err != nil {
+		ta.Close()
+		return nil, nil, err
+	}
+	return ta, tb, nil
+}
+
+// writeReport renders to the file at path, or to stdout when path is empty.
+func writeReport(path string, stdout io.Writer, render func(io.Writer) error) error {
+	if path == "" {
+		return render(stdout)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	err = render(w)
+	err = errors.Join(err, w.Flush(), f.Close())
+	return err
+}
+
+// progressWriter is stderr when it is an interactive terminal outside CI, else nil: progress
+// lines are for people watching, not for logs.
+func progressWriter(stderr io.Writer) io.Writer {
+	f, ok := stderr.(*os.File)
+	if !ok || os.Getenv("CI") != "" {
+		return nil
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return f
+}

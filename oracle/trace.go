@@ -1,0 +1,70 @@
+package oracle
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spcheck/spcheck/nn"
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/tensor"
+	"github.com/spcheck/spcheck/trace"
+)
+
+// Producer is the trace producer name of the oracle.
+const Producer = "oracle"
+
+// WriteTrace runs p.Model and writes the reference trace into dir (rank-00000.safetensors):
+// world 1, an empty mesh, producer "oracle", the plan string in Meta.Plan. Inputs are stored
+// as I64, everything else in p.DType. The parallel keys of p are recorded in the plan string
+// but do not change the oracle's computation.
+func WriteTrace(dir string, p plan.Plan) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	res, err := Run(p.Model)
+	if err != nil {
+		return err
+	}
+	return writeResult(dir, p, res)
+}
+
+// writeResult writes res as p's reference trace into dir.
+func writeResult(dir string, p plan.Plan, res *Result) error {
+	w := trace.NewWriter(Meta(p))
+	for _, rec := range res.Records {
+		dt := p.DType
+		if rec.Kind == trace.Input {
+			dt = tensor.I64
+		}
+		tm := trace.TensorMeta{Name: rec.Name, Kind: rec.Kind, Order: rec.Order, Shape: shapeOf(rec.Tensor)}
+		if err := w.Add(rec.Name, tm, dt, rec.Tensor); err != nil {
+			return err
+		}
+	}
+	if _, err := w.WriteDir(dir); err != nil {
+		return fmt.Errorf("oracle: writing the trace into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Meta is the file metadata of p's oracle trace. Extra records the model constants that are
+// not plan keys, for readers that re-implement the model.
+func Meta(p plan.Plan) trace.Meta {
+	return trace.Meta{Rank: 0, World: 1, Mesh: trace.Mesh{Axes: []string{}, Shape: []int{}},
+		Producer: Producer, Plan: p.String(), Seed: p.Seed,
+		Extra: map[string]string{
+			"rmsnorm_eps":  strconv.FormatFloat(nn.RMSNormEps, 'g', -1, 64),
+			"rope":         "rotate_half",
+			"rope_base":    strconv.FormatFloat(nn.RoPEBase, 'g', -1, 64),
+			"ignore_index": strconv.Itoa(nn.IgnoreIndex),
+			"mtp_hidden":   "final_norm",
+		}}
+}
+
+// shapeOf is t's shape, [] for a scalar.
+func shapeOf(t *tensor.Dense) []int {
+	if t.Shape == nil {
+		return []int{}
+	}
+	return t.Shape
+}
