@@ -229,8 +229,8 @@ func (f *File) Entry(key string) *Entry { return f.byKey[key] }
 // Raw reads the stored bytes of one tensor.
 func (f *File) Raw(e *Entry) ([]byte, error) {
 	buf := make([]byte, e.End-e.Begin)
-	if _, err := f.r.ReadAt(buf, f.dataOff+e.Begin); err != nil {
-		return nil, &Error{File: f.Path, Tensor: e.Key, Field: "data", Msg: err.Error()}
+	if err := f.ReadRaw(e, buf); err != nil {
+		return nil, err
 	}
 	return buf, nil
 }

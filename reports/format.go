@@ -1,0 +1,330 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/spcheck/spcheck/verify"
+)
+
+// Formats are the names Write accepts.
+var Formats = []string{"text", "md", "json", "junit", "html"}
+
+// DiffFormats are the names WriteDiff accepts.
+var DiffFormats = []string{"text", "md", "json"}
+
+// Options tune the human-readable formats.
+type Options struct {
+	// All lists every tensor in text and Markdown tables; otherwise identical tensors are
+	// counted, not listed, once there are more than listAllMax.
+	All bool
+	// Seed001 adds, under a chunk-level diagnosis where every receiver holds the same data, the
+	// rendering of PaddleFleet#589: the gathered tensor with its chunks in the document's order,
+	// the lost chunks, and the correct values with the document's TP labels.
+	Seed001 bool
+}
+
+// listAllMax is how many tensors a text or Markdown table lists before it hides identical ones.
+const listAllMax = 40
+
+// Write renders r in format (one of Formats).
+func Write(w io.Writer, r *verify.Report, format string, o Options) error {
+	switch format {
+	case "text", "":
+		return Text(w, r, o)
+	case "md", "markdown":
+		return Markdown(w, r, o)
+	case "json":
+		return JSON(w, r)
+	case "junit":
+		return JUnit(w, r)
+	case "html":
+		return HTML(w, r)
+	}
+	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+}
+
+// WriteDiff renders d in format (one of DiffFormats).
+func WriteDiff(w io.Writer, d *verify.DiffReport, format string) error {
+	switch format {
+	case "text", "":
+		return DiffText(w, d)
+	case "md", "markdown":
+		return DiffMarkdown(w, d)
+	case "json":
+		return DiffJSON(w, d)
+	}
+	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(DiffFormats, ", "))
+}
+
+// num prints a measured number compactly.
+func num(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "nan"
+	case math.IsInf(x, 1):
+		return "inf"
+	case math.IsInf(x, -1):
+		return "-inf"
+	case x == 0:
+		return "0"
+	}
+	return strconv.FormatFloat(x, 'g', 3, 64)
+}
+
+// val prints a tensor value: enough digits to tell values apart, integers as integers.
+func val(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "nan"
+	case math.IsInf(x, 0):
+		return num(x)
+	}
+	return strconv.FormatFloat(x, 'g', 5, 64)
+}
+
+// values prints abbreviated values separated by sep.
+func values(v verify.Values, sep string) string {
+	parts := make([]string, 0, len(v.Head)+len(v.Tail)+1)
+	for _, x := range v.Head {
+		parts = append(parts, val(x))
+	}
+	if v.Elided > 0 {
+		parts = append(parts, fmt.Sprintf("…(%d)…", v.Elided))
+	}
+	for _, x := range v.Tail {
+		parts = append(parts, val(x))
+	}
+	return strings.Join(parts, sep)
+}
+
+// headline is the one-line outcome: "VERIFIED — 3 identical, 1 close (4 tensors)".
+func headline(r *verify.Report) string {
+	status := "VERIFIED"
+	if !r.Verified() {
+		status = "FAILED"
+	}
+	return fmt.Sprintf("%s — %s (%s)", status, counts(r), verify.Plural(len(r.Results), "tensor"))
+}
+
+func counts(r *verify.Report) string {
+	var parts []string
+	for _, v := range verify.Verdicts {
+		if n := r.Count(v); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "no tensors"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// traceLine describes one side: "oracle, world 1, plan 'hidden=16', seed 1".
+func traceLine(t verify.TraceInfo) string {
+	s := fmt.Sprintf("%s — %s, world %d", t.Dir, dash(t.Producer), t.World)
+	if t.Mesh != "" {
+		s += " [" + t.Mesh + "]"
+	}
+	if t.Plan != "" {
+		s += fmt.Sprintf(", plan '%s'", t.Plan)
+	}
+	if t.Seed != 0 {
+		s += fmt.Sprintf(", seed %d", t.Seed)
+	}
+	return s + fmt.Sprintf(", %s, %s", verify.Plural(t.Tensors, "tensor"), verify.FormatBytes(t.Bytes))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// firstLine describes the first divergence.
+func firstLine(res *verify.Result) string {
+	s := fmt.Sprintf("%s (%s, order %d): %s", res.Name, res.Kind, res.Order, res.Verdict)
+	if len(res.Ranks) > 0 {
+		s += " on " + rankWords(res.Ranks)
+	}
+	if reg := res.Region(); reg != "" {
+		s += " in " + reg
+	}
+	return s
+}
+
+// detailLine gives the numbers of a failing tensor.
+func detailLine(res *verify.Result) string {
+	switch res.Verdict {
+	case verify.ShapeMismatch:
+		return fmt.Sprintf("shape %v in the reference, %v in the candidate", res.RefShape, res.CandShape)
+	case verify.Missing:
+		return "in the reference only"
+	case verify.Extra:
+		return "in the candidate only"
+	}
+	s := fmt.Sprintf("%d of %d elements outside tolerance (rtol %s), max abs err %s, max rel err %s, worst %s× tol",
+		res.Outside, res.Numel, num(res.RTol), num(res.MaxAbs), num(res.MaxRel), num(res.TolUnits))
+	if res.NonFinite > 0 {
+		s += ", " + verify.Plural(res.NonFinite, "non-finite disagreement")
+	}
+	return s
+}
+
+func rankWords(rs []int) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.Itoa(r)
+	}
+	if len(rs) == 1 {
+		return "rank " + parts[0]
+	}
+	return "ranks " + strings.Join(parts, ", ")
+}
+
+// replicaLines describe disagreeing copies: "copies of tp=0 disagree: ranks [0] | [1], max diff 4".
+func replicaLines(res *verify.Result) []string {
+	var out []string
+	for _, side := range []struct {
+		name string
+		ds   []verify.Disagreement
+	}{{"reference", res.RefReplicas}, {"candidate", res.CandReplicas}} {
+		for _, d := range side.ds {
+			groups := make([]string, len(d.Groups))
+			for i, g := range d.Groups {
+				groups[i] = fmt.Sprint(g)
+			}
+			where := ""
+			if d.Cell != "" {
+				where = " of " + d.Cell
+			}
+			out = append(out, fmt.Sprintf("%s copies%s disagree: ranks %s hold different values (max diff %s)",
+				side.name, where, strings.Join(groups, " vs "), num(d.MaxAbs)))
+		}
+	}
+	return out
+}
+
+// followWords is "1 later failure follows" or "3 later failures follow".
+func followWords(n int) string {
+	if n == 1 {
+		return "1 later failure follows"
+	}
+	return fmt.Sprintf("%d later failures follow", n)
+}
+
+// blockName names a reference block: "r1.b0" is block 0 of the piece rank 1 should hold.
+func blockName(id *verify.BlockID) string { return fmt.Sprintf("r%d.b%d", id.Rank, id.Block) }
+
+// blockCell describes a candidate block: its class and what it holds.
+func blockCell(b verify.Block) string {
+	v := values(b.Actual, " ")
+	switch b.Class {
+	case verify.Correct:
+		return "ok: " + v
+	case verify.Misplaced:
+		return "misplaced, holds " + blockName(b.Source) + ": " + v
+	case verify.Duplicated:
+		return "duplicate of " + blockName(b.Source) + ": " + v
+	case verify.Scaled:
+		return verify.FormatScale(b.Scale, b.ScaleName) + ": " + v
+	}
+	return "garbage: " + v + " ≠ " + values(b.Expected, " ")
+}
+
+// rowLabel is "0 (tp=0)".
+func rowLabel(row verify.Row) string {
+	if row.Rank < 0 {
+		return "Σ " + row.Coord
+	}
+	if row.Coord == "" {
+		return strconv.Itoa(row.Rank)
+	}
+	return fmt.Sprintf("%d (%s)", row.Rank, row.Coord)
+}
+
+// blockHeaders are the column titles of a diagnosis table.
+func blockHeaders(d *verify.Diagnosis) []string {
+	if d.Level == verify.LevelShard {
+		return []string{"piece"}
+	}
+	hs := make([]string, d.Parts)
+	for j := range hs {
+		hs[j] = fmt.Sprintf("chunk %d", j)
+	}
+	return hs
+}
+
+// diagnosisTitle is "flat chunks, 2 per piece" or "whole pieces".
+func diagnosisTitle(d *verify.Diagnosis) string {
+	if d.Level == verify.LevelChunk {
+		return fmt.Sprintf("each rank's piece cut into %d flat chunks (the unit of partial P2P); rK.bJ = chunk J of what rank K should hold", d.Parts)
+	}
+	return "whole pieces; rK.b0 = what rank K should hold"
+}
+
+// lostLine is "lost: r0.b1 [100 120 140 160]; r1.b0 [180 200 220 240]".
+func lostLine(d *verify.Diagnosis) string {
+	if len(d.Lost) == 0 {
+		return ""
+	}
+	parts := make([]string, len(d.Lost))
+	for i, l := range d.Lost {
+		parts[i] = fmt.Sprintf("%s (rank %d", blockName(&l), l.Rank)
+		if l.Coord != "" {
+			parts[i] += ", " + l.Coord
+		}
+		parts[i] += ") [" + values(l.Values, " ") + "]"
+	}
+	return "lost: " + strings.Join(parts, "; ")
+}
+
+// diagnosed lists the results that carry a diagnosis, in order.
+func diagnosed(r *verify.Report) []*verify.Result {
+	var out []*verify.Result
+	for _, res := range r.Results {
+		if res.Diagnosis != nil {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// listed is what a text or Markdown table shows.
+func listed(r *verify.Report, o Options) (shown []*verify.Result, hidden int) {
+	if o.All || len(r.Results) <= listAllMax {
+		return r.Results, 0
+	}
+	for _, res := range r.Results {
+		if res.Verdict == verify.Identical {
+			hidden++
+		} else {
+			shown = append(shown, res)
+		}
+	}
+	return shown, hidden
+}
+
+func short(md5 string) string {
+	if len(md5) > 8 {
+		return md5[:8]
+	}
+	if md5 == "" {
+		return "-"
+	}
+	return md5
+}
+
+func roleMark(res *verify.Result) string {
+	switch res.Role {
+	case verify.Root:
+		return " (first)"
+	case verify.Consequence:
+		return " (conseq.)"
+	}
+	return ""
+}

@@ -1,0 +1,124 @@
+package reports
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spcheck/spcheck/verify"
+)
+
+type jUnitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Suites   []jUnitSuite `xml:"testsuite"`
+}
+
+type jUnitSuite struct {
+	Name       string          `xml:"name,attr"`
+	Tests      int             `xml:"tests,attr"`
+	Failures   int             `xml:"failures,attr"`
+	Errors     int             `xml:"errors,attr"`
+	Skipped    int             `xml:"skipped,attr"`
+	Properties []jUnitProperty `xml:"properties>property"`
+	Cases      []jUnitCase     `xml:"testcase"`
+}
+
+type jUnitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type jUnitCase struct {
+	ClassName string        `xml:"classname,attr"`
+	Name      string        `xml:"name,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *jUnitMessage `xml:"failure"`
+	Skipped   *jUnitMessage `xml:"skipped"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type jUnitMessage struct {
+	Type    string `xml:"type,attr,omitempty"`
+	Message string `xml:"message,attr"`
+	Body    string `xml:",chardata"`
+}
+
+// JUnit renders r as JUnit XML: one test case per logical tensor (class spcheck.<kind>), so CI
+// UIs list failures by tensor name. A failure's body holds its numbers, its block table and the
+// command that reproduces it.
+func JUnit(w io.Writer, r *verify.Report) error {
+	s := jUnitSuite{Name: fmt.Sprintf("spcheck compare %s vs %s", r.Ref.Dir, r.Cand.Dir)}
+	s.Properties = []jUnitProperty{
+		{"reference", traceLine(r.Ref)}, {"candidate", traceLine(r.Cand)},
+		{"reference.plan", r.Ref.Plan}, {"reference.seed", fmt.Sprint(r.Ref.Seed)},
+		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
+		{"command", r.Command}, {"verdict", headline(r)},
+	}
+	repro := strings.Join(r.Reproduce(), "\n")
+	for _, res := range r.Results {
+		c := jUnitCase{ClassName: "spcheck." + string(res.Kind), Name: res.Name, Time: "0"}
+		msg := fmt.Sprintf("%s%s: %s", res.Verdict, roleMark(res), detailLine(res))
+		switch {
+		case r.Failed(res):
+			c.Failure = &jUnitMessage{Type: string(res.Verdict), Message: msg, Body: failureBody(res, repro)}
+			s.Failures++
+		case res.Verdict == verify.Missing || res.Verdict == verify.Extra:
+			c.Skipped = &jUnitMessage{Message: msg}
+			s.Skipped++
+		default:
+			c.SystemOut = fmt.Sprintf("%s: ref md5 %s, cand md5 %s, max abs err %s", res.Verdict, res.RefMD5, res.CandMD5, num(res.MaxAbs))
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	s.Tests = len(s.Cases)
+	doc := jUnitSuites{Name: "spcheck", Tests: s.Tests, Failures: s.Failures, Skipped: s.Skipped, Suites: []jUnitSuite{s}}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+// failureBody is the plain-text explanation of one failing tensor.
+func failureBody(res *verify.Result, repro string) string {
+	var b bytes.Buffer
+	p := &printer{w: &b}
+	p.line("%s", firstLine(res))
+	p.line("%s", detailLine(res))
+	p.line("reference md5 %s, candidate md5 %s", dash(res.RefMD5), dash(res.CandMD5))
+	for _, s := range replicaLines(res) {
+		p.line("%s", s)
+	}
+	if d := res.Diagnosis; d != nil {
+		p.line("blocks (%s):", diagnosisTitle(d))
+		for _, row := range d.Rows {
+			cells := make([]string, len(row.Blocks))
+			for i, blk := range row.Blocks {
+				cells[i] = blockCell(blk)
+			}
+			p.line("  rank %s %s: %s", rowLabel(row), row.Region, strings.Join(cells, " | "))
+		}
+		if l := lostLine(d); l != "" {
+			p.line("%s", l)
+		}
+		for _, f := range d.Findings {
+			p.line("- %s", f)
+		}
+	}
+	if repro != "" {
+		p.line("reproduce:\n%s", repro)
+	}
+	return b.String()
+}

@@ -1,0 +1,547 @@
+package verify
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spcheck/spcheck/tensor"
+	"github.com/spcheck/spcheck/trace"
+)
+
+// Options tune a comparison. The zero value compares with the default tolerances.
+type Options struct {
+	// Tol overrides the relative tolerance of some dtypes (the --tol flag).
+	Tol Tolerances
+	// Depth gives a logical tensor's reduction depth where the caller knows it (e.g. the
+	// contraction length of the matmul that produced it); default tolerances scale by √depth.
+	Depth func(name string) int
+	// Rename maps framework names to logical names in both traces (the --rename file).
+	Rename *Rules
+	// AllowMissing lists tensors present in only one trace without failing on them.
+	AllowMissing bool
+	// MaxDiagnosed bounds how many failing tensors get a block diagnosis, earliest first
+	// (0 = DefaultMaxDiagnosed). The first divergence is always diagnosed.
+	MaxDiagnosed int
+	// Progress, when set, receives a progress line updated in place during long comparisons.
+	// The CLI sets it only when stderr is a terminal, so CI logs stay clean.
+	Progress io.Writer
+	// Command is the command line that reproduces this comparison; reports print it with
+	// any failure.
+	Command string
+	// Workers bounds the goroutines used (0 = GOMAXPROCS). Small traces always use one.
+	Workers int
+}
+
+// DefaultMaxDiagnosed is how many failing tensors get a block diagnosis by default: past the
+// first few, failures are consequences and their tables add length, not insight.
+const DefaultMaxDiagnosed = 16
+
+// parallelMin is the stored size of both traces below which Compare runs on the calling
+// goroutine: for the simulator's kilobyte traces a worker pool costs more than it saves.
+var parallelMin int64 = 8 << 20
+
+// md5SplitMin is the tensor size above which the candidate's MD5 is taken on its own goroutine
+// while the reference's is taken on the worker's (MD5 runs ~0.7 GB/s per core and is sequential).
+const md5SplitMin = 4 << 20
+
+// TraceInfo describes one side of a comparison.
+type TraceInfo struct {
+	Dir      string
+	World    int
+	Mesh     string
+	Producer string
+	Plan     string
+	Seed     uint64
+	Extra    map[string]string
+	Tensors  int   // logical tensors
+	Bytes    int64 // stored tensor bytes over all ranks
+}
+
+// Result is the comparison of one logical tensor.
+type Result struct {
+	Name      string
+	Kind      trace.Kind
+	Order     int
+	Verdict   Verdict
+	Role      Role // for numerical failures: the first divergence or a consequence of it
+	RefShape  []int
+	CandShape []int
+	RefDType  tensor.DType // 0 when the reference lacks the tensor
+	CandDType tensor.DType // 0 when the candidate lacks it
+	RefPlace  string
+	CandPlace string
+	RefMD5    string
+	CandMD5   string
+	RTol      float64 // the relative tolerance applied
+	Metrics
+	Ranks        []int // candidate ranks whose pieces are outside tolerance (diagnosed tensors)
+	RefReplicas  []Disagreement
+	CandReplicas []Disagreement
+	Diagnosis    *Diagnosis
+	Note         string
+
+	ref, cand *layout
+}
+
+// Region prints the bounding box of the elements outside tolerance, e.g. "[2:4, 0:2]"; "" if none.
+func (r *Result) Region() string {
+	if r.Lo == nil {
+		return ""
+	}
+	return regionString(r.Lo, r.Hi)
+}
+
+// Report is the outcome of comparing two traces.
+type Report struct {
+	Ref, Cand    TraceInfo
+	Results      []*Result // by execution order, then name
+	Command      string
+	AllowMissing bool
+	Tol          Tolerances // overrides in effect
+	Undiagnosed  int        // failing tensors past MaxDiagnosed, left without a block diagnosis
+}
+
+// Verified reports whether every tensor is identical or close (tensors in only one trace pass
+// when AllowMissing was set).
+func (r *Report) Verified() bool {
+	for _, res := range r.Results {
+		if r.Failed(res) {
+			return false
+		}
+	}
+	return true
+}
+
+// Failed reports whether res counts against verification.
+func (r *Report) Failed(res *Result) bool {
+	if res.Verdict == Missing || res.Verdict == Extra {
+		return !r.AllowMissing
+	}
+	return !res.Verdict.Passed()
+}
+
+// Count is the number of tensors with verdict v.
+func (r *Report) Count(v Verdict) int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Verdict == v {
+			n++
+		}
+	}
+	return n
+}
+
+// First returns the first divergence: the numerical failures at the earliest execution order.
+func (r *Report) First() []*Result {
+	var out []*Result
+	for _, res := range r.Results {
+		if res.Role == Root {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// Consequences counts the numerical failures after the first divergence.
+func (r *Report) Consequences() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Role == Consequence {
+			n++
+		}
+	}
+	return n
+}
+
+// Reproduce lists what re-runs this comparison: the command, then each trace's plan and seed.
+func (r *Report) Reproduce() []string {
+	var out []string
+	if r.Command != "" {
+		out = append(out, r.Command)
+	}
+	for _, side := range []struct {
+		name string
+		info TraceInfo
+	}{{"reference", r.Ref}, {"candidate", r.Cand}} {
+		if side.info.Plan == "" && side.info.Seed == 0 {
+			continue
+		}
+		s := fmt.Sprintf("%s (%s): plan '%s', seed %d", side.name, orDash(side.info.Producer), side.info.Plan, side.info.Seed)
+		out = append(out, s)
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Compare compares cand with ref tensor by tensor. The error is for bad input: a trace whose
+// pieces do not make its logical tensors (a missing shard, two ranks claiming one, shapes the
+// placement cannot make); numerical differences are verdicts in the report.
+func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
+	rl, err := layoutOf(ref, opt.Rename)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := layoutOf(cand, opt.Rename)
+	if err != nil {
+		return nil, err
+	}
+	c := &comparer{opt: opt, rl: rl, cl: cl, ref: traceInfo(rl), cand: traceInfo(cl)}
+	rep := &Report{Ref: c.ref, Cand: c.cand, Command: opt.Command, AllowMissing: opt.AllowMissing, Tol: opt.Tol}
+	pairs := pairUp(rl, cl)
+	rep.Results = make([]*Result, len(pairs))
+	err = c.forEach(pairs, func(i int, w *worker) error {
+		res, err := c.compareOne(pairs[i], w)
+		rep.Results[i] = res
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	assignRoles(rep.Results)
+	if err := c.diagnoseFailures(rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+type comparer struct {
+	opt       Options
+	rl, cl    *traceLayout
+	ref, cand TraceInfo
+}
+
+// worker holds one goroutine's reusable buffers.
+type worker struct {
+	a               assembler
+	refBuf, candBuf []byte
+	fbuf            []float64
+	candMD5, refMD5 string
+	candHash        sync.WaitGroup
+}
+
+func traceInfo(tl *traceLayout) TraceInfo {
+	m := tl.tr.Files[0].Meta
+	return TraceInfo{Dir: tl.tr.Dir, World: m.World, Mesh: m.Mesh.String(), Producer: m.Producer, Plan: m.Plan,
+		Seed: m.Seed, Extra: m.Extra, Tensors: len(tl.tensors), Bytes: tl.stored}
+}
+
+type pair struct {
+	name      string
+	order     int
+	ref, cand *layout
+}
+
+// pairUp matches logical tensors by name, in the reference's execution order (the candidate's
+// for tensors only it has).
+func pairUp(rl, cl *traceLayout) []pair {
+	var ps []pair
+	for _, l := range rl.tensors {
+		ps = append(ps, pair{name: l.name, order: l.order, ref: l, cand: cl.byName[l.name]})
+	}
+	for _, l := range cl.tensors {
+		if rl.byName[l.name] == nil {
+			ps = append(ps, pair{name: l.name, order: l.order, cand: l})
+		}
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].order != ps[j].order {
+			return ps[i].order < ps[j].order
+		}
+		return ps[i].name < ps[j].name
+	})
+	return ps
+}
+
+// forEach runs work for every pair: on the calling goroutine when the traces are small, else on
+// a pool. The error returned is the one of the earliest pair, whatever the scheduling.
+func (c *comparer) forEach(pairs []pair, work func(int, *worker) error) error {
+	total := c.rl.stored + c.cl.stored
+	n := c.opt.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	prog := newProgress(c.opt.Progress, len(pairs), total)
+	defer prog.finish()
+	if n <= 1 || len(pairs) < 2 || total < parallelMin {
+		var w worker
+		for i := range pairs {
+			if err := work(i, &w); err != nil {
+				return err
+			}
+			prog.step(pairBytes(pairs[i]))
+		}
+		return nil
+	}
+	n = min(n, len(pairs))
+	errs := make([]error, len(pairs))
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{}
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(pairs) {
+					return
+				}
+				if errs[i] = work(i, w); errs[i] != nil {
+					failed.Store(true)
+				}
+				prog.step(pairBytes(pairs[i]))
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pairBytes(p pair) int64 {
+	var n int64
+	if p.ref != nil {
+		n += p.ref.stored
+	}
+	if p.cand != nil {
+		n += p.cand.stored
+	}
+	return n
+}
+
+// compareOne rebuilds both sides of one logical tensor, hashes and compares them.
+func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
+	res := &Result{Name: p.name, Order: p.order, Metrics: Metrics{Worst: -1}, ref: p.ref, cand: p.cand}
+	refDT, candDT := dtypeOf(p.ref), dtypeOf(p.cand)
+	if refDT == 0 {
+		refDT = candDT
+	}
+	if candDT == 0 {
+		candDT = refDT
+	}
+	res.RTol = c.opt.rtolFor(p.name, refDT, candDT)
+	var refRaw, candRaw []byte
+	var err error
+	if l := p.ref; l != nil {
+		res.Kind, res.RefShape, res.RefDType, res.RefPlace = l.kind, l.shape, l.dtype, l.place.String()
+		if w.refBuf, res.RefReplicas, err = w.a.assemble(l, w.refBuf, res.RTol); err != nil {
+			return res, err
+		}
+		refRaw = w.refBuf
+	}
+	if l := p.cand; l != nil {
+		if res.Kind == "" {
+			res.Kind = l.kind
+		}
+		res.CandShape, res.CandDType, res.CandPlace = l.shape, l.dtype, l.place.String()
+		if w.candBuf, res.CandReplicas, err = w.a.assemble(l, w.candBuf, res.RTol); err != nil {
+			return res, err
+		}
+		candRaw = w.candBuf
+	}
+	res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
+	if p.ref != nil && p.cand != nil && p.ref.kind != p.cand.kind {
+		res.Note = fmt.Sprintf("kind is %s in the reference, %s in the candidate", p.ref.kind, p.cand.kind)
+	}
+	switch {
+	case p.cand == nil:
+		res.Verdict = Missing
+		return res, nil
+	case p.ref == nil:
+		res.Verdict = Extra
+		return res, nil
+	case !slices.Equal(res.RefShape, res.CandShape):
+		res.Verdict = ShapeMismatch
+		return res, nil
+	}
+	identical := refDT == candDT && bytes.Equal(refRaw, candRaw)
+	if identical {
+		res.Numel = tensor.Numel(res.RefShape)
+	} else {
+		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, &w.fbuf)
+	}
+	switch {
+	case len(res.CandReplicas) > 0 || len(res.RefReplicas) > 0:
+		res.Verdict = ReplicaMismatch
+		if len(res.CandReplicas) == 0 {
+			res.Note = joinNote(res.Note, "the reference's own copies disagree")
+		}
+	case res.NonFinite > 0:
+		res.Verdict = NonFinite
+	case identical:
+		res.Verdict = Identical
+	case res.Pass():
+		res.Verdict = Close
+	default:
+		res.Verdict = Diverged
+	}
+	return res, nil
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func dtypeOf(l *layout) tensor.DType {
+	if l == nil {
+		return 0
+	}
+	return l.dtype
+}
+
+// hashBoth takes the MD5s of the present sides, the candidate's on its own goroutine when the
+// tensor is large and the work is already spread over workers.
+func (w *worker) hashBoth(ref, cand []byte, hasRef, hasCand bool) (string, string) {
+	var rs, cs string
+	if hasRef && hasCand && len(cand) >= md5SplitMin && runtime.GOMAXPROCS(0) > 1 {
+		w.candHash.Add(1)
+		go func() {
+			defer w.candHash.Done()
+			w.candMD5 = md5Hex(cand)
+		}()
+		rs = md5Hex(ref)
+		w.candHash.Wait()
+		return rs, w.candMD5
+	}
+	if hasRef {
+		rs = md5Hex(ref)
+	}
+	if hasCand {
+		cs = md5Hex(cand)
+	}
+	return rs, cs
+}
+
+// assignRoles marks the numerical failures at the earliest execution order as the root and
+// the later ones as consequences.
+func assignRoles(results []*Result) {
+	first := -1
+	for _, res := range results {
+		if res.Verdict.Numerical() {
+			first = res.Order
+			break
+		}
+	}
+	if first < 0 {
+		return
+	}
+	for _, res := range results {
+		if !res.Verdict.Numerical() {
+			continue
+		}
+		if res.Order == first {
+			res.Role = Root
+		} else {
+			res.Role = Consequence
+		}
+	}
+}
+
+// diagnoseFailures gives the earliest numerical failures a block diagnosis.
+func (c *comparer) diagnoseFailures(rep *Report) error {
+	limit := c.opt.MaxDiagnosed
+	if limit <= 0 {
+		limit = DefaultMaxDiagnosed
+	}
+	var w worker
+	done := 0
+	for _, res := range rep.Results {
+		if !res.Verdict.Numerical() || res.Verdict == ShapeMismatch {
+			continue
+		}
+		if done >= limit && res.Role != Root {
+			rep.Undiagnosed++
+			continue
+		}
+		done++
+		var err error
+		if w.refBuf, _, err = w.a.assemble(res.ref, w.refBuf, res.RTol); err != nil {
+			return err
+		}
+		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
+			return err
+		}
+		if res.Diagnosis, err = c.diagnose(res.ref, res.cand, w.refBuf, w.candBuf, res.RTol, res.RefRMS); err != nil {
+			return err
+		}
+		for _, row := range res.Diagnosis.Rows {
+			if !row.OK() && row.Rank >= 0 && !slices.Contains(res.Ranks, row.Rank) {
+				res.Ranks = append(res.Ranks, row.Rank)
+			}
+		}
+		slices.Sort(res.Ranks)
+	}
+	return nil
+}
+
+// progress prints "compared i/n tensors (x of y)" at most every progressEvery, in place.
+type progress struct {
+	w                 io.Writer
+	mu                sync.Mutex
+	last              time.Time
+	done, total       int
+	bytes, totalBytes int64
+	printed           bool
+}
+
+const progressEvery = 200 * time.Millisecond
+
+func newProgress(w io.Writer, total int, totalBytes int64) *progress {
+	return &progress{w: w, total: total, totalBytes: totalBytes, last: time.Now()}
+}
+
+func (p *progress) step(b int64) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	p.bytes += b
+	if now := time.Now(); now.Sub(p.last) >= progressEvery {
+		p.last = now
+		p.printed = true
+		fmt.Fprintf(p.w, "\rspcheck: compared %d/%d tensors (%s of %s)", p.done, p.total, FormatBytes(p.bytes), FormatBytes(p.totalBytes))
+	}
+}
+
+func (p *progress) finish() {
+	if p.w != nil && p.printed {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+// FormatBytes prints a byte count in binary units.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
