@@ -1,28 +1,23 @@
 package oracle
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/spcheck/spcheck/internal/testenv"
 )
 
-// torchPython is Debian's interpreter, which has python3-torch (1.13); the pyenv python3 on
-// PATH has no torch.
-const torchPython = "/usr/bin/python3"
+// torchPython is Debian's interpreter, which has python3-torch (1.13).
+const torchPython = testenv.SystemPython
 
 // TestTorchReference runs oracle/torchref/torchref.py, an independent PyTorch autograd
 // implementation, on oracle traces: every loss and parameter gradient must match to its 1e-10
 // tolerance, and a trace with one gradient element off by 1e-8 (relative) must fail. Skipped
 // when torch is unavailable, unless SPCHECK_REQUIRE_TORCH=1 (CI).
 func TestTorchReference(t *testing.T) {
-	if err := exec.Command(torchPython, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("SPCHECK_REQUIRE_TORCH") == "1" {
-			t.Fatalf("SPCHECK_REQUIRE_TORCH=1 but %s cannot import torch: %v (apt-get install python3-torch)", torchPython, err)
-		}
-		t.Skipf("%s cannot import torch (%v); set SPCHECK_REQUIRE_TORCH=1 to make this an error", torchPython, err)
-	}
+	testenv.NeedTorch(t)
 	root := t.TempDir()
 	plans := map[string]string{
 		"untied-packed-d2": "mtp=2,packed=4:3:5,tied=false",

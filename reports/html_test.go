@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
@@ -58,10 +59,7 @@ func screenshot(t *testing.T, chromium, htmlPath string) (red, green int) {
 // screenshot of a failing report shows the heatmap (large red and green areas); a passing
 // report has no heatmap. Skipped where Chromium is not installed (apt-get install -y chromium).
 func TestHTMLRendersInChromium(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed (apt-get install -y chromium)")
-	}
+	chromium := testenv.Program(t, "CHROMIUM", "chromium", "apt-get install -y chromium")
 	dir := t.TempDir()
 	cases := []struct {
 		scenario verifytest.Scenario

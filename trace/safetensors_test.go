@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -14,12 +15,7 @@ import (
 // (PyPI) and checks it gets the same bytes, dtypes, shapes and metadata. It needs python3 with
 // safetensors and numpy; it is skipped without them unless SPCHECK_REQUIRE_PYTHON=1 (CI).
 func TestRealSafetensorsReadsOurFiles(t *testing.T) {
-	if err := exec.Command("python3", "-c", "import safetensors, numpy").Run(); err != nil {
-		if os.Getenv("SPCHECK_REQUIRE_PYTHON") == "1" {
-			t.Fatalf("python3 with safetensors and numpy is required (pip install safetensors numpy): %v", err)
-		}
-		t.Skip("python3 safetensors/numpy not installed")
-	}
+	testenv.Need(t, "PYTHON", testenv.PythonModules("python3", "pip install safetensors numpy", "safetensors", "numpy"))
 	w := NewWriter(Meta{World: 1, Producer: "test", Plan: "hidden=16"})
 	x := tensor.NewRNG(3, "x").NormalTensor(1, 3, 5)
 	expected := map[string]any{}

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
 
-// systemPython is Debian's interpreter, the one python3-torch installs into.
-const systemPython = "/usr/bin/python3"
+const systemPython = testenv.SystemPython
 
 // runTimeout bounds one launch of the example; it takes seconds, so this only stops a hang
 // (e.g. a P2P that never matches) from eating the whole go test timeout.
@@ -65,14 +65,7 @@ var torchMissing = sync.OnceValue(func() string {
 
 func requireTorch(t *testing.T) {
 	t.Helper()
-	msg := torchMissing()
-	if msg == "" {
-		return
-	}
-	if os.Getenv("SPCHECK_REQUIRE_TORCH") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Need(t, "TORCH", torchMissing())
 }
 
 func repoRoot(t *testing.T) string {
