@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/simulate"
+	"github.com/spcheck/spcheck/verify"
+)
+
+func init() {
+	register(&command{name: "verify", summary: "simulate a plan, run its oracle, compare them: verdict table, exit 0/1/2", run: runVerify})
+}
+
+func runVerify(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("verify", "[plan flags] [--format F] [--out FILE]\n\n"+
+		"Runs the oracle and the simulator on the plan in memory, reassembles every simulated\n"+
+		"tensor by placement and compares it with the oracle's. Exit 0: every tensor within\n"+
+		"tolerance; 1: some differ (the report names the first divergence and diagnoses it);\n"+
+		"2: bad input, or programs whose collectives do not match.", stderr)
+	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype or dtype=number pairs; default: per-dtype constants")
+	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
+	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
+	build := planFlags(fs)
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return fail(stderr, "verify", fmt.Errorf("unexpected argument %q (plan keys are flags: --tp 2 or --plan 'tp=2')", fs.Arg(0)))
+	}
+	if !validFormat(*format, reports.Formats) {
+		return fail(stderr, "verify", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
+	}
+	p, err := build()
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
+	opt := verify.Options{Command: fmt.Sprintf("spcheck verify --plan '%s'", p)}
+	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
+		return fail(stderr, "verify", err)
+	}
+	rep, err := simulate.Verify(p, opt)
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
+	if *format == "text" && *out == "" {
+		fmt.Fprintf(stdout, "--plan '%s'\n", p)
+	}
+	render := func(w io.Writer) error { return reports.Write(w, rep, *format, reports.Options{All: *all}) }
+	if err := writeReport(*out, stdout, render); err != nil {
+		return fail(stderr, "verify", err)
+	}
+	if *out != "" {
+		fmt.Fprintf(stdout, "spcheck verify: %s; report in %s\n  --plan '%s'\n", verdictWord(rep.Verified()), *out, p)
+	}
+	if !rep.Verified() {
+		return exitFailed
+	}
+	return exitOK
+}

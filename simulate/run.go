@@ -1,0 +1,118 @@
+package simulate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	goruntime "runtime"
+	"sync"
+
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/simulate/runtime"
+	"github.com/spcheck/spcheck/tensor"
+	"github.com/spcheck/spcheck/trace"
+)
+
+// Producer is the trace producer name of the simulator.
+const Producer = "simulate"
+
+// Run compiles p, executes it on CPU ranks and returns the per-rank trace (in memory).
+func Run(p plan.Plan) (*trace.Trace, error) {
+	c, err := Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	return c.Run()
+}
+
+// Run executes the programs and returns the per-rank trace.
+func (c *Compiled) Run() (*trace.Trace, error) {
+	res, err := runtime.Run(c.Programs, c.Init)
+	if err != nil {
+		return nil, err
+	}
+	files, err := c.renderTraces(res, true)
+	if err != nil {
+		return nil, err
+	}
+	return traceOf(Producer, files)
+}
+
+// TraceFiles renders each rank's traced tensors as a trace file: mesh dp × pp × mb × tp, inputs
+// stored as I64, everything else in the plan's dtype. Ranks are rendered in parallel; each
+// file's bytes depend only on its rank's tensors.
+func (c *Compiled) TraceFiles(res *runtime.Result) ([][]byte, error) {
+	return c.renderTraces(res, false)
+}
+
+// renderTraces renders every rank's file; with consume it drops each rank's tensors from res as
+// soon as they are rendered, so that a large run never holds its traced tensors and their
+// bytes in full at once.
+func (c *Compiled) renderTraces(res *runtime.Result, consume bool) ([][]byte, error) {
+	out := make([][]byte, len(res.Traces))
+	err := forRanks(len(out), func(r int) error {
+		b, err := c.traceFile(r, res.Traces[r])
+		out[r] = b
+		if consume {
+			res.Traces[r] = nil
+		}
+		return err
+	})
+	return out, err
+}
+
+func (c *Compiled) traceFile(r int, traced []runtime.Traced) ([]byte, error) {
+	prog := c.Programs[r]
+	w := trace.NewWriter(trace.Meta{Rank: r, World: prog.World, Mesh: c.l.mesh(), Coord: maps.Clone(prog.Coord),
+		Producer: Producer, Plan: c.Plan.String(), Seed: c.Plan.Seed})
+	for _, t := range traced {
+		dt := c.Plan.DType
+		if t.Tag.Kind == string(trace.Input) {
+			dt = tensor.I64
+		}
+		tm := trace.TensorMeta{Name: t.Tag.Name, Kind: trace.Kind(t.Tag.Kind), Order: t.Tag.Order, Place: t.Tag.Place,
+			Shape: t.Tag.Shape, Coord: t.Tag.Coord}
+		if err := w.Add(t.Tag.Key, tm, dt, t.T); err != nil {
+			return nil, fmt.Errorf("simulate: rank %d: %w", r, err)
+		}
+	}
+	return w.Bytes()
+}
+
+// traceOf reads rendered rank files back as a trace named dir.
+func traceOf(dir string, files [][]byte) (*trace.Trace, error) {
+	fs := make([]*trace.File, len(files))
+	err := forRanks(len(files), func(r int) error {
+		f, err := trace.Read(bytes.NewReader(files[r]), int64(len(files[r])), trace.FileName(r))
+		fs[r] = f
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return trace.New(dir, fs)
+}
+
+// forRanks calls f for every rank on GOMAXPROCS workers and returns the errors joined in rank
+// order.
+func forRanks(n int, f func(r int) error) error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(n, goruntime.GOMAXPROCS(0)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range next {
+				errs[r] = f(r)
+			}
+		}()
+	}
+	for r := 0; r < n; r++ {
+		next <- r
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,447 @@
+package runtime
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/spcheck/spcheck/simulate/ir"
+	"github.com/spcheck/spcheck/tensor"
+)
+
+// Error is a failed run: what went wrong (Kind), the ranks involved and a message naming their
+// ops and groups.
+type Error struct {
+	Kind  string // "mismatch", "deadlock", "finished", "kernel", "program"
+	Ranks []int
+	Msg   string
+}
+
+// Kinds of Error.
+const (
+	ErrMismatch = "mismatch" // a collective's or transfer's participants disagree
+	ErrDeadlock = "deadlock" // no rank can make progress
+	ErrFinished = "finished" // a rank ended while another waits for it
+	ErrKernel   = "kernel"   // a local op failed (bad shapes, bad attributes)
+	ErrProgram  = "program"  // a program is malformed or its inputs are missing
+)
+
+func (e *Error) Error() string { return "simulate: " + e.Kind + ": " + e.Msg }
+
+// Traced is one traced tensor of a rank, in program order.
+type Traced struct {
+	Tag ir.Tag
+	T   *tensor.Dense
+}
+
+// Stats counts what a run did.
+type Stats struct {
+	LocalOps    int64
+	Collectives int64 // completed collectives (counted once, not per member)
+	Transfers   int64 // completed sends
+	CommBytes   int64 // float64 payload moved: 8 × (elements sent + elements gathered/reduced per member)
+}
+
+// Result is every rank's traced tensors.
+type Result struct {
+	Traces [][]Traced // [rank]
+	Stats  Stats
+}
+
+// Run executes one program per rank (progs[r].Rank == r), each starting from its init symbols.
+func Run(progs []*ir.Program, init []map[string]*tensor.Dense) (*Result, error) {
+	if err := checkPrograms(progs, init); err != nil {
+		return nil, err
+	}
+	c := newCoordinator(progs)
+	res := &Result{Traces: make([][]Traced, len(progs))}
+	var wg sync.WaitGroup
+	for r := range progs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res.Traces[r] = c.runRank(r, init[r])
+		}()
+	}
+	wg.Wait()
+	if c.err != nil {
+		return nil, c.err
+	}
+	res.Stats = c.stats
+	res.Stats.LocalOps = c.localOps.Load()
+	return res, nil
+}
+
+func checkPrograms(progs []*ir.Program, init []map[string]*tensor.Dense) error {
+	if len(progs) == 0 || len(init) != len(progs) {
+		return &Error{Kind: ErrProgram, Msg: fmt.Sprintf("%d programs and %d init tables", len(progs), len(init))}
+	}
+	for r, p := range progs {
+		if p.Rank != r || p.World != len(progs) {
+			return &Error{Kind: ErrProgram, Ranks: []int{r}, Msg: fmt.Sprintf("program %d says rank %d of world %d; %d programs given", r, p.Rank, p.World, len(progs))}
+		}
+		if err := p.Validate(); err != nil {
+			return &Error{Kind: ErrProgram, Ranks: []int{r}, Msg: err.Error()}
+		}
+		for _, s := range p.Inputs {
+			if init[r][s] == nil {
+				return &Error{Kind: ErrProgram, Ranks: []int{r}, Msg: fmt.Sprintf("rank %d: input %q missing from its init table", r, s)}
+			}
+		}
+	}
+	return nil
+}
+
+// pending is a rank blocked in a collective or p2p batch.
+type pending struct {
+	op    *ir.Op
+	index int
+	in    *tensor.Dense   // collective input (nil for a non-root broadcast)
+	sent  []*tensor.Dense // p2p: the tensor of each send (nil for receives)
+	done  []bool          // p2p: per transfer
+	out   []*tensor.Dense // collective: [result]; p2p: per transfer, the received tensor
+	ok    bool            // completed
+}
+
+type rankState struct {
+	wake     chan struct{}
+	pend     *pending
+	finished bool
+}
+
+type coordinator struct {
+	progs    []*ir.Program
+	mu       sync.Mutex
+	ranks    []*rankState
+	running  int
+	err      error
+	failed   atomic.Bool
+	stats    Stats
+	localOps atomic.Int64
+}
+
+func newCoordinator(progs []*ir.Program) *coordinator {
+	c := &coordinator{progs: progs, ranks: make([]*rankState, len(progs)), running: len(progs)}
+	for r := range c.ranks {
+		c.ranks[r] = &rankState{wake: make(chan struct{}, 1)}
+	}
+	return c
+}
+
+// runRank executes rank r's program and returns what it traced.
+func (c *coordinator) runRank(r int, init map[string]*tensor.Dense) (traced []Traced) {
+	p := c.progs[r]
+	syms := make(map[string]*tensor.Dense, len(p.Inputs))
+	for _, s := range p.Inputs {
+		syms[s] = init[s]
+	}
+	i := 0
+	defer func() {
+		if v := recover(); v != nil {
+			msg := fmt.Sprintf("rank %d op %d %s: %v", r, i, p.Ops[i].String(), v)
+			if _, isShape := v.(*tensor.ShapeError); !isShape {
+				msg += "\n" + string(debug.Stack()) // not a caller's shape error: a bug in a kernel
+			}
+			c.fail(&Error{Kind: ErrKernel, Ranks: []int{r}, Msg: msg})
+			traced = nil
+		}
+	}()
+	for i = range p.Ops {
+		if c.failed.Load() {
+			return nil
+		}
+		op := &p.Ops[i]
+		if err := c.step(r, i, op, syms, &traced); err != nil {
+			c.fail(err)
+			return nil
+		}
+	}
+	c.finish(r)
+	return traced
+}
+
+func (c *coordinator) step(r, i int, op *ir.Op, syms map[string]*tensor.Dense, traced *[]Traced) error {
+	in := make([]*tensor.Dense, len(op.In))
+	for k, s := range op.In {
+		in[k] = syms[s]
+	}
+	switch ir.Specs[op.Op].Class {
+	case ir.Local:
+		out, err := Kernels[op.Op](in, op.Attr)
+		if err != nil {
+			return &Error{Kind: ErrKernel, Ranks: []int{r}, Msg: fmt.Sprintf("rank %d op %d %s: %v", r, i, op.String(), err)}
+		}
+		c.localOps.Add(1)
+		bind(syms, op.Out, out)
+	case ir.Meta:
+		if op.Op == ir.OpTrace {
+			*traced = append(*traced, Traced{Tag: *op.Trace, T: in[0]})
+		} else {
+			for _, s := range op.In {
+				delete(syms, s)
+			}
+		}
+	case ir.Collective:
+		pd := &pending{op: op, index: i}
+		if len(in) > 0 {
+			pd.in = in[0]
+		}
+		if err := c.block(r, pd); err != nil {
+			return err
+		}
+		bind(syms, op.Out, pd.out)
+	case ir.PointToPoint:
+		pd := &pending{op: op, index: i, sent: make([]*tensor.Dense, len(op.P2P)), done: make([]bool, len(op.P2P)), out: make([]*tensor.Dense, len(op.P2P))}
+		for k, t := range op.P2P {
+			if t.Send {
+				pd.sent[k] = syms[t.Sym]
+			}
+		}
+		if err := c.block(r, pd); err != nil {
+			return err
+		}
+		for k, t := range op.P2P {
+			if !t.Send {
+				syms[t.Sym] = pd.out[k]
+			}
+		}
+	}
+	return nil
+}
+
+func bind(syms map[string]*tensor.Dense, names []string, ts []*tensor.Dense) {
+	for k, s := range names {
+		syms[s] = ts[k]
+	}
+}
+
+// fail records the first error and wakes every blocked rank.
+func (c *coordinator) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(err)
+}
+
+func (c *coordinator) failLocked(err error) {
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	c.failed.Store(true)
+	for _, s := range c.ranks {
+		if s.pend != nil && !s.pend.ok {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// block parks rank r in pd until pd completes or the run fails.
+func (c *coordinator) block(r int, pd *pending) error {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
+	c.ranks[r].pend = pd
+	c.running--
+	if err := c.progress(r); err != nil {
+		c.failLocked(err)
+	} else if err := c.checkStuck(); err != nil {
+		c.failLocked(err)
+	}
+	c.mu.Unlock()
+	<-c.ranks[r].wake
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ranks[r].pend = nil
+	if !pd.ok {
+		return c.err
+	}
+	return nil
+}
+
+// complete marks rank r's pending op done and lets it run.
+func (c *coordinator) complete(r int) {
+	s := c.ranks[r]
+	s.pend.ok = true
+	c.running++
+	select { // a rank holds at most one wake-up: it is blocked in exactly one op
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *coordinator) finish(r int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ranks[r].finished = true
+	c.running--
+	if err := c.checkStuck(); err != nil {
+		c.failLocked(err)
+	}
+}
+
+// progress completes whatever rank r's newly posted op allows.
+func (c *coordinator) progress(r int) error {
+	pd := c.ranks[r].pend
+	if pd.op.Op == ir.OpP2P {
+		return c.progressP2P(r)
+	}
+	g := pd.op.Group
+	members := make([]*pending, len(g.Ranks))
+	for k, m := range g.Ranks {
+		q := c.ranks[m].pend
+		if q == nil || q.ok || q.op.Group == nil || q.op.Group.Key() != g.Key() {
+			return nil // not every member is here yet
+		}
+		members[k] = q
+	}
+	outs, err := c.collective(g, members)
+	if err != nil {
+		return err
+	}
+	for k, m := range g.Ranks {
+		members[k].out = []*tensor.Dense{outs[k]}
+		c.complete(m)
+	}
+	return nil
+}
+
+// progressP2P matches rank r's open transfers with its peers' open transfers, pairwise in
+// issue order.
+func (c *coordinator) progressP2P(r int) error {
+	pd := c.ranks[r].pend
+	for k, t := range pd.op.P2P {
+		if pd.done[k] {
+			continue
+		}
+		q := c.ranks[t.Peer].pend
+		if q == nil || q.ok || q.op.Op != ir.OpP2P {
+			continue
+		}
+		j := firstOpen(q, r, !t.Send)
+		if j < 0 {
+			continue
+		}
+		send, recv, sk, rk, sr, rr := pd, q, k, j, r, t.Peer
+		if !t.Send {
+			send, recv, sk, rk, sr, rr = q, pd, j, k, t.Peer, r
+		}
+		if err := c.transfer(send, sk, sr, recv, rk, rr); err != nil {
+			return err
+		}
+		if allDone(q) {
+			c.complete(t.Peer)
+		}
+	}
+	if allDone(pd) {
+		c.complete(r)
+	}
+	return nil
+}
+
+// firstOpen is the index of q's first unfinished transfer with peer r in the given direction.
+func firstOpen(q *pending, r int, send bool) int {
+	for j, u := range q.op.P2P {
+		if !q.done[j] && u.Peer == r && u.Send == send {
+			return j
+		}
+	}
+	return -1
+}
+
+func allDone(pd *pending) bool {
+	for _, d := range pd.done {
+		if !d {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *coordinator) transfer(send *pending, sk, sr int, recv *pending, rk, rr int) error {
+	st, rt := send.op.P2P[sk], recv.op.P2P[rk]
+	x := send.sent[sk]
+	if !tensor.SameShape(st.Shape, rt.Shape) || !tensor.SameShape(x.Shape, st.Shape) {
+		return &Error{Kind: ErrMismatch, Ranks: []int{sr, rr}, Msg: fmt.Sprintf(
+			"p2p shape mismatch: rank %d op %d %s holds %v; rank %d op %d %s expects %v",
+			sr, send.index, st, x.Shape, rr, recv.index, rt, rt.Shape)}
+	}
+	recv.out[rk] = x.Clone()
+	send.done[sk], recv.done[rk] = true, true
+	c.stats.Transfers++
+	c.stats.CommBytes += 8 * int64(x.Numel())
+	return nil
+}
+
+// checkStuck fails the run when no rank can move: a blocked op that waits on a finished rank,
+// or every unfinished rank blocked.
+func (c *coordinator) checkStuck() error {
+	var blocked []int
+	for r, s := range c.ranks {
+		if s.pend != nil && !s.pend.ok {
+			blocked = append(blocked, r)
+			if err := c.waitsOnFinished(r); err != nil {
+				return err
+			}
+		}
+	}
+	if c.running > 0 || len(blocked) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("no rank can make progress:")
+	for _, r := range blocked {
+		pd := c.ranks[r].pend
+		fmt.Fprintf(&b, "\n  rank %d waits at op %d %s", r, pd.index, pd.op.String())
+	}
+	if s := sendSendPairs(c, blocked); s != "" {
+		b.WriteString("\n  " + s)
+	}
+	return &Error{Kind: ErrDeadlock, Ranks: blocked, Msg: b.String()}
+}
+
+func (c *coordinator) waitsOnFinished(r int) error {
+	pd := c.ranks[r].pend
+	var peers []int
+	if pd.op.Group != nil {
+		peers = pd.op.Group.Ranks
+	}
+	for k, t := range pd.op.P2P {
+		if !pd.done[k] {
+			peers = append(peers, t.Peer)
+		}
+	}
+	for _, q := range peers {
+		if c.ranks[q].finished {
+			return &Error{Kind: ErrFinished, Ranks: []int{q, r}, Msg: fmt.Sprintf(
+				"rank %d finished its program while rank %d waits for it at op %d %s", q, r, pd.index, pd.op.String())}
+		}
+	}
+	return nil
+}
+
+// sendSendPairs names pairs of blocked ranks that each send to the other and neither receives
+// from the other: the classic mismatched pipeline hand-off.
+func sendSendPairs(c *coordinator, blocked []int) string {
+	opens := func(r, peer int, send bool) bool {
+		pd := c.ranks[r].pend
+		return pd.op.Op == ir.OpP2P && firstOpen(pd, peer, send) >= 0
+	}
+	var pairs []string
+	for _, a := range blocked {
+		for _, b := range blocked {
+			if a < b && opens(a, b, true) && opens(b, a, true) && !opens(a, b, false) && !opens(b, a, false) {
+				pairs = append(pairs, fmt.Sprintf("ranks %d and %d both send to each other and neither receives", a, b))
+			}
+		}
+	}
+	sort.Strings(pairs)
+	return strings.Join(pairs, "; ")
+}

@@ -1,0 +1,47 @@
+package simtest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/simulate"
+	"github.com/spcheck/spcheck/verify"
+)
+
+// Command is the command line that reproduces a simulator check of p.
+func Command(p plan.Plan) string { return fmt.Sprintf("spcheck verify --plan '%s'", p) }
+
+// Check runs p through the oracle and the simulator and compares them. It returns nil when
+// every reassembled tensor is within tolerance, else an error listing the first failures and
+// the command that reproduces them.
+func Check(p plan.Plan) error {
+	rep, err := simulate.Verify(p, verify.Options{Command: Command(p)})
+	if err != nil {
+		return fmt.Errorf("%v\n  reproduce: %s", err, Command(p))
+	}
+	if rep.Verified() {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "plan %s: %d tensors fail", p, failures(rep))
+	shown := 0
+	for _, r := range rep.Results {
+		if rep.Failed(r) && shown < 8 {
+			fmt.Fprintf(&b, "\n  %-40s %-16s order %d max rel %.3g", r.Name, r.Verdict, r.Order, r.MaxRel)
+			shown++
+		}
+	}
+	fmt.Fprintf(&b, "\n  reproduce: %s", Command(p))
+	return fmt.Errorf("%s", b.String())
+}
+
+func failures(rep *verify.Report) int {
+	n := 0
+	for _, r := range rep.Results {
+		if rep.Failed(r) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,29 @@
+package simtest
+
+import (
+	"testing"
+
+	"github.com/spcheck/spcheck/plan"
+)
+
+// TestEdgePlans: the corners of the layout, each on its own.
+func TestEdgePlans(t *testing.T) {
+	for _, c := range []struct{ plan, reason string }{
+		{"tp=4,heads=4,hidden=8,ffn=8,vocab=3", "TP ranks with no real vocab row: their logits are all padding"},
+		{"tp=4,heads=4,hidden=8,ffn=8,seq=1,sp=megatron,mtp=2", "one token under SP: three of four TP ranks hold only sequence padding"},
+		{"tp=4,heads=4,hidden=8,ffn=8,seq=2,sp=vllm,pp=2,mtp=1", "vLLM SP with padded rows crossing a pipeline boundary"},
+		{"pp=4,layers=4,microbatches=4,batch=4,schedule=1f1b,tied=true,mtp=0", "1F1B with as many micro-batches as stages, tied head on the last stage"},
+		{"pp=3,layers=3,microbatches=1,schedule=1f1b", "1F1B with fewer micro-batches than stages"},
+		{"pp=2,partial_p2p=true,hidden=6,heads=3,ffn=6,seq=3,batch=1", "partial P2P asked for with tp=1: nothing to split, full sends"},
+		{"tp=4,heads=4,hidden=8,ffn=8,seq=3,batch=1,pp=2,partial_p2p=true,schedule=gpipe,microbatches=1", "partial P2P over 4 TP ranks (24 elements, 6 per chunk)"},
+		{"dp=2,microbatches=2,batch=4,mtp=2,mtp_lambda=0", "MTP with λ = 0: the depths' grads are zero"},
+	} {
+		p, err := plan.Parse(c.plan)
+		if err != nil {
+			t.Fatalf("%s: %v", c.reason, err)
+		}
+		if err := Check(p); err != nil {
+			t.Errorf("%s: %v", c.reason, err)
+		}
+	}
+}

@@ -1,0 +1,249 @@
+package simulate
+
+import (
+	"bytes"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/synctest"
+
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/simulate/ir"
+	simrt "github.com/spcheck/spcheck/simulate/runtime"
+	"github.com/spcheck/spcheck/verify"
+)
+
+func mustParse(t *testing.T, s string) plan.Plan {
+	t.Helper()
+	p, err := plan.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// traceBytes compiles and runs p and returns every rank's trace file.
+func traceBytes(t *testing.T, p plan.Plan) [][]byte {
+	t.Helper()
+	c, err := Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := simrt.Run(c.Programs, c.Init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := c.TraceFiles(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestDeterministicAcrossGOMAXPROCS: the same plan and seed give byte-identical traces whether
+// the ranks' goroutines run on one thread or several.
+func TestDeterministicAcrossGOMAXPROCS(t *testing.T) {
+	p := mustParse(t, "tp=2,pp=2,dp=2,sp=vllm,microbatches=2,batch=4,mtp=2,packed=3:5,hidden=32,heads=4,ffn=64,seq=8,vocab=37")
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	one := traceBytes(t, p)
+	runtime.GOMAXPROCS(max(2, prev))
+	many := traceBytes(t, p)
+	for r := range one {
+		if !bytes.Equal(one[r], many[r]) {
+			t.Errorf("rank %d: trace differs between GOMAXPROCS=1 and %d", r, max(2, prev))
+		}
+	}
+}
+
+// rewriteRank rewrites one rank's program with f.
+func rewriteRank(c *Compiled, rank int, f func(o ir.Op) ([]ir.Op, bool)) {
+	ir.Rewrite(c.Programs[rank], f)
+}
+
+// TestMismatchedProgramsFailFast: a pipeline stage that sends where its peer also sends, and a
+// TP rank that skips a gradient all-reduce, fail with errors naming ranks, ops and groups, and
+// never hang.
+func TestMismatchedProgramsFailFast(t *testing.T) {
+	p := mustParse(t, "tp=2,pp=2,sp=megatron,microbatches=2,mtp=1")
+	cases := []struct {
+		reason string
+		broken func(c *Compiled)
+		kind   string
+		want   []string
+	}{
+		{"stage 1 sends to stage 0 where it should receive, while stage 0 sends to it", func(c *Compiled) {
+			done := false
+			rewriteRank(c, 2, func(o ir.Op) ([]ir.Op, bool) {
+				if done || o.Role != RoleRecvForward {
+					return nil, false
+				}
+				done = true
+				recv := o.P2P[0]
+				send := ir.Op{Op: ir.OpP2P, Role: "bug.send_instead_of_recv",
+					P2P: []ir.Transfer{{Send: true, Peer: recv.Peer, Sym: recv.Sym, Shape: recv.Shape}}}
+				zeros := ir.Op{Op: ir.OpZeros, Out: []string{recv.Sym}, Attr: ir.Attrs{Ints: map[string][]int{"shape": recv.Shape}}}
+				return []ir.Op{zeros, send}, true
+			})
+		}, simrt.ErrDeadlock, []string{"ranks 0 and 2 both send to each other and neither receives", "rank 2 waits at op", "bug.send_instead_of_recv"}},
+		{"TP rank 1 skips the SP norm-grad all-reduce", func(c *Compiled) {
+			done := false
+			rewriteRank(c, 1, func(o ir.Op) ([]ir.Op, bool) {
+				if done || o.Role != RoleGradTPSum {
+					return nil, false
+				}
+				done = true
+				return []ir.Op{{Op: ir.OpCopy, In: o.In, Out: o.Out}}, true
+			})
+		}, simrt.ErrFinished, []string{"rank 1 finished its program while rank 0 waits for it at op", "all_reduce(sum) tp[0 1]", "(grad.tp_sum)"}},
+		{"TP rank 1 all-reduces the embedding where rank 0 reduce-scatters it", func(c *Compiled) {
+			done := false
+			rewriteRank(c, 1, func(o ir.Op) ([]ir.Op, bool) {
+				if done || o.Role != RoleEmbedReduce {
+					return nil, false
+				}
+				done = true
+				o.Op, o.Attr = ir.OpAllReduce, ir.Attrs{Strs: map[string]string{"reduce": ir.ReduceSum}}
+				return []ir.Op{o}, true
+			})
+		}, simrt.ErrMismatch, []string{"collective mismatch on group tp[0 1]: the members issued different collectives", "rank 0 op", "reduce_scatter(dim=1) tp[0 1]", "rank 1 op", "all_reduce(sum) tp[0 1]", "(tp.embedding.reduce)"}},
+	}
+	for _, c := range cases {
+		synctest.Test(t, func(t *testing.T) {
+			comp, err := Compile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.broken(comp)
+			_, err = comp.Run()
+			var e *simrt.Error
+			if !errors.As(err, &e) || e.Kind != c.kind {
+				t.Fatalf("%s: got %v, want a %s error", c.reason, err, c.kind)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: error does not say %q:\n%v", c.reason, w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestEmitRoundTrip: programs and starting tensors written with WriteDir and read back with
+// ReadDir (what cuda/ will execute) run to the very same trace bytes.
+func TestEmitRoundTrip(t *testing.T) {
+	p := mustParse(t, "tp=2,pp=2,sp=vllm,microbatches=2,mtp=1,partial_p2p=true,vocab=37,seq=7")
+	c, err := Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := c.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	progs, init, err := ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := simrt.Run(progs, init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.TraceFiles(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := traceBytes(t, p)
+	for r := range want {
+		if !bytes.Equal(got[r], want[r]) {
+			t.Errorf("rank %d: the emitted programs give a different trace", r)
+		}
+	}
+}
+
+// TestUsePartial: partial P2P only for tensors replicated over TP whose size divides by tp; a
+// full send otherwise (the frameworks' fallback and the SP guard).
+func TestUsePartial(t *testing.T) {
+	on := newLayout(mustParse(t, "tp=2,pp=2,partial_p2p=true"))
+	off := newLayout(mustParse(t, "tp=2,pp=2"))
+	cases := []struct {
+		reason string
+		l      *layout
+		v      *val
+		want   bool
+	}{
+		{"replicated, 8 elements over 2 ranks", on, &val{shape: []int{1, 2, 4}, pl: rep}, true},
+		{"replicated, 15 elements: full-send fallback", on, &val{shape: []int{1, 3, 5}, pl: rep}, false},
+		{"a sequence shard differs across TP: the guard", on, &val{shape: []int{1, 2, 4}, pl: shrd, dim: 1}, false},
+		{"a partial sum differs across TP", on, &val{shape: []int{1, 2, 4}, pl: part}, false},
+		{"the plan does not ask for it", off, &val{shape: []int{1, 2, 4}, pl: rep}, false},
+	}
+	for _, c := range cases {
+		if got := newBuilder(c.l, 0).usePartial(c.v); got != c.want {
+			t.Errorf("%s: usePartial = %v, want %v", c.reason, got, c.want)
+		}
+	}
+}
+
+// TestVariantHook: a bug variant registered as a program rewrite (here vLLM's residual sliced
+// at offset 0 on every TP rank, seed 002) is applied when the plan names it, and the verifier
+// sees the divergence start at the first fused add after a stage's unsharded first norm.
+func TestVariantHook(t *testing.T) {
+	RegisterVariant(Variant{Name: "simulate-test.residual-at-zero", Summary: "rank-unaware residual slice",
+		Programs: func(c *Compiled) error {
+			for _, prog := range c.Programs {
+				ir.Rewrite(prog, func(o ir.Op) ([]ir.Op, bool) {
+					if o.Role != RoleResidualSlice {
+						return nil, false
+					}
+					o.Attr.Ints = map[string][]int{"dim": o.Attr.Ints["dim"], "start": {0}, "len": o.Attr.Ints["len"]}
+					return []ir.Op{o}, true
+				})
+			}
+			return nil
+		}})
+	p := mustParse(t, "tp=2,pp=2,sp=vllm,mtp=0,bug=simulate-test.residual-at-zero")
+	rep, err := Verify(p, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verified() {
+		t.Fatal("the rank-unaware slice went unnoticed")
+	}
+	first := rep.First()
+	if len(first) == 0 || first[0].Name != "act/layers.1.attn_residual" {
+		t.Errorf("first divergence %v, want act/layers.1.attn_residual", first)
+	}
+	if c, err := Compile(p); err != nil || !strings.Contains(c.Programs[0].Plan, "bug=simulate-test.residual-at-zero") {
+		t.Errorf("the programs do not carry the plan string with its bug: %v", err)
+	}
+	if _, err := Compile(mustParse(t, "bug=no-such-bug")); err == nil || !strings.Contains(err.Error(), "simulate-test.residual-at-zero") {
+		t.Errorf("an unknown bug name: %v (want an error listing the known ones)", err)
+	}
+}
+
+// TestScheduleInvariance: GPipe and 1F1B give bit-identical tensors (backwards run in
+// micro-batch order under both, so every gradient accumulates in the same order).
+func TestScheduleInvariance(t *testing.T) {
+	base := "tp=2,pp=3,layers=3,dp=2,batch=8,microbatches=4,sp=megatron,mtp=1,partial_p2p=true"
+	a, err := Run(mustParse(t, base+",schedule=gpipe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(mustParse(t, base+",schedule=1f1b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify.Compare(a, b, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.Count(verify.Identical); n != len(rep.Results) {
+		for _, r := range rep.Results {
+			if r.Verdict != verify.Identical {
+				t.Errorf("%s: %s under 1F1B vs GPipe", r.Name, r.Verdict)
+			}
+		}
+	}
+}
