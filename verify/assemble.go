@@ -192,13 +192,13 @@ func (a *assembler) checkCopies(l *layout, c *cell, repReal []byte, box []int, r
 		qb := a.compact2
 		g := -1
 		for i, lead := range leaders {
-			if bytes.Equal(lead, qb) || compareRaw(l.dtype, lead, l.dtype, qb, box, rtol, &a.fbuf).Pass() {
+			if bytes.Equal(lead, qb) || compareRaw(l.dtype, lead, l.dtype, qb, box, rtol, 0, &a.fbuf).Pass() {
 				g = i
 				break
 			}
 		}
 		if !bytes.Equal(repReal, qb) {
-			m := compareRaw(l.dtype, repReal, l.dtype, qb, box, rtol, &a.fbuf)
+			m := compareRaw(l.dtype, repReal, l.dtype, qb, box, rtol, 0, &a.fbuf)
 			maxAbs = max(maxAbs, m.MaxAbs)
 			if m.NonFinite > 0 {
 				maxAbs = math.Inf(1)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
@@ -210,6 +211,9 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.recheckTinyTensors(pairs, rep); err != nil {
+		return nil, err
+	}
 	assignRoles(rep.Results)
 	if err := c.diagnoseFailures(rep); err != nil {
 		return nil, err
@@ -218,9 +222,86 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 }
 
 type comparer struct {
-	opt       Options
-	rl, cl    *traceLayout
-	ref, cand TraceInfo
+	opt        Options
+	rl, cl     *traceLayout
+	ref, cand  TraceInfo
+	kindFloors map[trace.Kind]float64 // set after the first pass; see recheckTinyTensors
+}
+
+// KindFloorFraction sets the smallest absolute floor of a tensor's tolerance: this fraction of
+// the median rms of the tensors of its kind. A tensor that is mathematically zero (dL/dq when a
+// packed sequence repeats its first token) holds only rounding noise, ~1e-18 in float64, on both
+// sides; measured against its own rms that noise looks like an O(1) error. Against its kind's
+// scale it is noise again, while an O(1) corruption of a genuinely small tensor (a ×2 of values
+// 1e-6 beside grads of 1e-2) is still 1e+4× over a 1e-10 tolerance.
+const KindFloorFraction = 1e-3
+
+// recheckTinyTensors re-measures diverged tensors whose own rms is below their kind's floor,
+// with that floor. The kind scale comes from the first pass's results, so it is the same
+// whatever the scheduling. It costs nothing unless a finite tensor diverged.
+func (c *comparer) recheckTinyTensors(pairs []pair, rep *Report) error {
+	var w worker
+	suspects := map[trace.Kind]bool{}
+	for _, res := range rep.Results {
+		if res.Verdict == Diverged && res.NonFinite == 0 {
+			suspects[res.Kind] = true
+		}
+	}
+	if len(suspects) == 0 {
+		return nil
+	}
+	if err := c.measureIdentical(rep, suspects, &w); err != nil {
+		return err
+	}
+	c.kindFloors = kindFloors(rep.Results)
+	for i, res := range rep.Results {
+		if res.Verdict != Diverged || res.NonFinite > 0 || res.RefRMS >= c.kindFloors[res.Kind] {
+			continue
+		}
+		again, err := c.compareOne(pairs[i], &w)
+		if err != nil {
+			return err
+		}
+		rep.Results[i] = again
+	}
+	return nil
+}
+
+// measureIdentical fills in the rms of identical tensors of the given kinds (the first pass
+// skips measuring what is bitwise equal), so that they count in their kind's scale.
+func (c *comparer) measureIdentical(rep *Report, kinds map[trace.Kind]bool, w *worker) error {
+	for _, res := range rep.Results {
+		if res.Verdict != Identical || !kinds[res.Kind] || res.ref == nil {
+			continue
+		}
+		var err error
+		if w.refBuf, _, err = w.a.assemble(res.ref, w.refBuf, res.RTol); err != nil {
+			return err
+		}
+		dt := dtypeOf(res.ref)
+		sum, finite := sumSquares(dt, w.refBuf, growFloats(w.fbuf, decodeChunk))
+		if finite > 0 {
+			res.RefRMS = math.Sqrt(sum / float64(finite))
+		}
+	}
+	return nil
+}
+
+// kindFloors is KindFloorFraction × the median rms of the compared (not identical) tensors of
+// each kind.
+func kindFloors(results []*Result) map[trace.Kind]float64 {
+	rms := map[trace.Kind][]float64{}
+	for _, r := range results {
+		if r.RefRMS > 0 && !math.IsInf(r.RefRMS, 0) {
+			rms[r.Kind] = append(rms[r.Kind], r.RefRMS)
+		}
+	}
+	floors := map[trace.Kind]float64{}
+	for k, v := range rms {
+		slices.Sort(v)
+		floors[k] = KindFloorFraction * v[len(v)/2]
+	}
+	return floors
 }
 
 // worker holds one goroutine's reusable buffers.
@@ -376,7 +457,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	if identical {
 		res.Numel = tensor.Numel(res.RefShape)
 	} else {
-		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, &w.fbuf)
+		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, c.kindFloors[res.Kind], &w.fbuf)
 	}
 	switch {
 	case len(res.CandReplicas) > 0 || len(res.RefReplicas) > 0:
@@ -482,7 +563,7 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
 			return err
 		}
-		if res.Diagnosis, err = c.diagnose(res.ref, res.cand, w.refBuf, w.candBuf, res.RTol, res.RefRMS); err != nil {
+		if res.Diagnosis, err = c.diagnose(res.ref, res.cand, w.refBuf, w.candBuf, res.RTol, res.Floor); err != nil {
 			return err
 		}
 		for _, row := range res.Diagnosis.Rows {

@@ -17,7 +17,8 @@ type Metrics struct {
 	NonFinite int     // positions where NaN/Inf do not agree
 	TolUnits  float64 // worst |cand − ref| / (rtol·(|ref| + rms(ref))); +Inf for non-finite
 	Worst     int     // flat index of the worst element, -1 if none differs
-	RefRMS    float64 // rms of the finite reference values: the tolerance's absolute floor
+	RefRMS    float64 // rms of the finite reference values
+	Floor     float64 // the tolerance's absolute floor: max(RefRMS, the kind's floor)
 	Lo, Hi    []int   // bounding box [Lo, Hi) of the elements outside tolerance; nil if none
 }
 
@@ -86,7 +87,8 @@ func sumSquares(d tensor.DType, raw []byte, buf []float64) (sum float64, finite 
 
 // compareRaw measures cand against ref, both raw canonical bytes of a tensor of the given shape.
 // scratch is reused between calls (grown as needed; nil allocates).
-func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape []int, rtol float64, scratch *[]float64) Metrics {
+// kindFloor is a lower bound for the absolute floor (see KindFloorFraction); 0 for none.
+func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape []int, rtol, kindFloor float64, scratch *[]float64) Metrics {
 	n := tensor.Numel(shape)
 	chunkLen := min(decodeChunk, max(n, 1)) // tiny tensors get tiny scratch
 	var buf []float64
@@ -105,6 +107,7 @@ func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape
 	if finite > 0 {
 		m.RefRMS = math.Sqrt(sumSqRef / float64(finite))
 	}
+	m.Floor = max(m.RefRMS, kindFloor)
 	var sumSqDiff float64
 	var strides []int
 	for at := 0; at < n; at += chunkLen {
@@ -135,7 +138,7 @@ func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape
 				m.MaxRel = ad / ar
 			}
 			sumSqDiff += float64(ad * ad)
-			tol := rtol * (ar + m.RefRMS)
+			tol := rtol * (ar + m.Floor)
 			if ad > tol {
 				m.outside(idx, ad/tol, shape, &strides)
 			} else if ad > m.TolUnits*tol {

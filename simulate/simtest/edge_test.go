@@ -17,6 +17,8 @@ func TestEdgePlans(t *testing.T) {
 		{"pp=2,partial_p2p=true,hidden=6,heads=3,ffn=6,seq=3,batch=1", "partial P2P asked for with tp=1: nothing to split, full sends"},
 		{"tp=4,heads=4,hidden=8,ffn=8,seq=3,batch=1,pp=2,partial_p2p=true,schedule=gpipe,microbatches=1", "partial P2P over 4 TP ranks (24 elements, 6 per chunk)"},
 		{"dp=2,microbatches=2,batch=4,mtp=2,mtp_lambda=0", "MTP with λ = 0: the depths' grads are zero"},
+		{"tp=2,pp=2,dp=2,sp=vllm,packed=2:3,hidden=8,heads=2,layers=3,ffn=16,vocab=17,seq=5,batch=2,seed=20250",
+			"a packed sequence starting with a repeated token: dL/dq is exactly zero, only rounding noise on both sides (verify.KindFloorFraction)"},
 	} {
 		p, err := plan.Parse(c.plan)
 		if err != nil {
