@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spcheck/spcheck/cuda/gputraces"
+	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/simulate"
+	"github.com/spcheck/spcheck/verify"
+)
+
+func init() {
+	register(&command{name: "gpu", summary: "run a plan on real GPUs with cuda/'s executor and verify it against the oracle", run: runGPU})
+}
+
+func runGPU(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("gpu", "[plan flags] --exec cuda/build/spexec --work DIR [--gpus N]\n\n"+
+		"In one step: compiles the plan and emits its per-rank programs and starting tensors\n"+
+		"(DIR/emit, as 'spcheck plan --emit'), runs them on the visible GPUs with the CUDA/NCCL\n"+
+		"executor (DIR/cuda: one trace file per rank), writes the oracle's trace (DIR/oracle) and\n"+
+		"compares the two. The plan's dtype must be fp32 or bf16. Exit 0: every tensor within\n"+
+		"tolerance; 1: some differ, or the executor failed (its message names the rank and op);\n"+
+		"2: bad input.", stderr)
+	execPath := fs.String("exec", "cuda/build/spexec", "the executor binary (make -C cuda)")
+	work := fs.String("work", "", "working directory for the emitted plan and both traces (created)")
+	gpus := fs.Int("gpus", 0, "GPUs to use (0: every visible one); more ranks than GPUs share them")
+	timeout := fs.Float64("timeout", 120, "seconds after which a collective that never completes aborts the run")
+	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: each dtype's tolerance scaled by √(the run's chain of rounded ops), see cuda/gputraces.VerifyOptions")
+	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	var extra multiFlag
+	fs.Var(&extra, "extra", "KEY=VALUE recorded in every trace file's Meta.Extra (repeatable)")
+	build := planFlags(fs)
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return fail(stderr, "gpu", fmt.Errorf("unexpected argument %q (plan keys are flags: --tp 2 or --plan 'tp=2')", fs.Arg(0)))
+	}
+	if *work == "" {
+		return fail(stderr, "gpu", errors.New("--work DIR is required"))
+	}
+	if !validFormat(*format, reports.Formats) {
+		return fail(stderr, "gpu", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
+	}
+	p, err := build()
+	if err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	c, err := simulate.Compile(p)
+	if err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	emitDir, candDir, refDir := filepath.Join(*work, "emit"), filepath.Join(*work, "cuda"), filepath.Join(*work, "oracle")
+	for _, d := range []string{emitDir, candDir, refDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return fail(stderr, "gpu", err)
+		}
+	}
+	if err := c.WriteDir(emitDir); err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	cmdArgs := []string{"--emit", emitDir, "--out", candDir, "--timeout", fmt.Sprint(*timeout)}
+	if *gpus > 0 {
+		cmdArgs = append(cmdArgs, "--gpus", fmt.Sprint(*gpus))
+	}
+	for _, kv := range extra {
+		cmdArgs = append(cmdArgs, "--extra", kv)
+	}
+	cmd := exec.Command(*execPath, cmdArgs...)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	start := time.Now()
+	runErr := cmd.Run()
+	wall := time.Since(start)
+	if runErr != nil {
+		fmt.Fprintf(stdout, "spcheck gpu: FAILED: the executor failed (%v) after %.2f s\n  --plan '%s'\n", runErr, wall.Seconds(), p)
+		return exitFailed
+	}
+	if err := oracle.WriteTrace(refDir, p); err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	ref, cand, err := openPair(refDir, candDir)
+	if err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	defer ref.Close()
+	defer cand.Close()
+	opt := gputraces.VerifyOptions(p)
+	opt.Command = fmt.Sprintf("spcheck compare %s %s", refDir, candDir)
+	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	rep, err := verify.Compare(ref, cand, opt)
+	if err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	if err := reports.Write(stdout, rep, *format, reports.Options{}); err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	worst, name := worstRelErr(rep)
+	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs oracle %.3g (%s)\n  --plan '%s'\n",
+		verdictWord(rep.Verified()), len(cand.Files), wall.Seconds(), worst, name, p)
+	if !rep.Verified() {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// worstRelErr is the largest normwise relative error ‖cand − ref‖/‖ref‖ over the compared
+// tensors, and the tensor it belongs to.
+func worstRelErr(rep *verify.Report) (float64, string) {
+	worst, name := 0.0, "-"
+	for _, r := range rep.Results {
+		if r.RefDType != 0 && r.CandDType != 0 && r.RMSRel > worst {
+			worst, name = r.RMSRel, r.Name
+		}
+	}
+	return worst, name
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+
+func (m *multiFlag) Set(s string) error {
+	if !strings.Contains(s, "=") {
+		return fmt.Errorf("want KEY=VALUE, got %q", s)
+	}
+	*m = append(*m, s)
+	return nil
+}

@@ -1,0 +1,103 @@
+#include "dtensor.cuh"
+
+#include <cstring>
+
+#include "check.cuh"
+
+namespace spx {
+
+void Gpu::init(int r, int dev) {
+  rank = r;
+  device = dev;
+  CUDA_OK(cudaSetDevice(device));
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  CUBLAS_OK(cublasCreate(&blas));
+  CUBLAS_OK(cublasSetStream(blas, stream));
+  // Plain fp32 arithmetic: no TF32 for fp32 GEMMs (the oracle comparison assumes fp32 rounding).
+  CUBLAS_OK(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH));
+}
+
+void Gpu::destroy() {
+  if (blas) cublasDestroy(blas);
+  if (stream) cudaStreamDestroy(stream);
+  blas = nullptr;
+  stream = nullptr;
+}
+
+void Gpu::sync() const { CUDA_OK(cudaStreamSynchronize(stream)); }
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); i++) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+int64_t DTensor::numel() const { return numel_of(shape); }
+
+std::string DTensor::str() const { return std::string(dtype_name(dtype)) + shape_str(shape); }
+
+static bool g_poison = false;
+void set_alloc_poison(bool on) { g_poison = on; }
+
+DTensor dalloc(const Gpu& g, DType d, const std::vector<int64_t>& shape, const std::string& what) {
+  for (int64_t x : shape)
+    if (x < 0) fail(thread_context(), ": negative dim in shape ", shape_str(shape), " of ", what);
+  DTensor t;
+  t.dtype = d;
+  t.shape = shape;
+  size_t n = t.bytes();
+  void* p = nullptr;
+  if (n > 0) {
+    cudaError_t e = cudaMallocAsync(&p, n, g.stream);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      fail(thread_context(), ": out of GPU memory allocating ", n, " bytes for ", what, " ", t.str(), " on device ", g.device,
+           " (", free_b >> 20, " MiB free of ", total_b >> 20, " MiB)");
+    }
+    CUDA_OK(e);
+    CUDA_OK(cudaMemsetAsync(p, g_poison ? 0xFF : 0, n, g.stream));
+  }
+  cudaStream_t s = g.stream;
+  t.buf = std::shared_ptr<void>(p, [s](void* q) {
+    if (q) cudaFreeAsync(q, s);  // a deleter cannot throw; a failed free surfaces at the next sync
+  });
+  return t;
+}
+
+DTensor upload_bytes(const Gpu& g, DType d, const std::vector<int64_t>& shape, const void* bytes, const std::string& what) {
+  DTensor t = dalloc(g, d, shape, what);
+  if (t.bytes()) {
+    CUDA_OK(cudaMemcpyAsync(t.data(), bytes, t.bytes(), cudaMemcpyHostToDevice, g.stream));
+    g.sync();  // the host buffer may die after return
+  }
+  return t;
+}
+
+DTensor upload(const Gpu& g, DType d, const std::vector<int64_t>& shape, const std::vector<double>& values, const std::string& what) {
+  if (static_cast<int64_t>(values.size()) != numel_of(shape))
+    fail(thread_context(), ": ", values.size(), " values for shape ", shape_str(shape), " of ", what);
+  std::vector<uint8_t> b = encode(d, values);
+  return upload_bytes(g, d, shape, b.data(), what);
+}
+
+std::vector<uint8_t> download_bytes(const Gpu& g, const DTensor& t) {
+  std::vector<uint8_t> out(t.bytes());
+  if (!out.empty()) CUDA_OK(cudaMemcpyAsync(out.data(), t.data(), out.size(), cudaMemcpyDeviceToHost, g.stream));
+  g.sync();
+  return out;
+}
+
+std::vector<double> download(const Gpu& g, const DTensor& t) {
+  std::vector<uint8_t> b = download_bytes(g, t);
+  return decode(t.dtype, b.data(), static_cast<size_t>(t.numel()));
+}
+
+}  // namespace spx

@@ -1,0 +1,51 @@
+package gputraces
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/simulate"
+)
+
+// emitGoldenPlan is a small TP + SP plan whose emitted programs the C++ host test parses,
+// schedule-checks and corrupts (cuda/tests/host_test.cpp).
+const emitGoldenPlan = "tp=2,sp=megatron,layers=1,mtp=0,dtype=fp32,hidden=8,heads=2,ffn=16,vocab=11,seq=4,batch=1"
+
+// TestEmitGolden keeps cuda/tests/testdata/emit_tp2 equal to what `spcheck plan --emit` writes
+// today, so the C++ parser is always tested against the current IR.
+func TestEmitGolden(t *testing.T) {
+	p := plan.Default()
+	if err := p.Apply(emitGoldenPlan); err != nil {
+		t.Fatal(err)
+	}
+	c, err := simulate.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	if err := c.WriteDir(tmp); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(tmp, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if *update {
+			if err := os.MkdirAll(filepath.Join(goldenDir, "emit_tp2", filepath.Dir(rel)), 0o755); err != nil {
+				return err
+			}
+		}
+		checkGolden(t, filepath.Join("emit_tp2", rel), b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

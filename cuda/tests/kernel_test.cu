@@ -1,0 +1,170 @@
+// kernel_test: every CUDA kernel against nn's float64 results (tests/testdata/
+// kernels_golden.safetensors, written by cuda/gputraces from the Go kernels), in fp32 and bf16.
+// Outputs are poisoned with NaN before each kernel, so an element it forgot to write fails.
+// Usage: kernel_test TESTDATA_DIR [filter]
+#include <cmath>
+
+#include "../gpu/check.cuh"
+#include "../gpu/kernels.cuh"
+#include "../host/safetensors.hpp"
+#include "testing.hpp"
+
+using namespace spx;
+
+// Normwise relative error bounds, max|got−ref| / max|ref|:
+// kF32Tol: fp32 unit roundoff 2^-24 ≈ 6e-8 times reduction depths up to ~100 here, with margin
+// (METHOD.md: float32 lands far under 1e-3).
+constexpr double kF32Tol = 2e-5;
+// kBF16Tol: inputs and outputs rounded to bf16 (unit roundoff 2^-8 ≈ 3.9e-3), a few roundings
+// deep, accumulation in fp32 (METHOD.md: bf16 operands land between 1e-3 and 1e-2).
+constexpr double kBF16Tol = 3e-2;
+
+static StFile* g_golden;
+static Gpu g_gpu;
+
+static DTensor in(const char* key, DType d) {
+  const StTensor& t = g_golden->at(key);
+  return upload(g_gpu, d, t.shape, g_golden->values(t), key);
+}
+
+static DTensor ints(const char* key) {
+  const StTensor& t = g_golden->at(key);
+  return upload(g_gpu, DType::I32, t.shape, g_golden->values(t), key);
+}
+
+static double rel_err(const std::vector<double>& got, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); i++) {
+    double e = std::fabs(got[i] - ref[i]);
+    if (std::isnan(got[i])) e = INFINITY;
+    num = std::max(num, e);
+    den = std::max(den, std::fabs(ref[i]));
+  }
+  return den > 0 ? num / den : num;
+}
+
+static void expect(const char* what, DType d, const DTensor& got, const char* key) {
+  const StTensor& t = g_golden->at(key);
+  std::vector<double> ref = g_golden->values(t);
+  CHECK_MSG(got.shape == t.shape, "%s %s: shape %s, want %s", what, dtype_name(d), shape_str(got.shape).c_str(), shape_str(t.shape).c_str());
+  if (got.shape != t.shape) return;
+  double e = rel_err(download(g_gpu, got), ref);
+  double tol = d == DType::F32 ? kF32Tol : kBF16Tol;
+  std::printf("  %-22s %-4s rel err %.3g (tol %.0e)\n", what, dtype_name(d), e, tol);
+  CHECK_MSG(e <= tol, "%s %s: rel err %.3g > %.0e", what, dtype_name(d), e, tol);
+}
+
+static const DType kDTypes[] = {DType::F32, DType::BF16};
+
+TEST(linear) {
+  for (DType d : kDTypes) {
+    DTensor x = in("linear.x", d), w = in("linear.w", d), dy = in("linear.dy", d);
+    expect("linear.y", d, kern::linear(g_gpu, x, w), "linear.y");
+    expect("linear.dx", d, kern::linear_grad_input(g_gpu, w, dy, x.shape), "linear.dx");
+    expect("linear.dw", d, kern::linear_grad_weight(g_gpu, x, dy), "linear.dw");
+  }
+}
+
+TEST(rmsnorm) {
+  for (DType d : kDTypes) {
+    DTensor x = in("rmsnorm.x", d), w = in("rmsnorm.w", d), dy = in("rmsnorm.dy", d), y, rstd, dx, dw;
+    kern::rmsnorm(g_gpu, x, w, kern::kRMSNormEps, &y, &rstd);
+    expect("rmsnorm.y", d, y, "rmsnorm.y");
+    kern::rmsnorm_backward(g_gpu, x, w, rstd, dy, &dx, &dw);
+    expect("rmsnorm.dx", d, dx, "rmsnorm.dx");
+    expect("rmsnorm.dw", d, dw, "rmsnorm.dw");
+  }
+}
+
+TEST(rope) {
+  for (DType d : kDTypes) {
+    DTensor x = in("rope.x", d), pos = ints("rope.pos"), dy = in("rope.dy", d);
+    expect("rope.y", d, kern::rope(g_gpu, x, pos, 1), "rope.y");
+    expect("rope.dx", d, kern::rope(g_gpu, dy, pos, -1), "rope.dx");
+  }
+}
+
+TEST(attention) {
+  for (DType d : kDTypes) {
+    DTensor q = in("attn.q", d), k = in("attn.k", d), v = in("attn.v", d), cu = ints("attn.cu"), dout = in("attn.dout", d);
+    DTensor out, probs, dq, dk, dv;
+    kern::attention(g_gpu, q, k, v, cu, &out, &probs);
+    expect("attn.out", d, out, "attn.out");
+    expect("attn.probs", d, probs, "attn.probs");
+    kern::attention_backward(g_gpu, q, k, v, probs, dout, cu, &dq, &dk, &dv);
+    expect("attn.dq", d, dq, "attn.dq");
+    expect("attn.dk", d, dk, "attn.dk");
+    expect("attn.dv", d, dv, "attn.dv");
+  }
+}
+
+TEST(swiglu) {
+  for (DType d : kDTypes) {
+    DTensor gt = in("swiglu.gate", d), up = in("swiglu.up", d), dy = in("swiglu.dy", d), dg, du;
+    expect("swiglu.y", d, kern::swiglu(g_gpu, gt, up), "swiglu.y");
+    kern::swiglu_backward(g_gpu, gt, up, dy, &dg, &du);
+    expect("swiglu.dgate", d, dg, "swiglu.dgate");
+    expect("swiglu.dup", d, du, "swiglu.dup");
+  }
+}
+
+TEST(embedding_exact) {
+  // Rows [2, 5) of a 3-row table shard: ids outside give zeros; the backward sums repeated ids.
+  for (DType d : kDTypes) {
+    DTensor table = upload(g_gpu, d, {3, 2}, {1, 2, 3, 4, 5, 6}, "table");
+    DTensor ids = upload(g_gpu, DType::I32, {2, 2}, {2, 7, 4, 2}, "ids");
+    CHECK(download(g_gpu, kern::embedding(g_gpu, ids, table, 2)) == (std::vector<double>{1, 2, 0, 0, 5, 6, 1, 2}));
+    DTensor dy = upload(g_gpu, d, {2, 2, 2}, {1, 1, 10, 10, 100, 100, 16, 16}, "dy");  // sums exact in bf16
+    CHECK(download(g_gpu, kern::embedding_backward(g_gpu, ids, dy, 2, 3)) == (std::vector<double>{17, 17, 0, 0, 100, 100}));
+  }
+}
+
+TEST(data_movement) {
+  for (DType d : {DType::F32, DType::BF16, DType::I32, DType::I64}) {
+    std::vector<double> v(24);
+    for (int i = 0; i < 24; i++) v[i] = i;
+    DTensor x = upload(g_gpu, d, {2, 3, 4}, v, "x");
+    DTensor a = kern::narrow(g_gpu, x, 1, 0, 1), b = kern::narrow(g_gpu, x, 1, 1, 2);
+    CHECK(download(g_gpu, a) == (std::vector<double>{0, 1, 2, 3, 12, 13, 14, 15}));
+    CHECK(download(g_gpu, kern::concat(g_gpu, {a, b}, 1)) == v);
+    CHECK(download(g_gpu, kern::convert(g_gpu, x, DType::F32)) == v);
+  }
+  CHECK_THROWS(kern::narrow(g_gpu, upload(g_gpu, DType::F32, {2}, {1, 2}, "x"), 0, 1, 2), "narrow");
+  DTensor h = upload(g_gpu, DType::F32, {3}, {1, 2, 3}, "h");
+  CHECK(download(g_gpu, kern::scale(g_gpu, kern::add(g_gpu, h, h), 0.5)) == (std::vector<double>{1, 2, 3}));
+  // 1 + 2^-8 + 2^-12 rounds up to 1 + 2^-7 in bf16 (not a tie).
+  CHECK(download(g_gpu, kern::convert(g_gpu, upload(g_gpu, DType::F32, {1}, {1 + 0x1p-8 + 0x1p-12}, "t"), DType::BF16))[0] == 1 + 0x1p-7);
+}
+
+TEST(shape_misuse_is_an_error) {
+  DTensor x = upload(g_gpu, DType::F32, {2, 3}, std::vector<double>(6, 1), "x");
+  DTensor w = upload(g_gpu, DType::F32, {4, 5}, std::vector<double>(20, 1), "w");
+  CHECK_THROWS(kern::linear(g_gpu, x, w), "is not [out, 3]");
+  DTensor wb = upload(g_gpu, DType::BF16, {4, 3}, std::vector<double>(12, 1), "wb");
+  CHECK_THROWS(kern::linear(g_gpu, x, wb), "dtypes differ");
+}
+
+TEST(oom_is_a_clear_error) {
+  CHECK_THROWS(dalloc(g_gpu, DType::F32, {int64_t(1) << 40}, "huge test tensor"), "out of GPU memory allocating");
+  // The device still works afterwards.
+  CHECK(download(g_gpu, upload(g_gpu, DType::F32, {1}, {7}, "after"))[0] == 7);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: kernel_test TESTDATA_DIR [filter]\n");
+    return 2;
+  }
+  try {
+    StFile golden = StFile::read(std::string(argv[1]) + "/kernels_golden.safetensors");
+    g_golden = &golden;
+    g_gpu.init(0, 0);
+    set_alloc_poison(true);
+    int rc = spxtest::run_all(argc > 2 ? argv[2] : nullptr);
+    g_gpu.destroy();
+    return rc;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kernel_test: %s\n", e.what());
+    return 1;
+  }
+}
