@@ -30,6 +30,19 @@ func WriteTrace(dir string, p plan.Plan) error {
 
 // writeResult writes res as p's reference trace into dir.
 func writeResult(dir string, p plan.Plan, res *Result) error {
+	w, err := TraceWriter(p, res)
+	if err != nil {
+		return err
+	}
+	if _, err := w.WriteDir(dir); err != nil {
+		return fmt.Errorf("oracle: writing the trace into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// TraceWriter holds res as p's reference trace file, ready to be written to a directory or
+// rendered in memory (Writer.Bytes) for an in-memory comparison.
+func TraceWriter(p plan.Plan, res *Result) (*trace.Writer, error) {
 	w := trace.NewWriter(Meta(p))
 	for _, rec := range res.Records {
 		dt := p.DType
@@ -38,13 +51,10 @@ func writeResult(dir string, p plan.Plan, res *Result) error {
 		}
 		tm := trace.TensorMeta{Name: rec.Name, Kind: rec.Kind, Order: rec.Order, Shape: shapeOf(rec.Tensor)}
 		if err := w.Add(rec.Name, tm, dt, rec.Tensor); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if _, err := w.WriteDir(dir); err != nil {
-		return fmt.Errorf("oracle: writing the trace into %s: %w", dir, err)
-	}
-	return nil
+	return w, nil
 }
 
 // Meta is the file metadata of p's oracle trace. Extra records the model constants that are

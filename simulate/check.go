@@ -3,7 +3,6 @@ package simulate
 import (
 	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -15,19 +14,9 @@ func OracleTrace(p plan.Plan) (*trace.Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := trace.NewWriter(oracle.Meta(p))
-	for _, rec := range res.Records {
-		dt := p.DType
-		if rec.Kind == trace.Input {
-			dt = tensor.I64
-		}
-		shape := rec.Tensor.Shape
-		if shape == nil {
-			shape = []int{}
-		}
-		if err := w.Add(rec.Name, trace.TensorMeta{Name: rec.Name, Kind: rec.Kind, Order: rec.Order, Shape: shape}, dt, rec.Tensor); err != nil {
-			return nil, err
-		}
+	w, err := oracle.TraceWriter(p, res)
+	if err != nil {
+		return nil, err
 	}
 	b, err := w.Bytes()
 	if err != nil {

@@ -75,6 +75,7 @@ func (w *Writer) Bytes() ([]byte, error) {
 		hdr = append(hdr, ' ')
 	}
 	var buf bytes.Buffer
+	buf.Grow(8 + len(hdr) + int(off))
 	binary.Write(&buf, binary.LittleEndian, uint64(len(hdr)))
 	buf.Write(hdr)
 	for _, k := range keys {
