@@ -52,11 +52,7 @@ func benchStages(b *testing.B, p plan.Plan) {
 	}
 	b.Run("trace", func(b *testing.B) {
 		for b.Loop() {
-			files, err := c.TraceFiles(res)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := traceOf(Producer, files); err != nil {
+			if _, err := c.TraceFiles(res); err != nil {
 				b.Fatal(err)
 			}
 		}

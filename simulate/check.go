@@ -18,11 +18,11 @@ func OracleTrace(p plan.Plan) (*trace.Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := w.Bytes()
+	f, err := w.File(trace.FileName(0))
 	if err != nil {
 		return nil, err
 	}
-	return traceOf(oracle.Producer, [][]byte{b})
+	return trace.New(oracle.Producer, []*trace.File{f})
 }
 
 // Verify runs the oracle and the simulator on p and compares the simulator's trace, reassembled

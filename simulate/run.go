@@ -1,7 +1,6 @@
 package simulate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -26,43 +25,47 @@ func Run(p plan.Plan) (*trace.Trace, error) {
 	return c.Run()
 }
 
-// Run executes the programs and returns the per-rank trace.
+// Run executes the programs and returns the per-rank trace, held in memory (no file round
+// trip). Each rank's traced tensors are dropped from the runtime's result as soon as its file is
+// built, so a large run never holds them twice.
 func (c *Compiled) Run() (*trace.Trace, error) {
 	res, err := runtime.Run(c.Programs, c.Init)
 	if err != nil {
 		return nil, err
 	}
-	files, err := c.renderTraces(res, true)
+	files := make([]*trace.File, len(res.Traces))
+	err = forRanks(len(files), func(r int) error {
+		w, err := c.traceWriter(r, res.Traces[r])
+		res.Traces[r] = nil
+		if err != nil {
+			return err
+		}
+		files[r], err = w.File(trace.FileName(r))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return traceOf(Producer, files)
+	return trace.New(Producer, files)
 }
 
 // TraceFiles renders each rank's traced tensors as a trace file: mesh dp × pp × mb × tp, inputs
 // stored as I64, everything else in the plan's dtype. Ranks are rendered in parallel; each
 // file's bytes depend only on its rank's tensors.
 func (c *Compiled) TraceFiles(res *runtime.Result) ([][]byte, error) {
-	return c.renderTraces(res, false)
-}
-
-// renderTraces renders every rank's file; with consume it drops each rank's tensors from res as
-// soon as they are rendered, so that a large run never holds its traced tensors and their
-// bytes in full at once.
-func (c *Compiled) renderTraces(res *runtime.Result, consume bool) ([][]byte, error) {
 	out := make([][]byte, len(res.Traces))
 	err := forRanks(len(out), func(r int) error {
-		b, err := c.traceFile(r, res.Traces[r])
-		out[r] = b
-		if consume {
-			res.Traces[r] = nil
+		w, err := c.traceWriter(r, res.Traces[r])
+		if err != nil {
+			return err
 		}
+		out[r], err = w.Bytes()
 		return err
 	})
 	return out, err
 }
 
-func (c *Compiled) traceFile(r int, traced []runtime.Traced) ([]byte, error) {
+func (c *Compiled) traceWriter(r int, traced []runtime.Traced) (*trace.Writer, error) {
 	prog := c.Programs[r]
 	w := trace.NewWriter(trace.Meta{Rank: r, World: prog.World, Mesh: c.l.mesh(), Coord: maps.Clone(prog.Coord),
 		Producer: Producer, Plan: c.Plan.String(), Seed: c.Plan.Seed})
@@ -77,21 +80,7 @@ func (c *Compiled) traceFile(r int, traced []runtime.Traced) ([]byte, error) {
 			return nil, fmt.Errorf("simulate: rank %d: %w", r, err)
 		}
 	}
-	return w.Bytes()
-}
-
-// traceOf reads rendered rank files back as a trace named dir.
-func traceOf(dir string, files [][]byte) (*trace.Trace, error) {
-	fs := make([]*trace.File, len(files))
-	err := forRanks(len(files), func(r int) error {
-		f, err := trace.Read(bytes.NewReader(files[r]), int64(len(files[r])), trace.FileName(r))
-		fs[r] = f
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return trace.New(dir, fs)
+	return w, nil
 }
 
 // forRanks calls f for every rank on GOMAXPROCS workers and returns the errors joined in rank

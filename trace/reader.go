@@ -119,14 +119,23 @@ func parseHeader(hdr []byte, dataLen int64) (*File, error) {
 		return nil, err
 	}
 	delete(raw, "__metadata__")
-	f := &File{Meta: *meta, byKey: make(map[string]*Entry, len(raw))}
+	entries := make([]*Entry, 0, len(raw))
 	for key, msg := range raw {
 		e, err := parseEntry(key, msg, dataLen, meta)
 		if err != nil {
 			return nil, inFile(err, "", key)
 		}
-		f.byKey[key] = e
-		f.Entries = append(f.Entries, e)
+		entries = append(entries, e)
+	}
+	return newFile(meta, entries)
+}
+
+// newFile indexes validated entries, checks that the metadata describes exactly them and that
+// they do not overlap, and orders them by execution order.
+func newFile(meta *Meta, entries []*Entry) (*File, error) {
+	f := &File{Meta: *meta, Entries: entries, byKey: make(map[string]*Entry, len(entries))}
+	for _, e := range entries {
+		f.byKey[e.Key] = e
 	}
 	for key := range meta.Tensors {
 		if f.byKey[key] == nil {
@@ -197,12 +206,16 @@ func parseEntry(key string, msg json.RawMessage, dataLen int64, meta *Meta) (*En
 	if e-b != numel*int64(dt.Size()) {
 		return nil, fieldErr("data_offsets", "span %d bytes, but shape %v of %v needs %d", e-b, re.Shape, dt, numel*int64(dt.Size()))
 	}
-	ent := &Entry{Key: key, DType: dt, Shape: re.Shape, Begin: b, End: e}
-	tm, ok := meta.Tensors[key]
+	return describeEntry(&Entry{Key: key, DType: dt, Shape: re.Shape, Begin: b, End: e}, meta)
+}
+
+// describeEntry attaches the validated spcheck metadata of ent's key to ent.
+func describeEntry(ent *Entry, meta *Meta) (*Entry, error) {
+	tm, ok := meta.Tensors[ent.Key]
 	if !ok {
 		return nil, fieldErr("__metadata__.spcheck.tensors", "has no entry for this tensor")
 	}
-	p, err := tm.validate(meta.Mesh, re.Shape)
+	p, err := tm.validate(meta.Mesh, ent.Shape)
 	if err != nil {
 		return nil, err
 	}

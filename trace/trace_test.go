@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -21,13 +22,45 @@ func sampleMeta(rank int) Meta {
 
 func sampleFile(t testing.TB, rank int) []byte {
 	t.Helper()
+	b, err := sampleWriter(t, rank).Bytes()
+	must(t, err)
+	return b
+}
+
+func sampleWriter(t testing.TB, rank int) *Writer {
+	t.Helper()
 	w := NewWriter(sampleMeta(rank))
 	x := tensor.FromData([]int{2, 3}, []float64{1, 2, 3, 4, 5, 6})
 	must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{4, 3}}, tensor.BF16, x))
 	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 2}, tensor.F64, tensor.Scalar(0.5)))
+	return w
+}
+
+// TestWriterFileEqualsReadBack: the in-memory file is what reading the rendered bytes gives.
+func TestWriterFileEqualsReadBack(t *testing.T) {
+	w := sampleWriter(t, 1)
+	mem, err := w.File("mem")
+	must(t, err)
 	b, err := w.Bytes()
 	must(t, err)
-	return b
+	disk, err := readBytes(b, "disk")
+	must(t, err)
+	if !reflect.DeepEqual(mem.Meta, disk.Meta) || len(mem.Entries) != len(disk.Entries) {
+		t.Fatalf("metadata differs:\n%+v\n%+v", mem.Meta, disk.Meta)
+	}
+	for i, e := range mem.Entries {
+		d := disk.Entries[i]
+		rm, err1 := mem.Raw(e)
+		rd, err2 := disk.Raw(d)
+		must(t, errors.Join(err1, err2))
+		if e.Key != d.Key || !reflect.DeepEqual(e.Meta, d.Meta) || !reflect.DeepEqual(e.Placement, d.Placement) || !bytes.Equal(rm, rd) {
+			t.Fatalf("entry %d differs: %+v vs %+v", i, e, d)
+		}
+	}
+	bad := NewWriter(Meta{Rank: 3, World: 2})
+	if _, err := bad.File("bad"); err == nil || !strings.Contains(err.Error(), "field rank") {
+		t.Fatalf("in-memory file skipped validation: %v", err)
+	}
 }
 
 func must(t testing.TB, err error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -51,11 +52,7 @@ func (w *Writer) Bytes() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(w.tensors))
-	for k := range w.tensors {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := w.sortedKeys()
 	header := map[string]any{"__metadata__": map[string]string{MetadataKey: string(doc)}}
 	var off int64
 	for _, k := range keys {
@@ -82,6 +79,44 @@ func (w *Writer) Bytes() ([]byte, error) {
 		buf.Write(w.tensors[k].bytes)
 	}
 	return buf.Bytes(), nil
+}
+
+func (w *Writer) sortedKeys() []string {
+	keys := make([]string, 0, len(w.tensors))
+	for k := range w.tensors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// File returns the file Bytes would render, already opened, without the JSON round trip: the
+// same entries, metadata and validation as Read, for in-memory traces (the simulator's and the
+// oracle's in a fuzz campaign). name is the file's name in errors.
+func (w *Writer) File(name string) (*File, error) {
+	meta := w.meta
+	meta.Tensors = maps.Clone(w.meta.Tensors) // the file stays valid if the writer goes on
+	if err := meta.validate(); err != nil {
+		return nil, inFile(err, name, "")
+	}
+	var data []byte
+	entries := make([]*Entry, 0, len(w.tensors))
+	for _, k := range w.sortedKeys() {
+		p := w.tensors[k]
+		begin := int64(len(data))
+		data = append(data, p.bytes...)
+		e, err := describeEntry(&Entry{Key: k, DType: p.dtype, Shape: p.shape, Begin: begin, End: int64(len(data))}, &meta)
+		if err != nil {
+			return nil, inFile(err, name, k)
+		}
+		entries = append(entries, e)
+	}
+	f, err := newFile(&meta, entries)
+	if err != nil {
+		return nil, inFile(err, name, "")
+	}
+	f.Path, f.r = name, bytes.NewReader(data)
+	return f, nil
 }
 
 // FileName is the conventional name of rank r's file in a trace directory.
