@@ -99,7 +99,11 @@ func (w *Writer) File(name string) (*File, error) {
 	if err := meta.validate(); err != nil {
 		return nil, inFile(err, name, "")
 	}
-	var data []byte
+	total := 0
+	for _, p := range w.tensors {
+		total += len(p.bytes)
+	}
+	data := make([]byte, 0, total)
 	entries := make([]*Entry, 0, len(w.tensors))
 	for _, k := range w.sortedKeys() {
 		p := w.tensors[k]
