@@ -20,6 +20,10 @@ import (
 type Options struct {
 	// Tol overrides the relative tolerance of some dtypes (the --tol flag).
 	Tol Tolerances
+	// Calibrated gives measured float64 tolerances per logical name (package calibrate, the
+	// --tol calibrate flag). They apply to float64 tensors that Tol does not override; other
+	// dtypes keep their constants, which their own rounding dominates.
+	Calibrated map[string]float64
 	// Depth gives a logical tensor's reduction depth where the caller knows it (e.g. the
 	// contraction length of the matmul that produced it); default tolerances scale by √depth.
 	Depth func(name string) int

@@ -9,6 +9,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spcheck/spcheck/calibrate"
+	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
@@ -20,7 +23,7 @@ func init() {
 
 func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("compare", "REF_DIR CAND_DIR [flags]", stderr)
-	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype (1e-6) or dtype=number pairs (bf16=2e-2,fp32=1e-5); default: per-dtype constants, see verify.RTolF64")
+	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype (1e-6), dtype=number pairs (bf16=2e-2,fp32=1e-5), or 'calibrate' (an oracle reference only: measure each tensor's float64 noise floor by recomputing the plan split other ways); default: per-dtype constants, see verify.RTolF64")
 	rename := fs.String("rename", "", "file of rules 'REGEX => REPLACEMENT' (optionally '@pp=1 …') mapping framework tensor names to logical names")
 	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
 	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
@@ -38,8 +41,10 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	}
 	opt := verify.Options{AllowMissing: *allowMissing, MaxDiagnosed: *maxDiag, Command: commandLine("compare", args)}
 	var err error
-	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
-		return fail(stderr, "compare", err)
+	if *tol != "calibrate" {
+		if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
+			return fail(stderr, "compare", err)
+		}
 	}
 	if opt.Rename, err = readRules(*rename); err != nil {
 		return fail(stderr, "compare", err)
@@ -54,6 +59,11 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	}
 	defer ref.Close()
 	defer cand.Close()
+	if *tol == "calibrate" {
+		if opt.Calibrated, err = calibrateFor(ref, stderr); err != nil {
+			return fail(stderr, "compare", err)
+		}
+	}
 	rep, err := verify.Compare(ref, cand, opt)
 	if err != nil {
 		return fail(stderr, "compare", err)
@@ -76,6 +86,26 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// calibrateFor measures per-tensor float64 tolerances for an oracle reference trace.
+func calibrateFor(ref *trace.Trace, log io.Writer) (map[string]float64, error) {
+	m := ref.Files[0].Meta
+	if m.Producer != oracle.Producer || m.Plan == "" {
+		return nil, fmt.Errorf("--tol calibrate recomputes the reference, so the reference must be an oracle trace with its plan (%s has producer %q)", ref.Dir, m.Producer)
+	}
+	p, err := plan.Parse(m.Plan)
+	if err != nil {
+		return nil, fmt.Errorf("--tol calibrate: the reference's plan: %w", err)
+	}
+	res, err := calibrate.Calibrate(p)
+	if err != nil {
+		return nil, err
+	}
+	name, worst := res.Worst()
+	fmt.Fprintf(log, "calibrated float64 tolerances from %d recomputations: worst noise %.3g (on %s), tolerance = max(%d × noise, %.3g) per tensor\n",
+		len(res.Plans), worst, name, calibrate.Safety, calibrate.Floor)
+	return res.RTol, nil
 }
 
 func verdictWord(ok bool) string {

@@ -48,8 +48,8 @@ func TestCompareExitCodes(t *testing.T) {
 			code:    exitBadInput, stderr: []string{"spcheck compare:", "cand", "no file for rank(s) [1]"}},
 		{name: "bad tol", reason: "a tolerance that is not a number", scenario: verifytest.Clean(),
 			args: func(r, c string) []string { return []string{"--tol", "tight", r, c} }, code: exitBadInput, stderr: []string{"--tol"}},
-		{name: "calibrate", reason: "--tol calibrate is not implemented and says so", scenario: verifytest.Clean(),
-			args: func(r, c string) []string { return []string{r, c, "--tol", "calibrate"} }, code: exitBadInput, stderr: []string{"not implemented"}},
+		{name: "calibrate needs the oracle", reason: "--tol calibrate recomputes the reference, which only an oracle trace allows", scenario: renamed(),
+			args: func(r, c string) []string { return []string{r, c, "--tol", "calibrate"} }, code: exitBadInput, stderr: []string{"must be an oracle trace"}},
 		{name: "loose tol", reason: "--tol 0.5 is loose, but a ×2 gradient still fails and is named", scenario: verifytest.ScaledTP(),
 			args: func(r, c string) []string { return []string{r, c, "--tol", "0.5"} }, code: exitFailed, stdout: []string{"×2 (tp)"}},
 		{name: "one arg", reason: "usage error", scenario: verifytest.Clean(),
@@ -83,6 +83,28 @@ func TestCompareExitCodes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCompareCalibrated: an oracle reference and a simulated candidate verify under
+// calibrated tolerances, and the calibration is reported.
+func TestCompareCalibrated(t *testing.T) {
+	dir := t.TempDir()
+	ref, cand := filepath.Join(dir, "ref"), filepath.Join(dir, "cand")
+	var out, errb bytes.Buffer
+	if code := run([]string{"oracle", "--plan", "tp=2,pp=2,sp=vllm", "--out", ref}, &out, &errb); code != exitOK {
+		t.Fatalf("oracle: %d %s", code, &errb)
+	}
+	if code := run([]string{"run", "--plan", "tp=2,pp=2,sp=vllm", "--out", cand}, &out, &errb); code != exitOK {
+		t.Fatalf("run: %d %s", code, &errb)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"compare", ref, cand, "--tol", "calibrate"}, &out, &errb); code != exitOK {
+		t.Fatalf("compare --tol calibrate: exit %d\n%s\n%s", code, &out, &errb)
+	}
+	if !strings.Contains(errb.String(), "calibrated float64 tolerances from 4 recomputations") {
+		t.Fatalf("calibration not reported: %s", &errb)
 	}
 }
 
