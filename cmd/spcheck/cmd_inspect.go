@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
@@ -46,7 +48,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 			if place == "" {
 				place = "-"
 			}
-			table.Append(fmt.Sprint(f.Meta.Rank), fmt.Sprint(e.Meta.Order), e.Meta.Name, string(e.Meta.Kind),
+			table.Append(fmt.Sprint(f.Meta.Rank), fmt.Sprint(e.Meta.Order), e.Meta.Name+coordSuffix(e.Meta.Coord), string(e.Meta.Kind),
 				shapeString(e.Shape), e.DType.String(), place, tensor.MD5Bytes(raw))
 		}
 	}
@@ -54,6 +56,18 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "inspect", err)
 	}
 	return exitOK
+}
+
+// coordSuffix shows a tensor's per-tensor coordinates (e.g. its micro-batch) after its name.
+func coordSuffix(c map[string]int) string {
+	if len(c) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, axis := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", axis, c[axis]))
+	}
+	return " @" + strings.Join(parts, ",")
 }
 
 func shapeString(s []int) string {
