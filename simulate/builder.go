@@ -54,10 +54,11 @@ type builder struct {
 	nsym   int
 	order  int
 
-	tape   []func()
-	mb     int             // micro-batch being emitted (-1: none)
-	params map[string]*val // local parameter shards by logical name
-	pgrad  map[string]*val // accumulated parameter grads
+	tape    []func()
+	regions []Region        // every layer's forward, for activation recompute
+	mb      int             // micro-batch being emitted (-1: none)
+	params  map[string]*val // local parameter shards by logical name
+	pgrad   map[string]*val // accumulated parameter grads
 }
 
 func newBuilder(l *layout, rank int) *builder {
@@ -350,27 +351,32 @@ func (b *builder) rmsnorm(x, w *val) *val {
 	return y
 }
 
-func (b *builder) rope(x *val, pos []int) *val {
+// rope rotates x at the given positions; role tags the op and its adjoint (e.g. RoleMTPRoPE).
+func (b *builder) rope(x *val, pos []int, role string) *val {
 	out := b.op(ir.OpRoPE, []*val{x}, ints("pos", pos), b.like(x, "rope", x.shape))
+	b.ops[len(b.ops)-1].Role = role
 	b.push(func() {
 		if g := out.grad; g != nil {
 			b.accum(x, b.op(ir.OpRoPEGrad, []*val{g}, ints("pos", pos), b.like(g, "drope", g.shape)))
+			b.ops[len(b.ops)-1].Role = role
 		}
 	})
 	return out
 }
 
-func (b *builder) attention(q, k, v *val, cu []int) *val {
+// attention is causal attention inside the packed sequences cu; role tags the op and its
+// adjoint (e.g. RoleMTPAttention).
+func (b *builder) attention(q, k, v *val, cu []int, role string) *val {
 	out := b.like(q, "attention", q.shape)
 	probs := &val{sym: b.newSym("probs"), shape: []int{q.shape[0], q.shape[2], q.shape[1], q.shape[1]}}
-	b.emit(ir.Op{Op: ir.OpAttention, In: syms([]*val{q, k, v}), Out: []string{out.sym, probs.sym}, Attr: ints("cu", cu)})
+	b.emit(ir.Op{Op: ir.OpAttention, In: syms([]*val{q, k, v}), Out: []string{out.sym, probs.sym}, Attr: ints("cu", cu), Role: role})
 	b.push(func() {
 		g := out.grad
 		if g == nil {
 			return
 		}
 		dq, dk, dv := b.like(q, "dq", q.shape), b.like(k, "dk", k.shape), b.like(v, "dv", v.shape)
-		b.emit(ir.Op{Op: ir.OpAttentionGrad, In: syms([]*val{q, k, v, probs, g}), Out: syms([]*val{dq, dk, dv}), Attr: ints("cu", cu)})
+		b.emit(ir.Op{Op: ir.OpAttentionGrad, In: syms([]*val{q, k, v, probs, g}), Out: syms([]*val{dq, dk, dv}), Attr: ints("cu", cu), Role: role})
 		b.accum(q, dq)
 		b.accum(k, dk)
 		b.accum(v, dv)
@@ -419,8 +425,9 @@ func (b *builder) embed(ids, w *val) *val {
 // max and the sum of exponentials over the real vocab columns are all-reduced (max, sum), as is
 // the target logit, which only its owner holds. weights carry each token's share of the loss
 // (mask/denominator; 0 for ignored tokens) and coef the loss's weight in the objective. The
-// returned scalar is replicated over TP.
-func (b *builder) crossEntropy(logits, labels, weights *val, coef float64) *val {
+// returned scalar is replicated over TP. gradRole tags the ce_grad op (RoleMTPLossGrad for an
+// MTP depth, whose scale is λ/D).
+func (b *builder) crossEntropy(logits, labels, weights *val, coef float64, gradRole string) *val {
 	lo, valid := b.l.vocabRange(b.c.tp)
 	rows := logits.shape[:len(logits.shape)-1]
 	rowVal := func(hint string) *val { return &val{sym: b.newSym(hint), shape: slices.Clone(rows)} }
@@ -436,6 +443,7 @@ func (b *builder) crossEntropy(logits, labels, weights *val, coef float64) *val 
 		a.Floats = map[string]float64{"scale": coef}
 		dz := b.like(logits, "dlogits", logits.shape)
 		b.op(ir.OpCEGrad, []*val{logits, m, s, labels, weights}, a, dz)
+		b.ops[len(b.ops)-1].Role = gradRole
 		b.accum(logits, dz)
 	})
 	return loss

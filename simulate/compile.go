@@ -23,7 +23,10 @@ type Compiled struct {
 	Plan     plan.Plan
 	Programs []*ir.Program
 	Init     []map[string]*tensor.Dense
-	l        *layout
+	// Regions are, per rank, the forward of every layer it runs (one per micro-batch), the
+	// unit of activation recompute (Recompute).
+	Regions [][]Region
+	l       *layout
 }
 
 // Compile turns a valid plan into per-rank programs and their starting tensors: parameter
@@ -72,7 +75,8 @@ func Compile(p plan.Plan) (c *Compiled, err error) {
 func compile(p, orig plan.Plan) (c *Compiled, err error) {
 	l := newLayout(p)
 	data := newBatch(p.Model)
-	c = &Compiled{Plan: orig, l: l, Programs: make([]*ir.Program, l.world()), Init: make([]map[string]*tensor.Dense, l.world())}
+	c = &Compiled{Plan: orig, l: l, Programs: make([]*ir.Program, l.world()), Init: make([]map[string]*tensor.Dense, l.world()),
+		Regions: make([][]Region, l.world())}
 	defer func() { // a planner bug (an inconsistent placement) is a panic; name the plan
 		if v := recover(); v != nil {
 			c, err = nil, fmt.Errorf("simulate: compiling %q: %v", p.String(), v)
@@ -85,7 +89,7 @@ func compile(p, orig plan.Plan) (c *Compiled, err error) {
 			Mesh: l.irMesh(), Coord: map[string]int{AxisDP: b.c.dp, AxisPP: b.c.pp, AxisTP: b.c.tp},
 			Inputs: b.inputs, Ops: b.ops}
 		ir.InsertFrees(prog)
-		c.Programs[r], c.Init[r] = prog, b.init
+		c.Programs[r], c.Init[r], c.Regions[r] = prog, b.init, b.regions
 	}
 	return c, nil
 }

@@ -18,5 +18,11 @@
 //
 // Bug variants (plan.Plan.Bug) are named rewrites of a plan or of its programs; ops carry a Role
 // (the Role* constants) so that a rewrite finds, for instance, the rank-aware residual slice or
-// the SP norm-grad all-reduce. Compile refuses a bug name it does not know.
+// the SP norm-grad all-reduce. Compile refuses a bug name it does not know; package bugs
+// registers the catalogue, and Variant.Applies says on which plans a bug can show.
+//
+// Every layer's forward is recorded as a Region; Compiled.Recompute turns on activation
+// recompute for chosen regions (ir.Recompute: the forward re-run just before its backward, which
+// reads the recomputed activations), and Compiled.TraceRecomputed traces the recomputed
+// activations for the recompute-determinism check.
 package simulate

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/tensor"
@@ -147,4 +148,26 @@ func (l *layout) batchRows(d, m int) int { return (d*l.mbs + m) * l.rows }
 
 func (l *layout) String() string {
 	return fmt.Sprintf("dp=%d pp=%d tp=%d mb=%d stages=%v sp=%s", l.dp, l.pp, l.tp, l.mbs, l.stageLayers, l.sp)
+}
+
+// TPGroupOf is the TP communicator of a program's rank, read from the program's mesh and
+// coordinates (ranks numbered row-major over the mesh axes, tp innermost, as the planner
+// numbers them); a mesh without a tp axis gives the rank alone. Rewrites that add a TP
+// collective use it.
+func TPGroupOf(p *ir.Program) *ir.Group {
+	g := &ir.Group{Name: GroupTP, Ranks: []int{p.Rank}}
+	i := slices.Index(p.Mesh.Axes, AxisTP)
+	if i < 0 {
+		return g
+	}
+	stride := 1
+	for _, n := range p.Mesh.Shape[i+1:] {
+		stride *= n
+	}
+	base := p.Rank - p.Coord[AxisTP]*stride
+	g.Ranks = nil
+	for t := 0; t < p.Mesh.Shape[i]; t++ {
+		g.Ranks = append(g.Ranks, base+t*stride)
+	}
+	return g
 }

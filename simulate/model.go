@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/ir"
@@ -25,6 +26,10 @@ const (
 	RoleGradTPSum        = "grad.tp_sum"           // SUM over TP of replicated params' partial grads (SP norms)
 	RoleGradEmbeddingSum = "grad.embedding_sum"    // first + last stage embedding grads
 	RoleGradDPSum        = "grad.dp_sum"           // SUM over DP replicas
+	RoleMTPAttention     = "mtp.attention"         // attention and its adjoint in an MTP depth's layer (attr cu: its cu_seqlens)
+	RoleMTPRoPE          = "mtp.rope"              // rope and its adjoint in an MTP depth's layer (attr pos)
+	RoleMTPLossGrad      = "mtp.loss.grad"         // ce_grad of an MTP depth's loss (attr scale: λ/D)
+	RoleMTPLossScale     = "mtp.loss.scale"        // the λ/D weight of an MTP depth's loss in loss/total
 )
 
 // stream is the residual stream of one micro-batch between blocks, in the plan's SP style:
@@ -138,14 +143,19 @@ func (b *builder) layer(st *stream, prefix, out string) {
 	hl, nh, hd := b.l.hiddenLoc, b.l.headsLoc, b.l.p.HeadDim()
 	heads := []int{b.l.rows, b.l.p.Seq, nh, hd}
 	pos := b.l.pos
+	ropeRole, attnRole := "", ""
+	if strings.HasPrefix(prefix, "mtp.") {
+		ropeRole, attnRole = RoleMTPRoPE, RoleMTPAttention
+	}
+	defer b.region(prefix, len(b.ops), st)
 
 	_, a := b.normIn(st, p("attn_norm.weight"), n+"attn_norm")
 	q := b.act(b.linear(a, p("attn.q.weight")), n+"attn.q")
 	k := b.act(b.linear(a, p("attn.k.weight")), n+"attn.k")
 	v := b.act(b.linear(a, p("attn.v.weight")), n+"attn.v")
-	qr := b.act(b.reshape(b.rope(b.reshape(q, heads...), pos), b.bsh(hl)...), n+"attn.q_rope")
-	kr := b.act(b.reshape(b.rope(b.reshape(k, heads...), pos), b.bsh(hl)...), n+"attn.k_rope")
-	ctx := b.attention(b.reshape(qr, heads...), b.reshape(kr, heads...), b.reshape(v, heads...), b.l.cu)
+	qr := b.act(b.reshape(b.rope(b.reshape(q, heads...), pos, ropeRole), b.bsh(hl)...), n+"attn.q_rope")
+	kr := b.act(b.reshape(b.rope(b.reshape(k, heads...), pos, ropeRole), b.bsh(hl)...), n+"attn.k_rope")
+	ctx := b.attention(b.reshape(qr, heads...), b.reshape(kr, heads...), b.reshape(v, heads...), b.l.cu, attnRole)
 	ctx = b.act(b.reshape(ctx, b.bsh(hl)...), n+"attn.context")
 	o := b.act(b.linear(ctx, p("attn.o.weight")), n+"attn_out")
 	b.addBlockOutput(st, o, n+"attn_residual")
@@ -188,7 +198,11 @@ func (b *builder) head(st *stream, k int, labels, weights *val, coef float64) (l
 	}
 	w := b.param(headName)
 	logits := b.act(b.linear(x, w), pre+"logits")
-	return b.crossEntropy(logits, labels, weights, coef), y
+	gradRole := ""
+	if k > 0 {
+		gradRole = RoleMTPLossGrad
+	}
+	return b.crossEntropy(logits, labels, weights, coef, gradRole), y
 }
 
 // mtpDepth emits depth k on the previous depth's hidden (the final-norm output) and returns
@@ -268,6 +282,7 @@ func (b *builder) lastStage(st *stream, d *mbData) {
 		lk, hidden = b.mtpDepth(k, hidden, d.mtp[k-1], mtpCoef)
 		b.traceLoss(lk, fmt.Sprintf("loss/mtp.%d", k))
 		scaled := b.op(ir.OpScale, []*val{lk}, ir.Attrs{Floats: map[string]float64{"c": mtpCoef}}, &val{sym: b.newSym("loss"), shape: []int{}})
+		b.ops[len(b.ops)-1].Role = RoleMTPLossScale
 		total = b.addRaw(total, scaled)
 	}
 	b.traceLoss(total, "loss/total")

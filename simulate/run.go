@@ -33,10 +33,22 @@ func (c *Compiled) Run() (*trace.Trace, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.trace(res, true)
+}
+
+// Trace renders a run's traced tensors as the simulator's in-memory trace (what Run returns),
+// leaving res intact.
+func (c *Compiled) Trace(res *runtime.Result) (*trace.Trace, error) { return c.trace(res, false) }
+
+// trace builds the in-memory trace of res; with consume it drops each rank's tensors from res
+// as soon as its file is built.
+func (c *Compiled) trace(res *runtime.Result, consume bool) (*trace.Trace, error) {
 	files := make([]*trace.File, len(res.Traces))
-	err = forRanks(len(files), func(r int) error {
+	err := forRanks(len(files), func(r int) error {
 		w, err := c.traceWriter(r, res.Traces[r])
-		res.Traces[r] = nil
+		if consume {
+			res.Traces[r] = nil
+		}
 		if err != nil {
 			return err
 		}

@@ -20,8 +20,29 @@ type Variant struct {
 	// string with its bug key, so the failure reproduces).
 	Plan func(p *plan.Plan)
 	// Programs, if set, rewrites the compiled programs (e.g. with ir.Rewrite on ops selected by
-	// their Role).
+	// their Role) and, where the bug lives in the data a rank starts from (e.g. wrongly rolled
+	// MTP ids), its starting tensors c.Init.
 	Programs func(c *Compiled) error
+	// Applies, if set, says why the bug cannot show on a plan (nil: it can), e.g. "needs pp > 1".
+	// On such a plan the rewrite finds nothing to rewrite and the run is the correct one, so a
+	// fuzzer asks Applies before expecting a detection. Nil means every valid plan.
+	Applies func(p plan.Plan) error
+}
+
+// CanShow reports why v cannot show on p, or nil when it can.
+func (v Variant) CanShow(p plan.Plan) error {
+	if v.Applies == nil {
+		return nil
+	}
+	return v.Applies(p)
+}
+
+// LookupVariant returns the registered variant called name.
+func LookupVariant(name string) (Variant, bool) {
+	variantsMu.RLock()
+	defer variantsMu.RUnlock()
+	v, ok := variants[name]
+	return v, ok
 }
 
 var (

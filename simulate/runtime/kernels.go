@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/simulate/ir"
@@ -151,14 +152,44 @@ func kRoPEGrad(in []*tensor.Dense, a ir.Attrs) ([]*tensor.Dense, error) {
 	return one(nn.RoPEBackward(in[0], a.IntList("pos")))
 }
 
+// kAttention is causal attention inside the packed sequences cu. cu may end before the row
+// length S, as flash-attn's varlen kernels allow: tokens past cu[-1] belong to no sequence and
+// are not processed, so their output (and their probabilities) are zero. (A wrong cu_seqlens
+// such as seed 003's compacted one does this; seed-bugs.md §4.3.)
 func kAttention(in []*tensor.Dense, a ir.Attrs) ([]*tensor.Dense, error) {
-	out, probs := nn.Attention(in[0], in[1], in[2], a.IntList("cu"))
+	cu, end := attentionCu(in[0], a.IntList("cu"))
+	out, probs := nn.Attention(in[0], in[1], in[2], cu)
+	if end < len(cu)-1 { // zero the tail segment: it was never processed
+		b, s, heads := out.Shape[0], out.Shape[1], out.Shape[2]
+		tail := cu[end]
+		row := out.Numel() / (b * s)
+		for r := 0; r < b; r++ {
+			clear(out.Data[(r*s+tail)*row : (r+1)*s*row])
+			for h := 0; h < heads; h++ {
+				base := (r*heads + h) * s * s
+				clear(probs.Data[base+tail*s : base+s*s])
+			}
+		}
+	}
 	return []*tensor.Dense{out, probs}, nil
 }
 
+// kAttentionGrad is the adjoint of kAttention; with cu ending before S the tail's zero
+// probabilities give it zero gradients.
 func kAttentionGrad(in []*tensor.Dense, a ir.Attrs) ([]*tensor.Dense, error) {
-	dq, dk, dv := nn.AttentionBackward(in[0], in[1], in[2], in[3], in[4], a.IntList("cu"))
+	cu, _ := attentionCu(in[0], a.IntList("cu"))
+	dq, dk, dv := nn.AttentionBackward(in[0], in[1], in[2], in[3], in[4], cu)
 	return []*tensor.Dense{dq, dk, dv}, nil
+}
+
+// attentionCu returns cu, extended by a tail segment [cu[-1], S) when cu ends before the row
+// length S of q [B,S,h,hd], and the index of cu's last entry.
+func attentionCu(q *tensor.Dense, cu []int) ([]int, int) {
+	end := len(cu) - 1
+	if q.Rank() == 4 && end >= 0 && cu[end] < q.Shape[1] && cu[end] > 0 {
+		return append(slices.Clone(cu), q.Shape[1]), end
+	}
+	return cu, end
 }
 
 func kSwiGLUGrad(in []*tensor.Dense, _ ir.Attrs) ([]*tensor.Dense, error) {

@@ -18,6 +18,7 @@ type Error struct {
 	Kind  string // "mismatch", "deadlock", "finished", "kernel", "program"
 	Ranks []int
 	Msg   string
+	Op    int // kernel errors: index of the failing op in the program of Ranks[0]
 }
 
 // Kinds of Error.
@@ -145,7 +146,7 @@ func (c *coordinator) runRank(r int, init map[string]*tensor.Dense) (traced []Tr
 			if _, isShape := v.(*tensor.ShapeError); !isShape {
 				msg += "\n" + string(debug.Stack()) // not a caller's shape error: a bug in a kernel
 			}
-			c.fail(&Error{Kind: ErrKernel, Ranks: []int{r}, Msg: msg})
+			c.fail(&Error{Kind: ErrKernel, Ranks: []int{r}, Msg: msg, Op: i})
 			traced = nil
 		}
 	}()
@@ -172,7 +173,7 @@ func (c *coordinator) step(r, i int, op *ir.Op, syms map[string]*tensor.Dense, t
 	case ir.Local:
 		out, err := Kernels[op.Op](in, op.Attr)
 		if err != nil {
-			return &Error{Kind: ErrKernel, Ranks: []int{r}, Msg: fmt.Sprintf("rank %d op %d %s: %v", r, i, op.String(), err)}
+			return &Error{Kind: ErrKernel, Ranks: []int{r}, Msg: fmt.Sprintf("rank %d op %d %s: %v", r, i, op.String(), err), Op: i}
 		}
 		c.localOps.Add(1)
 		bind(syms, op.Out, out)

@@ -1,0 +1,176 @@
+package bugs
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/serving"
+	"github.com/spcheck/spcheck/simulate"
+)
+
+// Class is a bug class of seed-bugs.md §0.
+type Class string
+
+const (
+	C1 Class = "C1" // replication precondition violated (partial send + all-gather of a sharded tensor)
+	C2 Class = "C2" // rank-unaware slicing (offset 0 instead of rank·len)
+	C3 Class = "C3" // wrong adjoint of a collective / missing reduction of replicated-parameter grads
+	C4 Class = "C4" // MTP sequence-shift, boundary and loss errors (labels, masks, cu_seqlens, scale)
+	C5 Class = "C5" // emission multiplicity: exactly one emitter per replica group
+	C6 Class = "C6" // predicted shape ≠ actual shape in an overlapped schedule
+	C7 Class = "C7" // mutable shared config toggled around a region that is re-executed later
+)
+
+// ClassTitle is the one-line title of each class.
+var ClassTitle = map[Class]string{
+	C1: "replication precondition violated",
+	C2: "rank-unaware slicing",
+	C3: "wrong adjoint / missing gradient reduction",
+	C4: "MTP shift, boundary and loss errors",
+	C5: "emission multiplicity",
+	C6: "predicted ≠ actual launch shape",
+	C7: "config toggled around a re-executed region",
+}
+
+// Domain says which executor a bug lives in.
+type Domain string
+
+const (
+	Training Domain = "training" // a rewrite of the per-rank programs, run by simulate (and cuda)
+	Serving  Domain = "serving"  // a variant of package serving's decode loop
+)
+
+// Bug is one catalogue entry.
+type Bug struct {
+	Name    string
+	Source  string // the seed and upstream report, and the seed-bugs.md section
+	Class   Class
+	Domain  Domain
+	Summary string // one line
+
+	// Training bugs.
+	Plan     string                           // the minimal plan it shows on (without its bug key)
+	Programs func(c *simulate.Compiled) error // the rewrite (simulate.Variant.Programs)
+	Applies  func(p plan.Plan) error          // why it cannot show on p (nil: it can)
+
+	// Serving bugs: the config it shows on, with the bug switched on; Fixed switches it off.
+	Config func() serving.Config
+	Fixed  func(c *serving.Config)
+
+	Expect   Expect
+	Examples []string // names of the worked examples (Examples) that reproduce its numbers
+}
+
+// Signature is the shape of a diagnosis: what the first divergence looks like.
+type Signature string
+
+const (
+	SigIdenticalReceivers Signature = "identical-receivers" // every TP piece holds the same data though the reference pieces differ; blocks lost
+	SigTP0Right           Signature = "tp0-right"           // TP rank 0's rows right, every other TP rank's wrong
+	SigReplicaMismatch    Signature = "replica-mismatch"    // copies that must agree do not
+	SigScaled             Signature = "scaled"              // every wrong block is one factor × its reference
+	SigPositions          Signature = "positions"           // wrong at the listed sequence positions
+	SigRecompute          Signature = "recompute"           // the forward agrees; recomputed activations do not, grads diverge
+	SigDiverged           Signature = "diverged"            // a value differs, without a finer structure
+	SigRunError           Signature = "run-error"           // the programs cannot run: the failing computation is named
+	SigServing            Signature = "serving"             // the serving checks' diagnosis classes
+)
+
+// Expect is the diagnosis a bug must get on its minimal plan.
+type Expect struct {
+	// Verdict of the first divergence (a verify verdict), or "error" for a run the simulator
+	// refuses with a named failure.
+	Verdict string
+	// First is the logical name of the first divergence; for a run error, the first traced
+	// tensor the failing op would have produced.
+	First     string
+	Signature Signature
+	// Feeds: for a run error, the norm whose input cannot be formed.
+	Feeds string
+	// Scaled lists tensors that must be exactly Factor × their reference (the named factor).
+	Scaled []ScaledTensor
+	// Positions: the sequence positions (dim 1) where First diverges; with ValidDepth k > 0 only
+	// positions valid at MTP depth k (i+k+1 < end of i's sequence) count.
+	Positions  []int
+	ValidDepth int
+	// Recomputed: activations whose recompute in the backward differs from their forward.
+	Recomputed []string
+	// Classes: the serving report's diagnosis classes.
+	Classes []serving.Class
+	// Shows is what an engineer sees, in words (for `spcheck bugs` and the docs).
+	Shows string
+}
+
+// ScaledTensor is a tensor expected to be Factor × its reference; Why names the factor.
+type ScaledTensor struct {
+	Name   string
+	Factor float64
+	Why    string
+}
+
+var catalogue = map[string]*Bug{}
+
+// register adds b to the catalogue and, for a training bug, registers its simulate variant so
+// that `bug=NAME` plans, the GPUs and the fuzzer find it.
+func register(b *Bug) {
+	if b.Name == "" || catalogue[b.Name] != nil {
+		panic(fmt.Sprintf("bugs: %q registered twice or unnamed", b.Name))
+	}
+	catalogue[b.Name] = b
+	if b.Domain == Training {
+		simulate.RegisterVariant(simulate.Variant{Name: b.Name, Summary: b.Summary, Programs: b.Programs, Applies: b.Applies})
+	}
+}
+
+// All lists the catalogue: training bugs by class then name, then serving bugs.
+func All() []*Bug {
+	out := make([]*Bug, 0, len(catalogue))
+	for _, b := range catalogue {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Domain != b.Domain {
+			return a.Domain == Training
+		}
+		if a.Class != b.Class {
+			return a.Class < b.Class
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
+
+// Lookup returns the bug called name; the error lists the known names.
+func Lookup(name string) (*Bug, error) {
+	if b := catalogue[name]; b != nil {
+		return b, nil
+	}
+	names := make([]string, 0, len(catalogue))
+	for n := range catalogue {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return nil, fmt.Errorf("no bug %q in the catalogue (known: %s)", name, strings.Join(names, ", "))
+}
+
+// MinimalPlan is the plan a training bug shows on, with its bug key.
+func (b *Bug) MinimalPlan() plan.Plan {
+	p, err := plan.Parse(b.Plan)
+	if err != nil {
+		panic(fmt.Sprintf("bugs: %s: minimal plan %q: %v", b.Name, b.Plan, err))
+	}
+	p.Bug = b.Name
+	return p
+}
+
+// CanShow reports why the bug cannot show on p (nil: it can).
+func (b *Bug) CanShow(p plan.Plan) error {
+	if b.Applies == nil {
+		return nil
+	}
+	return b.Applies(p)
+}

@@ -1,0 +1,549 @@
+package bugs
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/spcheck/spcheck/nn"
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/serving"
+	"github.com/spcheck/spcheck/simulate"
+	"github.com/spcheck/spcheck/simulate/ir"
+	simrt "github.com/spcheck/spcheck/simulate/runtime"
+	"github.com/spcheck/spcheck/tensor"
+	"github.com/spcheck/spcheck/trace"
+	"github.com/spcheck/spcheck/verify"
+)
+
+// VerdictError is Outcome.Verdict for a run the simulator refused (a kernel or collective
+// error naming ranks and ops); VerdictClean for a run that verified.
+const (
+	VerdictError = "error"
+	VerdictClean = "verified"
+)
+
+// scaleRelTol is how close a tensor must be to factor × its reference to count as scaled, in
+// norm (‖a − c·r‖ ≤ scaleRelTol·‖a‖): far above float64 rounding of these tiny models (~1e-15),
+// far below any other corruption the catalogue makes (O(1)).
+const scaleRelTol = 1e-9
+
+// Outcome is what spcheck saw when it ran a bug on a plan.
+type Outcome struct {
+	Bug     *Bug
+	Plan    plan.Plan
+	Command string // the one command that re-runs it
+
+	// Training bugs.
+	Report     *verify.Report // oracle vs simulator; nil when the simulator refused the run
+	RunErr     *simrt.Error
+	Trace      *trace.Trace       // the buggy run's trace (nil on a run error)
+	Verdict    string             // of the first divergence, VerdictError or VerdictClean
+	First      string             // its tensor; for a run error, the first traced tensor the failing op feeds
+	Ranks      []int              // ranks whose pieces of First are wrong
+	Feeds      string             // for a run error, the norm whose input could not be formed
+	Signature  Signature          // the shape of the first divergence
+	Scale      float64            // SigScaled: the factor
+	ScaleName  string             // SigScaled: the plan quantity it equals ("tp"), if any
+	Scales     map[string]float64 // Expect.Scaled tensors: the measured factor (NaN: not a multiple)
+	Positions  []int              // sequence positions where First diverges (valid ones at Expect.ValidDepth)
+	Recomputed []string           // activations whose recompute differs from their forward
+	Detail     string             // one line
+
+	// Serving bugs.
+	Serving *serving.Report
+}
+
+// OnMinimalPlan reports whether the run is the one the catalogue's expectation is for: the
+// bug's minimal plan, or its serving config with the bug on.
+func (o *Outcome) OnMinimalPlan() bool {
+	if o.Serving != nil {
+		return o.Serving.Config.String() == o.Bug.Config().String()
+	}
+	return o.Plan.String() == o.Bug.MinimalPlan().String()
+}
+
+// Detected reports whether the run failed verification (or could not run).
+func (o *Outcome) Detected() bool {
+	if o.Serving != nil {
+		return !o.Serving.OK()
+	}
+	return o.Verdict != VerdictClean
+}
+
+// Run runs bug b on p (a training plan; ignored for serving bugs, which run their Config) and
+// classifies what the verifier sees.
+func Run(b *Bug, p plan.Plan) (*Outcome, error) {
+	if b.Domain == Serving {
+		return RunServing(b, b.Config())
+	}
+	p.Bug = b.Name
+	o := &Outcome{Bug: b, Plan: p, Command: ReproCommand(b, p)}
+	c, err := simulate.Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	c.TraceRecomputed()
+	res, err := simrt.Run(c.Programs, c.Init)
+	var re *simrt.Error
+	if errors.As(err, &re) && re.Kind != simrt.ErrProgram {
+		o.runError(c, re)
+		return o, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.Recomputed = splitRecomputed(res)
+	if o.Trace, err = c.Trace(res); err != nil {
+		return nil, err
+	}
+	ref, err := simulate.OracleTrace(p)
+	if err != nil {
+		return nil, err
+	}
+	if o.Report, err = verify.Compare(ref, o.Trace, verify.Options{Command: o.Command}); err != nil {
+		return nil, err
+	}
+	return o, o.classify(ref)
+}
+
+// ReproCommand is the command that re-runs b on p.
+func ReproCommand(b *Bug, p plan.Plan) string {
+	if b.Domain == Serving {
+		return "spcheck repro " + b.Name
+	}
+	p.Bug = ""
+	return fmt.Sprintf("spcheck repro %s --plan '%s'", b.Name, p)
+}
+
+// runError names what a refused run was computing: the rank and op, the first traced tensor the
+// failing op's result flows into and the first norm it feeds.
+func (o *Outcome) runError(c *simulate.Compiled, e *simrt.Error) {
+	o.RunErr, o.Verdict, o.Signature = e, VerdictError, SigRunError
+	o.Detail = e.Error()
+	if e.Kind != simrt.ErrKernel || len(e.Ranks) == 0 {
+		return
+	}
+	prog := c.Programs[e.Ranks[0]]
+	reach := map[string]bool{}
+	for _, s := range prog.Ops[e.Op].Out {
+		reach[s] = true
+	}
+	norm := ""
+	for _, op := range prog.Ops[e.Op+1:] {
+		if !slices.ContainsFunc(op.In, func(s string) bool { return reach[s] }) {
+			continue
+		}
+		switch {
+		case op.Op == ir.OpTrace && o.First == "":
+			o.First = op.Trace.Name
+		case op.Op == ir.OpTrace && op.In[0] == norm && o.Feeds == "":
+			o.Feeds = op.Trace.Name
+		case op.Op == ir.OpRMSNorm && norm == "":
+			norm = op.Out[0]
+		}
+		for _, s := range op.Out {
+			reach[s] = true
+		}
+	}
+	// Which of a stage's TP ranks fails first depends on scheduling; what fails does not, so
+	// the detail names the stage, the op and the computation, not the rank.
+	op := prog.Ops[e.Op]
+	why := strings.SplitN(e.Msg, "\n", 2)[0]
+	why = strings.TrimPrefix(why, fmt.Sprintf("rank %d op %d %s: ", e.Ranks[0], e.Op, op.String()))
+	o.Detail = fmt.Sprintf("stage pp=%d cannot compute %s", prog.Coord[simulate.AxisPP], orNone(o.First))
+	if o.Feeds != "" {
+		o.Detail += fmt.Sprintf(", the input of %s", o.Feeds)
+	}
+	o.Detail += fmt.Sprintf(": op %d %s: %s", e.Op, op.String(), why)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(nothing traced)"
+	}
+	return s
+}
+
+// splitRecomputed removes the recompute probes (simulate.TraceRecomputed) from res and returns
+// the logical names of the activations whose recompute differs bitwise from the forward.
+func splitRecomputed(res *simrt.Result) []string {
+	var differ []string
+	for r, traced := range res.Traces {
+		byKey := map[string]*tensor.Dense{}
+		for _, t := range traced {
+			byKey[t.Tag.Key] = t.T
+		}
+		kept := traced[:0]
+		for _, t := range traced {
+			orig, isProbe := strings.CutPrefix(t.Tag.Key, simulate.RecomputeTraceKey)
+			if !isProbe {
+				kept = append(kept, t)
+				continue
+			}
+			if fwd := byKey[orig]; fwd == nil || !tensor.BitEqual(fwd, t.T) {
+				name := strings.TrimPrefix(t.Tag.Name, simulate.RecomputeTraceKey)
+				if !slices.Contains(differ, name) {
+					differ = append(differ, name)
+				}
+			}
+		}
+		res.Traces[r] = kept
+	}
+	return differ
+}
+
+// classify reads the verifier's report: the first divergence, its signature, and the
+// measurements the bug's expectation asks for.
+func (o *Outcome) classify(ref *trace.Trace) error {
+	first := o.Report.First()
+	if len(first) == 0 {
+		o.Verdict, o.Signature = VerdictClean, ""
+		if !o.Report.Verified() {
+			o.Verdict = "failed (no numerical divergence)"
+		}
+		o.Detail = "every tensor within tolerance"
+		if len(o.Recomputed) > 0 {
+			o.Detail += "; recomputed activations differ from the forward: " + strings.Join(o.Recomputed, ", ")
+		}
+		return nil
+	}
+	res := first[0]
+	o.Verdict, o.First, o.Ranks = string(res.Verdict), res.Name, res.Ranks
+	o.Signature = signature(res)
+	if o.Signature == SigScaled {
+		o.Scale, o.ScaleName = blockScale(res.Diagnosis)
+	}
+	if len(o.Recomputed) > 0 {
+		o.Signature = SigRecompute
+	}
+	ex := o.Bug.Expect
+	if ex.Signature == SigPositions || len(ex.Scaled) > 0 {
+		if err := o.measure(ref, res); err != nil {
+			return err
+		}
+	}
+	o.Detail = o.describe(res)
+	return nil
+}
+
+// signature classifies the first divergence.
+func signature(res *verify.Result) Signature {
+	if res.Verdict == verify.ReplicaMismatch {
+		return SigReplicaMismatch
+	}
+	d := res.Diagnosis
+	switch {
+	case d == nil:
+		return SigDiverged
+	case identicalReceivers(d):
+		return SigIdenticalReceivers
+	case allScaled(d):
+		return SigScaled
+	case tp0Right(d):
+		return SigTP0Right
+	}
+	return SigDiverged
+}
+
+// identicalReceivers: several pieces, all holding the same values though their references
+// differ, and reference blocks lost — C1's frankentensor.
+func identicalReceivers(d *verify.Diagnosis) bool {
+	if len(d.Rows) < 2 || len(d.Lost) == 0 {
+		return false
+	}
+	same := func(f func(b verify.Block) verify.Values) bool {
+		for _, r := range d.Rows[1:] {
+			for j, b := range r.Blocks {
+				if !sameValues(f(b), f(d.Rows[0].Blocks[j])) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return same(func(b verify.Block) verify.Values { return b.Actual }) &&
+		!same(func(b verify.Block) verify.Values { return b.Expected })
+}
+
+func sameValues(a, b verify.Values) bool {
+	return slices.Equal(a.Head, b.Head) && slices.Equal(a.Tail, b.Tail) && a.Elided == b.Elided
+}
+
+// allScaled: every wrong block is the same factor × its reference.
+func allScaled(d *verify.Diagnosis) bool {
+	c, _ := blockScale(d)
+	return c != 0
+}
+
+// blockScale is the common factor of the wrong blocks (0 if they are not all scaled alike).
+func blockScale(d *verify.Diagnosis) (float64, string) {
+	var c float64
+	var name string
+	for _, r := range d.Rows {
+		for _, b := range r.Blocks {
+			switch {
+			case b.Class == verify.Correct:
+			case b.Class == verify.Scaled && (c == 0 || c == b.Scale):
+				c, name = b.Scale, b.ScaleName
+			default:
+				return 0, ""
+			}
+		}
+	}
+	return c, name
+}
+
+// tp0Right: pieces on TP rank 0 are right, pieces on every other TP rank wrong.
+func tp0Right(d *verify.Diagnosis) bool {
+	seen := false
+	for _, r := range d.Rows {
+		t, ok := coordOf(r.Coord, "tp")
+		if !ok {
+			return false
+		}
+		if (t == 0) != r.OK() {
+			return false
+		}
+		seen = seen || t > 0
+	}
+	return seen
+}
+
+// coordOf reads axis's coordinate from a piece label such as "pp=1,tp=0".
+func coordOf(label, axis string) (int, bool) {
+	for _, kv := range strings.Split(label, ",") {
+		if a, v, ok := strings.Cut(kv, "="); ok && a == axis {
+			var n int
+			_, err := fmt.Sscanf(v, "%d", &n)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// measure fills Positions and Scales from the reassembled tensors.
+func (o *Outcome) measure(ref *trace.Trace, first *verify.Result) error {
+	refT, err := verify.Assemble(ref)
+	if err != nil {
+		return err
+	}
+	candT, err := verify.Assemble(o.Trace)
+	if err != nil {
+		return err
+	}
+	byName := func(ls []*verify.Logical, name string) *tensor.Dense {
+		for _, l := range ls {
+			if l.Name == name {
+				return l.Dense()
+			}
+		}
+		return nil
+	}
+	ex := o.Bug.Expect
+	if ex.Signature == SigPositions {
+		r, c := byName(refT, first.Name), byName(candT, first.Name)
+		if r != nil && c != nil && len(r.Shape) >= 2 && tensor.SameShape(r.Shape, c.Shape) {
+			o.Positions = divergedPositions(r, c, first.RTol, first.Floor, validAt(o.Plan, ex.ValidDepth))
+			if len(o.Positions) > 0 {
+				o.Signature = SigPositions
+			}
+		}
+	}
+	if len(ex.Scaled) > 0 {
+		o.Scales = map[string]float64{}
+		for _, s := range ex.Scaled {
+			o.Scales[s.Name] = factorOf(byName(candT, s.Name), byName(refT, s.Name))
+		}
+	}
+	return nil
+}
+
+// validAt says which positions of a row count at MTP depth k: i+k+1 < the end of i's
+// sequence (seed-bugs.md §4.1); every position when k = 0.
+func validAt(p plan.Plan, k int) func(i int) bool {
+	ends := nn.SeqEnds(p.CuSeqlens())
+	return func(i int) bool { return k == 0 || i+k+1 < ends[i] }
+}
+
+// divergedPositions lists the positions i (dim 1) where some element of c[:, i, …] is outside
+// the verifier's tolerance (rtol·(|ref| + floor)) and valid(i).
+func divergedPositions(r, c *tensor.Dense, rtol, floor float64, valid func(int) bool) []int {
+	b, s := r.Shape[0], r.Shape[1]
+	inner := r.Numel() / (b * s)
+	var out []int
+	for i := 0; i < s; i++ {
+		if !valid(i) {
+			continue
+		}
+		bad := false
+		for row := 0; row < b && !bad; row++ {
+			for j := 0; j < inner; j++ {
+				k := (row*s+i)*inner + j
+				if e, a := r.Data[k], c.Data[k]; math.Abs(a-e) > rtol*(math.Abs(e)+floor) {
+					bad = true
+					break
+				}
+			}
+		}
+		if bad {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// factorOf is c with cand = c·ref (in norm, scaleRelTol), NaN when cand is not a multiple.
+func factorOf(cand, ref *tensor.Dense) float64 {
+	if cand == nil || ref == nil || !tensor.SameShape(cand.Shape, ref.Shape) {
+		return math.NaN()
+	}
+	var ar, rr, aa float64
+	for i, x := range ref.Data {
+		ar += cand.Data[i] * x
+		rr += x * x
+		aa += cand.Data[i] * cand.Data[i]
+	}
+	if rr == 0 {
+		return math.NaN()
+	}
+	c := ar / rr
+	var res float64
+	for i, x := range ref.Data {
+		d := cand.Data[i] - c*x
+		res += d * d
+	}
+	if math.Sqrt(res) > scaleRelTol*math.Sqrt(aa) {
+		return math.NaN()
+	}
+	return c
+}
+
+// describe is the outcome in one line.
+func (o *Outcome) describe(res *verify.Result) string {
+	s := fmt.Sprintf("first divergence %s: %s", res.Name, res.Verdict)
+	if len(res.Ranks) > 0 {
+		s += fmt.Sprintf(" on ranks %v", res.Ranks)
+	}
+	switch o.Signature {
+	case SigIdenticalReceivers:
+		s += fmt.Sprintf("; every receiver holds the same data, %s lost", verify.Plural(len(res.Diagnosis.Lost), "reference block"))
+	case SigTP0Right:
+		s += "; TP rank 0's rows right, every other TP rank's wrong"
+	case SigScaled:
+		s += "; every wrong block is " + verify.FormatScale(o.Scale, o.ScaleName) + " its reference"
+	case SigReplicaMismatch:
+		s += "; the copies disagree"
+	case SigPositions:
+		s += fmt.Sprintf("; wrong at positions %v", o.Positions)
+		if d := o.Bug.Expect.ValidDepth; d > 0 {
+			s += fmt.Sprintf(" (valid at depth %d)", d)
+		}
+	case SigRecompute:
+		s += "; recomputed " + strings.Join(o.Recomputed, ", ") + " differ from the forward"
+	}
+	for _, st := range o.Bug.Expect.Scaled {
+		if c := o.Scales[st.Name]; !math.IsNaN(c) {
+			s += fmt.Sprintf("; %s is %s its reference", st.Name, verify.FormatScale(c, st.Why))
+		}
+	}
+	if n := o.Report.Consequences(); n > 0 {
+		s += fmt.Sprintf("; %d later failures follow", n)
+	}
+	return s
+}
+
+// RunServing runs a serving bug on cfg (its Config, or that with Fixed applied) and reads the
+// serving checks.
+func RunServing(b *Bug, cfg serving.Config) (*Outcome, error) {
+	rep, err := serving.Run(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o := &Outcome{Bug: b, Command: ReproCommand(b, plan.Plan{}), Serving: &rep, Signature: SigServing}
+	var cls []string
+	for _, c := range rep.Classes() {
+		cls = append(cls, string(c))
+	}
+	o.Verdict = VerdictClean
+	if len(cls) > 0 {
+		o.Verdict = strings.Join(cls, ", ")
+	}
+	o.Detail = servingDetail(rep)
+	if o.Detected() {
+		o.First, _, _ = strings.Cut(o.Detail, ";")
+	}
+	return o, nil
+}
+
+// servingDetail is a serving report's failures in one line.
+func servingDetail(rep serving.Report) string {
+	var parts []string
+	if !rep.EmitOK() {
+		var em []string
+		for _, r := range rep.Emitters() {
+			em = append(em, fmt.Sprintf("r%d", r))
+		}
+		parts = append(parts, "EmitOnce: "+rep.EmitVerdict()+" (emitters "+strings.Join(em, ",")+")")
+	}
+	for _, l := range rep.UnderPredicted() {
+		parts = append(parts, fmt.Sprintf("LaunchPrediction: step %d DP%d predicted %d, actual %d", l.Step, l.DP, l.Predicted, l.Actual))
+	}
+	if len(rep.Skipped) > 0 {
+		parts = append(parts, fmt.Sprintf("GateOnlyEmission: %d rank-steps skipped their state update", len(rep.Skipped)))
+	}
+	if len(rep.Replicas) > 0 {
+		m := rep.Replicas[0]
+		parts = append(parts, fmt.Sprintf("ReplicaIdentity: step %d r%d vs root r%d %s %s", m.Step, m.Rank, m.Root, m.Request, m.Field))
+	}
+	if len(parts) == 0 {
+		return "every check passed"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Mismatches lists how the outcome differs from the bug's expected diagnosis (none: it matches).
+func (o *Outcome) Mismatches() []string {
+	ex := o.Bug.Expect
+	var bad []string
+	want := func(what, got, exp string) {
+		if got != exp {
+			bad = append(bad, fmt.Sprintf("%s %q, want %q", what, got, exp))
+		}
+	}
+	if o.Serving != nil {
+		var got []serving.Class
+		got = append(got, o.Serving.Classes()...)
+		if !slices.Equal(got, ex.Classes) {
+			bad = append(bad, fmt.Sprintf("serving classes %v, want %v", got, ex.Classes))
+		}
+		return bad
+	}
+	want("verdict", o.Verdict, ex.Verdict)
+	want("first divergence", o.First, ex.First)
+	want("signature", string(o.Signature), string(ex.Signature))
+	if ex.Feeds != "" {
+		want("failing input of", o.Feeds, ex.Feeds)
+	}
+	if ex.Signature == SigScaled && o.Signature == SigScaled && len(ex.Scaled) > 0 && ex.Scaled[0].Name == ex.First {
+		if o.Scale != ex.Scaled[0].Factor {
+			bad = append(bad, fmt.Sprintf("scale ×%g, want ×%g", o.Scale, ex.Scaled[0].Factor))
+		}
+	}
+	for _, s := range ex.Scaled {
+		if got := o.Scales[s.Name]; math.IsNaN(got) || math.Abs(got-s.Factor) > scaleRelTol*math.Abs(s.Factor) {
+			bad = append(bad, fmt.Sprintf("%s is %v × its reference, want ×%g (%s)", s.Name, got, s.Factor, s.Why))
+		}
+	}
+	if ex.Signature == SigPositions && !slices.Equal(o.Positions, ex.Positions) {
+		bad = append(bad, fmt.Sprintf("positions %v, want %v", o.Positions, ex.Positions))
+	}
+	for _, name := range ex.Recomputed {
+		if !slices.Contains(o.Recomputed, name) {
+			bad = append(bad, fmt.Sprintf("recomputed %s agrees with its forward, want it to differ", name))
+		}
+	}
+	return bad
+}

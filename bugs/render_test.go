@@ -1,0 +1,102 @@
+package bugs
+
+import (
+	"bytes"
+	"encoding/xml"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+var (
+	gateOnce sync.Once
+	gateRep  *GateReport
+)
+
+// sharedGate runs the gate once for the rendering tests.
+func sharedGate() *GateReport {
+	gateOnce.Do(func() { gateRep = Gate() })
+	return gateRep
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./bugs -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test ./bugs -update, then review the diff):\n%s", name, got)
+	}
+}
+
+// TestGateGolden: the Markdown and JSON reports CI publishes depend only on the outcomes (no
+// timings), so they are golden.
+func TestGateGolden(t *testing.T) {
+	g := *sharedGate()
+	// A correct run's identical/close split depends on the float code the compiler emits
+	// (FMA fusion on GOAMD64=v3 and arm64); everything else in the report does not.
+	g.Cases = append([]Case(nil), g.Cases...)
+	for i := range g.Cases {
+		if k := g.Cases[i].Kind; k == CaseCorrect || (k == CaseFixed && g.Cases[i].Plan != "") {
+			g.Cases[i].Detail = "(tensor counts)"
+		}
+	}
+	for _, f := range []struct{ format, file string }{{"md", "gate.md"}, {"json", "gate.json"}} {
+		var b bytes.Buffer
+		if err := WriteGate(&b, &g, f.format); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, f.file, b.Bytes())
+	}
+}
+
+// TestGateJUnit: one suite per case kind, one case per check, failures with their reason and the
+// command that reproduces them.
+func TestGateJUnit(t *testing.T) {
+	g := *sharedGate()
+	g.Cases = append([]Case(nil), g.Cases...)
+	g.Cases[0].Pass, g.Cases[0].Problems = false, []string{"does not verify: 3 tensors fail"} // a failing case, to render
+	var b bytes.Buffer
+	if err := WriteGate(&b, &g, "junit"); err != nil {
+		t.Fatal(err)
+	}
+	var doc junitSuites
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatalf("not XML: %v", err)
+	}
+	if doc.Tests != len(g.Cases) || doc.Failures != 1 || len(doc.Suites) != 4 {
+		t.Errorf("tests %d failures %d suites %d, want %d 1 4", doc.Tests, doc.Failures, len(doc.Suites), len(g.Cases))
+	}
+	f := doc.Suites[0].Cases[0].Failure
+	if f == nil || f.Message != "does not verify: 3 tensors fail" || !strings.Contains(f.Body, "reproduce: spcheck verify --plan") {
+		t.Errorf("failure %+v", f)
+	}
+	var text bytes.Buffer
+	if err := WriteGate(&text, &g, "text"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"spcheck check: FAILED", "failures:", "reproduce: spcheck verify --plan"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+	if err := WriteGate(&text, &g, "html"); err == nil {
+		t.Error("an unknown format is accepted")
+	}
+}
