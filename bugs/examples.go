@@ -262,11 +262,11 @@ func vllm33322() (*ExampleResult, error) {
 			m.input(t, "residual", []int{4, 2}, resid...)
 			m.input(t, "w", []int{2}, 1, 1)
 			m.op(t,
-				ir.Op{Op: ir.OpReduceScatter, In: []string{"x"}, Out: []string{"rs"}, Attr: ints("dim", 0), Group: m.tp(t), Role: simulate.RoleRowReduce},
-				ir.Op{Op: ir.OpNarrow, In: []string{"residual"}, Out: []string{"resid_local"}, Attr: ints("dim", 0, "start", 2*t, "len", 2), Role: simulate.RoleResidualSlice},
+				ir.Op{Op: ir.OpReduceScatter, In: []string{"x"}, Out: []string{"rs"}, Attr: ir.Ints("dim", 0), Group: m.tp(t), Role: simulate.RoleRowReduce},
+				ir.Op{Op: ir.OpNarrow, In: []string{"residual"}, Out: []string{"resid_local"}, Attr: ir.Ints("dim", 0, "start", 2*t, "len", 2), Role: simulate.RoleResidualSlice},
 				ir.Op{Op: ir.OpAdd, In: []string{"rs", "resid_local"}, Out: []string{"residual_out"}},
 				ir.Op{Op: ir.OpRMSNorm, In: []string{"residual_out", "w"}, Out: []string{"y_local", "rstd"}},
-				ir.Op{Op: ir.OpAllGather, In: []string{"y_local"}, Out: []string{"y"}, Attr: ints("dim", 0), Group: m.tp(t), Role: simulate.RoleSeqGather})
+				ir.Op{Op: ir.OpAllGather, In: []string{"y_local"}, Out: []string{"y"}, Attr: ir.Ints("dim", 0), Group: m.tp(t), Role: simulate.RoleSeqGather})
 		}
 		m.trace([]int{0, 1}, "residual_out", "act/residual_out", string(trace.Activation), "tp=shard(0)", 4, 2)
 		m.trace([]int{0, 1}, "y", "act/y", string(trace.Activation), "", 4, 2)
@@ -306,7 +306,7 @@ func vllm24021() (*ExampleResult, error) {
 				P2P: []ir.Transfer{{Send: true, Peer: recv, Sym: "residual", Shape: []int{2, 2}}}})
 			m.op(recv, ir.Op{Op: ir.OpP2P, Role: simulate.RoleRecvForward,
 				P2P: []ir.Transfer{{Peer: send, Sym: "received", Shape: []int{2, 2}}}},
-				ir.Op{Op: ir.OpAllGather, In: []string{"received"}, Out: []string{"gathered"}, Attr: ints("dim", 0), Group: m.tp(recv), Role: simulate.RoleResidualGather})
+				ir.Op{Op: ir.OpAllGather, In: []string{"received"}, Out: []string{"gathered"}, Attr: ir.Ints("dim", 0), Group: m.tp(recv), Role: simulate.RoleResidualGather})
 		}
 		m.trace([]int{2, 3}, "received", "act/residual.received", string(trace.Activation), "pp=stage,tp=shard(0)", 4, 2)
 		m.trace([]int{2, 3}, "gathered", "act/residual.gathered", string(trace.Activation), "pp=stage", 4, 2)
@@ -456,8 +456,8 @@ func ehProj() (*ExampleResult, error) {
 		for t := 0; t < 2; t++ {
 			m.input(t, "z_local", []int{1, 2}, float64(2*t+1), float64(2*t+2))
 			m.input(t, "G", []int{1, 4}, 1, 2, 3, 4)
-			m.op(t, ir.Op{Op: ir.OpAllGather, In: []string{"z_local"}, Out: []string{"z"}, Attr: ints("dim", 1), Group: m.tp(t), Role: simulate.RoleEHProjGather},
-				ir.Op{Op: ir.OpNarrow, In: []string{"G"}, Out: []string{"dz_local"}, Attr: ints("dim", 1, "start", 2*t, "len", 2), Role: simulate.RoleEHProjGather + ".bwd"})
+			m.op(t, ir.Op{Op: ir.OpAllGather, In: []string{"z_local"}, Out: []string{"z"}, Attr: ir.Ints("dim", 1), Group: m.tp(t), Role: simulate.RoleEHProjGather},
+				ir.Op{Op: ir.OpNarrow, In: []string{"G"}, Out: []string{"dz_local"}, Attr: ir.Ints("dim", 1, "start", 2*t, "len", 2), Role: simulate.RoleEHProjGather + ".bwd"})
 		}
 		m.trace([]int{0, 1}, "z", "act/mtp.1.eh_proj", string(trace.Activation), "", 1, 4)
 		m.trace([]int{0, 1}, "dz_local", "agrad/mtp.1.eh_proj.local", string(trace.ActivationGrad), "tp=shard(1)", 1, 4)

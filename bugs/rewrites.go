@@ -60,18 +60,6 @@ func withFloat(o ir.Op, k string, v float64) ir.Op {
 	return o
 }
 
-func ints(kv ...any) ir.Attrs {
-	a := ir.Attrs{Ints: map[string][]int{}}
-	for i := 0; i < len(kv); i += 2 {
-		switch v := kv[i+1].(type) {
-		case int:
-			a.Ints[kv[i].(string)] = []int{v}
-		case []int:
-			a.Ints[kv[i].(string)] = v
-		}
-	}
-	return a
-}
 
 // partialP2P is Paddle's enable_partial_send_recv (Megatron's scatter_gather_tensors_in_pipeline,
 // vLLM's send_tensor_dict(all_gather_group=…)) without its replication guard: every pipeline
@@ -116,10 +104,10 @@ func partialP2P(forward, backward bool) func(c *simulate.Compiled) error {
 					chunk := t.Sym + "~chunk"
 					if t.Send {
 						pre = append(pre, ir.Op{Op: ir.OpFlatChunk, In: []string{t.Sym}, Out: []string{chunk},
-							Attr: ints("parts", n, "index", idx), Role: simulate.RolePartialChunk})
+							Attr: ir.Ints("parts", n, "index", idx), Role: simulate.RolePartialChunk})
 					} else {
 						post = append(post, ir.Op{Op: ir.OpAllGatherFlat, In: []string{chunk}, Out: []string{t.Sym},
-							Attr: ints("shape", slices.Clone(t.Shape)), Group: g, Role: simulate.RolePartialGather})
+							Attr: ir.Ints("shape", slices.Clone(t.Shape)), Group: g, Role: simulate.RolePartialGather})
 					}
 					o.P2P[k].Sym, o.P2P[k].Shape = chunk, []int{numel / n}
 				}
@@ -199,7 +187,7 @@ func ehProjReduceScatter(c *simulate.Compiled) error {
 		if o.Role != simulate.RoleEHProjGather+".bwd" || o.Op != ir.OpNarrow {
 			return nil, false
 		}
-		return []ir.Op{{Op: ir.OpReduceScatter, In: o.In, Out: o.Out, Attr: ints("dim", o.Attr.Int("dim")),
+		return []ir.Op{{Op: ir.OpReduceScatter, In: o.In, Out: o.Out, Attr: ir.Ints("dim", o.Attr.Int("dim")),
 			Group: simulate.TPGroupOf(prog), Role: o.Role}}, true
 	})
 	return nil

@@ -102,18 +102,6 @@ func syms(vs []*val) []string {
 	return s
 }
 
-func ints(kv ...any) ir.Attrs {
-	a := ir.Attrs{Ints: map[string][]int{}}
-	for i := 0; i < len(kv); i += 2 {
-		switch v := kv[i+1].(type) {
-		case int:
-			a.Ints[kv[i].(string)] = []int{v}
-		case []int:
-			a.Ints[kv[i].(string)] = v
-		}
-	}
-	return a
-}
 
 // accum adds g to v's gradient (or to its parameter's gradient).
 func (b *builder) accum(v, g *val) {
@@ -165,7 +153,7 @@ func (b *builder) toPartial(g *val) *val {
 	if b.c.tp == 0 {
 		return b.op(ir.OpCopy, []*val{g}, ir.Attrs{}, out)
 	}
-	return b.op(ir.OpZeros, nil, ints("shape", g.shape), out)
+	return b.op(ir.OpZeros, nil, ir.Ints("shape", g.shape), out)
 }
 
 // backward replays a tape in reverse.
@@ -196,10 +184,10 @@ func (b *builder) addG(x, y *val) *val {
 }
 
 func (b *builder) reshape(x *val, shape ...int) *val {
-	out := b.op(ir.OpReshape, []*val{x}, ints("shape", shape), b.like(x, "reshape", shape))
+	out := b.op(ir.OpReshape, []*val{x}, ir.Ints("shape", shape), b.like(x, "reshape", shape))
 	b.push(func() {
 		if g := out.grad; g != nil {
-			b.accum(x, b.op(ir.OpReshape, []*val{g}, ints("shape", x.shape), b.like(g, "reshape", x.shape)))
+			b.accum(x, b.op(ir.OpReshape, []*val{g}, ir.Ints("shape", x.shape), b.like(g, "reshape", x.shape)))
 		}
 	})
 	return out
@@ -216,7 +204,7 @@ func (b *builder) narrow(x *val, d, start, n int) *val {
 	if start == 0 && n == x.shape[d] {
 		return x
 	}
-	out := b.op(ir.OpNarrow, []*val{x}, ints("dim", d, "start", start, "len", n), b.like(x, "narrow", withDim(x.shape, d, n)))
+	out := b.op(ir.OpNarrow, []*val{x}, ir.Ints("dim", d, "start", start, "len", n), b.like(x, "narrow", withDim(x.shape, d, n)))
 	b.push(func() {
 		if g := out.grad; g != nil {
 			b.accum(x, b.padRaw(g, d, start, x.shape[d]-start-n))
@@ -240,11 +228,11 @@ func (b *builder) pad(x *val, d, after int) *val {
 }
 
 func (b *builder) padRaw(x *val, d, before, after int) *val {
-	return b.op(ir.OpPad, []*val{x}, ints("dim", d, "before", before, "after", after), b.like(x, "pad", withDim(x.shape, d, x.shape[d]+before+after)))
+	return b.op(ir.OpPad, []*val{x}, ir.Ints("dim", d, "before", before, "after", after), b.like(x, "pad", withDim(x.shape, d, x.shape[d]+before+after)))
 }
 
 func (b *builder) narrowRaw(x *val, d, start, n int) *val {
-	return b.op(ir.OpNarrow, []*val{x}, ints("dim", d, "start", start, "len", n), b.like(x, "narrow", withDim(x.shape, d, n)))
+	return b.op(ir.OpNarrow, []*val{x}, ir.Ints("dim", d, "start", start, "len", n), b.like(x, "narrow", withDim(x.shape, d, n)))
 }
 
 // concat joins same-placement values on dim d; its adjoint splits.
@@ -256,7 +244,7 @@ func (b *builder) concat(d int, xs ...*val) *val {
 		sizes[i] = x.shape[d]
 		shape[d] += x.shape[d]
 	}
-	out := b.op(ir.OpConcat, xs, ints("dim", d), b.like(xs[0], "concat", shape))
+	out := b.op(ir.OpConcat, xs, ir.Ints("dim", d), b.like(xs[0], "concat", shape))
 	b.push(func() {
 		g := out.grad
 		if g == nil {
@@ -266,7 +254,7 @@ func (b *builder) concat(d int, xs ...*val) *val {
 		for i, x := range xs {
 			parts[i] = b.like(g, "split", x.shape)
 		}
-		b.emit(ir.Op{Op: ir.OpSplit, In: []string{g.sym}, Out: syms(parts), Attr: ints("dim", d, "sizes", sizes)})
+		b.emit(ir.Op{Op: ir.OpSplit, In: []string{g.sym}, Out: syms(parts), Attr: ir.Ints("dim", d, "sizes", sizes)})
 		for i, x := range xs {
 			b.accum(x, parts[i])
 		}
@@ -353,11 +341,11 @@ func (b *builder) rmsnorm(x, w *val) *val {
 
 // rope rotates x at the given positions; role tags the op and its adjoint (e.g. RoleMTPRoPE).
 func (b *builder) rope(x *val, pos []int, role string) *val {
-	out := b.op(ir.OpRoPE, []*val{x}, ints("pos", pos), b.like(x, "rope", x.shape))
+	out := b.op(ir.OpRoPE, []*val{x}, ir.Ints("pos", pos), b.like(x, "rope", x.shape))
 	b.ops[len(b.ops)-1].Role = role
 	b.push(func() {
 		if g := out.grad; g != nil {
-			b.accum(x, b.op(ir.OpRoPEGrad, []*val{g}, ints("pos", pos), b.like(g, "drope", g.shape)))
+			b.accum(x, b.op(ir.OpRoPEGrad, []*val{g}, ir.Ints("pos", pos), b.like(g, "drope", g.shape)))
 			b.ops[len(b.ops)-1].Role = role
 		}
 	})
@@ -369,14 +357,14 @@ func (b *builder) rope(x *val, pos []int, role string) *val {
 func (b *builder) attention(q, k, v *val, cu []int, role string) *val {
 	out := b.like(q, "attention", q.shape)
 	probs := &val{sym: b.newSym("probs"), shape: []int{q.shape[0], q.shape[2], q.shape[1], q.shape[1]}}
-	b.emit(ir.Op{Op: ir.OpAttention, In: syms([]*val{q, k, v}), Out: []string{out.sym, probs.sym}, Attr: ints("cu", cu), Role: role})
+	b.emit(ir.Op{Op: ir.OpAttention, In: syms([]*val{q, k, v}), Out: []string{out.sym, probs.sym}, Attr: ir.Ints("cu", cu), Role: role})
 	b.push(func() {
 		g := out.grad
 		if g == nil {
 			return
 		}
 		dq, dk, dv := b.like(q, "dq", q.shape), b.like(k, "dk", k.shape), b.like(v, "dv", v.shape)
-		b.emit(ir.Op{Op: ir.OpAttentionGrad, In: syms([]*val{q, k, v, probs, g}), Out: syms([]*val{dq, dk, dv}), Attr: ints("cu", cu), Role: role})
+		b.emit(ir.Op{Op: ir.OpAttentionGrad, In: syms([]*val{q, k, v, probs, g}), Out: syms([]*val{dq, dk, dv}), Attr: ir.Ints("cu", cu), Role: role})
 		b.accum(q, dq)
 		b.accum(k, dk)
 		b.accum(v, dv)
@@ -407,7 +395,7 @@ func (b *builder) embed(ids, w *val) *val {
 	if b.l.tp == 1 {
 		out.pl = rep
 	}
-	b.op(ir.OpEmbedding, []*val{ids, w}, ints("offset", lo), out)
+	b.op(ir.OpEmbedding, []*val{ids, w}, ir.Ints("offset", lo), out)
 	b.push(func() {
 		g := out.grad
 		if g == nil {
@@ -415,7 +403,7 @@ func (b *builder) embed(ids, w *val) *val {
 		}
 		mustPlace(g, rep, "gradient of an embedding output")
 		dw := &val{sym: b.newSym("dembed_w"), shape: w.shape, pl: w.pl, dim: w.dim, block: w.block, gsize: w.gsize}
-		b.op(ir.OpEmbeddingGrad, []*val{ids, g}, ints("offset", lo, "rows", w.shape[0]), dw)
+		b.op(ir.OpEmbeddingGrad, []*val{ids, g}, ir.Ints("offset", lo, "rows", w.shape[0]), dw)
 		b.accum(w, dw)
 	})
 	return out
@@ -431,15 +419,15 @@ func (b *builder) crossEntropy(logits, labels, weights *val, coef float64, gradR
 	lo, valid := b.l.vocabRange(b.c.tp)
 	rows := logits.shape[:len(logits.shape)-1]
 	rowVal := func(hint string) *val { return &val{sym: b.newSym(hint), shape: slices.Clone(rows)} }
-	m := b.op(ir.OpVocabMax, []*val{logits}, ints("valid", valid), rowVal("ce_max"))
+	m := b.op(ir.OpVocabMax, []*val{logits}, ir.Ints("valid", valid), rowVal("ce_max"))
 	m = b.allReduceRaw(m, ir.ReduceMax, "ce.max")
-	s := b.op(ir.OpVocabSumExp, []*val{logits, m}, ints("valid", valid), rowVal("ce_sumexp"))
+	s := b.op(ir.OpVocabSumExp, []*val{logits, m}, ir.Ints("valid", valid), rowVal("ce_sumexp"))
 	s = b.allReduceRaw(s, ir.ReduceSum, "ce.sumexp")
-	t := b.op(ir.OpVocabTarget, []*val{logits, labels}, ints("offset", lo, "valid", valid), rowVal("ce_target"))
+	t := b.op(ir.OpVocabTarget, []*val{logits, labels}, ir.Ints("offset", lo, "valid", valid), rowVal("ce_target"))
 	t = b.allReduceRaw(t, ir.ReduceSum, "ce.target")
 	loss := b.op(ir.OpCELoss, []*val{m, s, t, weights}, ir.Attrs{}, &val{sym: b.newSym("loss"), shape: []int{}})
 	b.push(func() {
-		a := ints("offset", lo, "valid", valid)
+		a := ir.Ints("offset", lo, "valid", valid)
 		a.Floats = map[string]float64{"scale": coef}
 		dz := b.like(logits, "dlogits", logits.shape)
 		b.op(ir.OpCEGrad, []*val{logits, m, s, labels, weights}, a, dz)
@@ -509,12 +497,12 @@ func (b *builder) seqShard(v *val) *val {
 func (b *builder) reduceScatterSeq(x *val, role string) *val {
 	mustPlace(x, part, "input of a reduce-scatter")
 	out := b.seqShard(&val{sym: b.newSym("reduce_scatter"), shape: withDim(x.shape, 1, b.l.seqBlock)})
-	b.tpCollective(ir.OpReduceScatter, x, ints("dim", 1), out, role)
+	b.tpCollective(ir.OpReduceScatter, x, ir.Ints("dim", 1), out, role)
 	b.push(func() {
 		if g := out.grad; g != nil {
 			mustPlace(g, shrd, "gradient of a reduce-scatter output")
 			ag := &val{sym: b.newSym("all_gather"), shape: x.shape, pl: rep}
-			b.accum(x, b.tpCollective(ir.OpAllGather, g, ints("dim", 1), ag, role+".bwd"))
+			b.accum(x, b.tpCollective(ir.OpAllGather, g, ir.Ints("dim", 1), ag, role+".bwd"))
 		}
 	})
 	return out
@@ -526,7 +514,7 @@ func (b *builder) reduceScatterSeq(x *val, role string) *val {
 func (b *builder) gatherSeq(x *val, role string) *val {
 	mustPlace(x, shrd, "input of a sequence all-gather")
 	out := &val{sym: b.newSym("all_gather"), shape: withDim(x.shape, 1, b.l.seqPad), pl: rep, gathered: true}
-	b.tpCollective(ir.OpAllGather, x, ints("dim", 1), out, role)
+	b.tpCollective(ir.OpAllGather, x, ir.Ints("dim", 1), out, role)
 	b.push(func() {
 		g := out.grad
 		if g == nil {
@@ -535,7 +523,7 @@ func (b *builder) gatherSeq(x *val, role string) *val {
 		var dx *val
 		if g.pl == part {
 			dx = b.seqShard(&val{sym: b.newSym("reduce_scatter"), shape: x.shape})
-			b.tpCollective(ir.OpReduceScatter, g, ints("dim", 1), dx, role+".bwd")
+			b.tpCollective(ir.OpReduceScatter, g, ir.Ints("dim", 1), dx, role+".bwd")
 		} else {
 			dx = b.seqShard(b.narrowRaw(g, 1, b.c.tp*b.l.seqBlock, b.l.seqBlock))
 		}
@@ -555,7 +543,7 @@ func (b *builder) scatterSeq(x *val, role string) *val {
 		if g := out.grad; g != nil {
 			mustPlace(g, shrd, "gradient of a sequence scatter")
 			ag := &val{sym: b.newSym("all_gather"), shape: x.shape, pl: rep}
-			b.accum(x, b.tpCollective(ir.OpAllGather, g, ints("dim", 1), ag, role+".bwd"))
+			b.accum(x, b.tpCollective(ir.OpAllGather, g, ir.Ints("dim", 1), ag, role+".bwd"))
 		}
 	})
 	return out
@@ -568,7 +556,7 @@ func (b *builder) gatherLast(x *val, role string) *val {
 	mustPlace(x, shrd, "input of a last-dim all-gather")
 	d := len(x.shape) - 1
 	out := &val{sym: b.newSym("all_gather"), shape: withDim(x.shape, d, x.gsize), pl: rep}
-	b.tpCollective(ir.OpAllGather, x, ints("dim", d), out, role)
+	b.tpCollective(ir.OpAllGather, x, ir.Ints("dim", d), out, role)
 	b.push(func() {
 		g := out.grad
 		if g == nil {
@@ -577,9 +565,9 @@ func (b *builder) gatherLast(x *val, role string) *val {
 		n := x.shape[d]
 		dx := b.like(x, "split", x.shape)
 		if g.pl == part {
-			b.tpCollective(ir.OpReduceScatter, g, ints("dim", d), dx, role+".bwd")
+			b.tpCollective(ir.OpReduceScatter, g, ir.Ints("dim", d), dx, role+".bwd")
 		} else {
-			b.op(ir.OpNarrow, []*val{g}, ints("dim", d, "start", b.c.tp*n, "len", n), dx)
+			b.op(ir.OpNarrow, []*val{g}, ir.Ints("dim", d, "start", b.c.tp*n, "len", n), dx)
 			b.ops[len(b.ops)-1].Role = role + ".bwd"
 		}
 		b.accum(x, dx)

@@ -56,7 +56,7 @@ func (pb *p2pBatch) send(peer int, vs []*val, role string) {
 		x := v
 		if b.usePartial(v) {
 			n := tensor.Numel(v.shape) / b.l.tp
-			x = b.op(ir.OpFlatChunk, []*val{v}, ints("parts", b.l.tp, "index", b.c.tp), &val{sym: b.newSym("chunk"), shape: []int{n}})
+			x = b.op(ir.OpFlatChunk, []*val{v}, ir.Ints("parts", b.l.tp, "index", b.c.tp), &val{sym: b.newSym("chunk"), shape: []int{n}})
 			b.ops[len(b.ops)-1].Role = RolePartialChunk
 		}
 		pb.ts = append(pb.ts, ir.Transfer{Send: true, Peer: peer, Sym: x.sym, Shape: x.shape})
@@ -79,7 +79,7 @@ func (pb *p2pBatch) recv(peer int, protos []*val, role string) []*val {
 		n := tensor.Numel(p.shape) / b.l.tp
 		pb.ts = append(pb.ts, ir.Transfer{Peer: peer, Sym: chunk, Shape: []int{n}})
 		pb.posts = append(pb.posts, func() {
-			b.emit(ir.Op{Op: ir.OpAllGatherFlat, In: []string{chunk}, Out: []string{v.sym}, Attr: ints("shape", v.shape),
+			b.emit(ir.Op{Op: ir.OpAllGatherFlat, In: []string{chunk}, Out: []string{v.sym}, Attr: ir.Ints("shape", v.shape),
 				Group: b.l.tpGroup(b.c), Role: RolePartialGather})
 		})
 	}

@@ -55,6 +55,23 @@ type Attrs struct {
 	Strs   map[string]string  `json:"strs,omitempty"`
 }
 
+// Ints builds integer attributes from key, value pairs; a value is an int or an []int
+// (Ints("dim", 0, "sizes", []int{2, 2})).
+func Ints(kv ...any) Attrs {
+	a := Attrs{Ints: map[string][]int{}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		switch v := kv[i+1].(type) {
+		case int:
+			a.Ints[kv[i].(string)] = []int{v}
+		case []int:
+			a.Ints[kv[i].(string)] = v
+		default:
+			panic(fmt.Sprintf("ir.Ints: value of %v is a %T, want int or []int", kv[i], v))
+		}
+	}
+	return a
+}
+
 // Int is the scalar integer attribute k (Validate has checked it is present).
 func (a Attrs) Int(k string) int { return a.Ints[k][0] }
 
