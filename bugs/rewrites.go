@@ -60,7 +60,6 @@ func withFloat(o ir.Op, k string, v float64) ir.Op {
 	return o
 }
 
-
 // partialP2P is Paddle's enable_partial_send_recv (Megatron's scatter_gather_tensors_in_pipeline,
 // vLLM's send_tensor_dict(all_gather_group=…)) without its replication guard: every pipeline
 // hand-off tensor that is still sent whole goes as flat chunk tp_rank of the tensor

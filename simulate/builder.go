@@ -102,7 +102,6 @@ func syms(vs []*val) []string {
 	return s
 }
 
-
 // accum adds g to v's gradient (or to its parameter's gradient).
 func (b *builder) accum(v, g *val) {
 	if g == nil {
