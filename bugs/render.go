@@ -2,7 +2,6 @@ package bugs
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
+	"github.com/spcheck/spcheck/reports"
 )
 
 // GateFormats are the formats WriteGate accepts.
@@ -178,49 +178,19 @@ func gateJSON(w io.Writer, g *GateReport) error {
 	return enc.Encode(doc)
 }
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	ClassName string        `xml:"classname,attr"`
-	Name      string        `xml:"name,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitFailure `xml:"failure"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitFailure struct {
-	Type    string `xml:"type,attr"`
-	Message string `xml:"message,attr"`
-	Body    string `xml:",chardata"`
-}
-
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
 // gateJUnit renders one test suite per case kind, one test case per check (class
 // spcheck.check.<kind>), so CI lists every bug by name.
 func gateJUnit(w io.Writer, g *GateReport) error {
-	doc := junitSuites{Name: "spcheck check", Time: seconds(g.Elapsed)}
+	doc := reports.JUnitSuites{Name: "spcheck check", Time: seconds(g.Elapsed)}
 	for _, k := range caseKinds {
-		s := junitSuite{Name: kindTitle[k]}
+		s := reports.JUnitSuite{Name: kindTitle[k]}
 		for _, c := range g.Cases {
 			if c.Kind != k {
 				continue
 			}
-			jc := junitCase{ClassName: "spcheck.check." + k, Name: c.Name, Time: seconds(c.Elapsed)}
+			jc := reports.JUnitCase{ClassName: "spcheck.check." + k, Name: c.Name, Time: seconds(c.Elapsed)}
 			out := fmt.Sprintf("verdict: %s\n", c.Verdict)
 			if c.First != "" {
 				out += fmt.Sprintf("first divergence: %s (%s)\n", c.First, c.Signature)
@@ -237,7 +207,7 @@ func gateJUnit(w io.Writer, g *GateReport) error {
 			if c.Pass {
 				jc.SystemOut = out
 			} else {
-				jc.Failure = &junitFailure{Type: c.Kind, Message: strings.Join(c.Problems, "; "), Body: out}
+				jc.Failure = &reports.JUnitMessage{Type: c.Kind, Message: strings.Join(c.Problems, "; "), Body: out}
 				s.Failures++
 			}
 			s.Cases = append(s.Cases, jc)
@@ -247,14 +217,5 @@ func gateJUnit(w io.Writer, g *GateReport) error {
 		doc.Failures += s.Failures
 		doc.Suites = append(doc.Suites, s)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return reports.WriteJUnit(w, doc)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/spcheck/spcheck/reports"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -76,7 +78,7 @@ func TestGateJUnit(t *testing.T) {
 	if err := WriteGate(&b, &g, "junit"); err != nil {
 		t.Fatal(err)
 	}
-	var doc junitSuites
+	var doc reports.JUnitSuites
 	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
 		t.Fatalf("not XML: %v", err)
 	}

@@ -10,75 +10,54 @@ import (
 	"github.com/spcheck/spcheck/verify"
 )
 
-type jUnitSuites struct {
+// JUnitSuites is a JUnit XML document; other packages' gates (bugs.Gate) render into it too.
+type JUnitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`
 	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
 	Errors   int          `xml:"errors,attr"`
 	Skipped  int          `xml:"skipped,attr"`
-	Suites   []jUnitSuite `xml:"testsuite"`
+	Time     string       `xml:"time,attr,omitempty"`
+	Suites   []JUnitSuite `xml:"testsuite"`
 }
 
-type jUnitSuite struct {
+// JUnitSuite is one test suite.
+type JUnitSuite struct {
 	Name       string          `xml:"name,attr"`
 	Tests      int             `xml:"tests,attr"`
 	Failures   int             `xml:"failures,attr"`
 	Errors     int             `xml:"errors,attr"`
 	Skipped    int             `xml:"skipped,attr"`
-	Properties []jUnitProperty `xml:"properties>property"`
-	Cases      []jUnitCase     `xml:"testcase"`
+	Properties []JUnitProperty `xml:"properties>property"`
+	Cases      []JUnitCase     `xml:"testcase"`
 }
 
-type jUnitProperty struct {
+// JUnitProperty is a suite property.
+type JUnitProperty struct {
 	Name  string `xml:"name,attr"`
 	Value string `xml:"value,attr"`
 }
 
-type jUnitCase struct {
+// JUnitCase is one test case.
+type JUnitCase struct {
 	ClassName string        `xml:"classname,attr"`
 	Name      string        `xml:"name,attr"`
 	Time      string        `xml:"time,attr"`
-	Failure   *jUnitMessage `xml:"failure"`
-	Skipped   *jUnitMessage `xml:"skipped"`
+	Failure   *JUnitMessage `xml:"failure"`
+	Skipped   *JUnitMessage `xml:"skipped"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
 
-type jUnitMessage struct {
+// JUnitMessage is a failure or skip message.
+type JUnitMessage struct {
 	Type    string `xml:"type,attr,omitempty"`
 	Message string `xml:"message,attr"`
 	Body    string `xml:",chardata"`
 }
 
-// JUnit renders r as JUnit XML: one test case per logical tensor (class spcheck.<kind>), so CI
-// UIs list failures by tensor name. A failure's body holds its numbers, its block table and the
-// command that reproduces it.
-func JUnit(w io.Writer, r *verify.Report) error {
-	s := jUnitSuite{Name: fmt.Sprintf("spcheck compare %s vs %s", r.Ref.Dir, r.Cand.Dir)}
-	s.Properties = []jUnitProperty{
-		{"reference", traceLine(r.Ref)}, {"candidate", traceLine(r.Cand)},
-		{"reference.plan", r.Ref.Plan}, {"reference.seed", fmt.Sprint(r.Ref.Seed)},
-		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
-		{"command", r.Command}, {"verdict", headline(r)},
-	}
-	repro := strings.Join(r.Reproduce(), "\n")
-	for _, res := range r.Results {
-		c := jUnitCase{ClassName: "spcheck." + string(res.Kind), Name: res.Name, Time: "0"}
-		msg := fmt.Sprintf("%s%s: %s", res.Verdict, roleMark(res), detailLine(res))
-		switch {
-		case r.Failed(res):
-			c.Failure = &jUnitMessage{Type: string(res.Verdict), Message: msg, Body: failureBody(res, repro)}
-			s.Failures++
-		case res.Verdict == verify.Missing || res.Verdict == verify.Extra:
-			c.Skipped = &jUnitMessage{Message: msg}
-			s.Skipped++
-		default:
-			c.SystemOut = fmt.Sprintf("%s: ref md5 %s, cand md5 %s, max abs err %s", res.Verdict, res.RefMD5, res.CandMD5, num(res.MaxAbs))
-		}
-		s.Cases = append(s.Cases, c)
-	}
-	s.Tests = len(s.Cases)
-	doc := jUnitSuites{Name: "spcheck", Tests: s.Tests, Failures: s.Failures, Skipped: s.Skipped, Suites: []jUnitSuite{s}}
+// WriteJUnit writes doc as indented XML with its header.
+func WriteJUnit(w io.Writer, doc JUnitSuites) error {
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
@@ -89,6 +68,37 @@ func JUnit(w io.Writer, r *verify.Report) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// JUnit renders r as JUnit XML: one test case per logical tensor (class spcheck.<kind>), so CI
+// UIs list failures by tensor name. A failure's body holds its numbers, its block table and the
+// command that reproduces it.
+func JUnit(w io.Writer, r *verify.Report) error {
+	s := JUnitSuite{Name: fmt.Sprintf("spcheck compare %s vs %s", r.Ref.Dir, r.Cand.Dir)}
+	s.Properties = []JUnitProperty{
+		{"reference", traceLine(r.Ref)}, {"candidate", traceLine(r.Cand)},
+		{"reference.plan", r.Ref.Plan}, {"reference.seed", fmt.Sprint(r.Ref.Seed)},
+		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
+		{"command", r.Command}, {"verdict", headline(r)},
+	}
+	repro := strings.Join(r.Reproduce(), "\n")
+	for _, res := range r.Results {
+		c := JUnitCase{ClassName: "spcheck." + string(res.Kind), Name: res.Name, Time: "0"}
+		msg := fmt.Sprintf("%s%s: %s", res.Verdict, roleMark(res), detailLine(res))
+		switch {
+		case r.Failed(res):
+			c.Failure = &JUnitMessage{Type: string(res.Verdict), Message: msg, Body: failureBody(res, repro)}
+			s.Failures++
+		case res.Verdict == verify.Missing || res.Verdict == verify.Extra:
+			c.Skipped = &JUnitMessage{Message: msg}
+			s.Skipped++
+		default:
+			c.SystemOut = fmt.Sprintf("%s: ref md5 %s, cand md5 %s, max abs err %s", res.Verdict, res.RefMD5, res.CandMD5, num(res.MaxAbs))
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	s.Tests = len(s.Cases)
+	return WriteJUnit(w, JUnitSuites{Name: "spcheck", Tests: s.Tests, Failures: s.Failures, Skipped: s.Skipped, Suites: []JUnitSuite{s}})
 }
 
 // failureBody is the plain-text explanation of one failing tensor.
