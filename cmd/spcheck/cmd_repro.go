@@ -78,16 +78,7 @@ func splitName(args []string) (string, []string, error) {
 // on top (so `--tp 4` changes only tp).
 func reproPlan(fs *flag.FlagSet, b *bugs.Bug) (plan.Plan, error) {
 	p := b.MinimalPlan()
-	if err := p.Apply(fs.Lookup("plan").Value.String()); err != nil {
-		return plan.Plan{}, err
-	}
-	var given []string
-	fs.Visit(func(f *flag.Flag) {
-		if _, isKey := p.Get(f.Name); isKey && f.Name != "plan" {
-			given = append(given, f.Name+"="+f.Value.String())
-		}
-	})
-	if err := p.Apply(strings.Join(given, ",")); err != nil {
+	if err := applyPlanFlags(fs, &p); err != nil {
 		return plan.Plan{}, err
 	}
 	if p.Bug != b.Name {
