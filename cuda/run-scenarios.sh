@@ -36,6 +36,7 @@ scenario() {
 	} | tee -a "$summary"
 	[ -d "$W/$name/cuda" ] && cp -r "$W/$name/cuda" "$OUT/traces/$name"
 	cp "$W/$name.report" "$OUT/traces/$name.report.txt" 2>/dev/null
+	cp "$W/$name.log" "$OUT/traces/$name.spexec.log" 2>/dev/null  # a run error's only record
 }
 
 M="hidden=16,heads=2,layers=2,ffn=32,vocab=37"

@@ -252,12 +252,15 @@ DTensor rope(const Gpu& g, const DTensor& x, const DTensor& pos, int sign) {
 
 // ---- Attention -----------------------------------------------------------------------------
 
-// segment finds the packed sequence [lo, hi) holding position i.
+// segment finds the packed sequence [lo, hi) holding position i. A position outside every
+// sequence (past cu[-1] when cu_seqlens ends before the row, as flash-attn varlen allows) gets
+// the empty range lo = i+1, hi = i: as a query it attends to nothing and as a key nothing
+// attends to it, so its output, probabilities and gradients are 0 (docs/ir.md, nn.Attention).
 __device__ void segment(const int* cu, int ncu, int64_t i, int64_t* lo, int64_t* hi) {
-  *lo = 0;
-  *hi = 0;
+  *lo = i + 1;
+  *hi = i;
   for (int t = 1; t < ncu; t++)
-    if (i < cu[t]) {
+    if (i >= cu[t - 1] && i < cu[t]) {
       *lo = cu[t - 1];
       *hi = cu[t];
       return;

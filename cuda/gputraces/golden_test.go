@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/spcheck/spcheck/nn"
+	"github.com/spcheck/spcheck/simulate/ir"
+	simrt "github.com/spcheck/spcheck/simulate/runtime"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 )
@@ -210,6 +212,16 @@ func buildKernelGolden() []byte {
 	put("attn.dk", dk)
 	put("attn.dv", dv)
 
+	// cu_seqlens ending before the row (the mtp-cu-seqlens-compacted bug, flash-attn varlen):
+	// tokens 9–11 belong to no sequence, their output, probabilities and gradients are 0.
+	// nn.Attention wants cu to tile the row, so the simulator's kernels (simulate/runtime) give
+	// the expected values: a one-rank program of the two ops.
+	short := []int{0, 3, 5, 9}
+	putInts("attnshort.cu", short)
+	for i, x := range simulatedAttention(q, k, v, dout, short) {
+		put("attnshort."+attnOutputs[i], x)
+	}
+
 	gate, up, dy := rnd("swiglu.gate", 2, 3, 10), rnd("swiglu.up", 2, 3, 10), rnd("swiglu.dy", 2, 3, 10)
 	dg, du := nn.SwiGLUBackward(gate, up, dy)
 	put("swiglu.gate", gate)
@@ -228,4 +240,32 @@ func buildKernelGolden() []byte {
 
 func TestKernelGolden(t *testing.T) {
 	checkGolden(t, "kernels_golden.safetensors", buildKernelGolden())
+}
+
+// attnOutputs are the outputs of attention and attention_grad, in simulatedAttention's order.
+var attnOutputs = []string{"out", "probs", "dq", "dk", "dv"}
+
+// simulatedAttention runs attention and attention_grad with the given cu on the simulator's CPU
+// runtime (a one-rank program) and returns attnOutputs.
+func simulatedAttention(q, k, v, dout *tensor.Dense, cu []int) []*tensor.Dense {
+	prog := &ir.Program{Format: ir.Format, Version: ir.Version, Rank: 0, World: 1,
+		Mesh: ir.Mesh{Axes: []string{"tp"}, Shape: []int{1}}, Coord: map[string]int{"tp": 0},
+		Inputs: []string{"q", "k", "v", "dout"},
+		Ops: []ir.Op{
+			{Op: "attention", In: []string{"q", "k", "v"}, Out: []string{"out", "probs"}, Attr: ir.Ints("cu", cu)},
+			{Op: "attention_grad", In: []string{"q", "k", "v", "probs", "dout"}, Out: []string{"dq", "dk", "dv"}, Attr: ir.Ints("cu", cu)},
+		}}
+	for i, key := range attnOutputs {
+		prog.Ops = append(prog.Ops, ir.Op{Op: "trace", In: []string{key},
+			Trace: &ir.Tag{Key: key, Name: key, Kind: string(trace.Activation), Order: i}})
+	}
+	res, err := simrt.Run([]*ir.Program{prog}, []map[string]*tensor.Dense{{"q": q, "k": k, "v": v, "dout": dout}})
+	if err != nil {
+		panic(err)
+	}
+	var out []*tensor.Dense
+	for _, tr := range res.Traces[0] {
+		out = append(out, tr.T)
+	}
+	return out
 }

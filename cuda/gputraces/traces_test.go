@@ -1,17 +1,21 @@
 package gputraces
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	_ "github.com/spcheck/spcheck/bugs" // registers the catalogue's variants (plan key bug=NAME)
 	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
+	simrt "github.com/spcheck/spcheck/simulate/runtime"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -28,9 +32,54 @@ type scenario struct {
 	reason string
 	ranks  int
 	// buggy is false for a correct plan: the trace must verify. For a bug variant the trace must
-	// fail exactly as the simulator says the plan fails on NCCL: the same first-divergence tensor,
-	// and in its block diagnosis the same class (correct, misplaced, lost, …) for every block.
+	// fail exactly as the simulator says the plan fails on NCCL: the same first-divergence tensor
+	// and verdict, and in its block diagnosis the same class (correct, misplaced, lost, …) for
+	// every block.
 	buggy bool
+	// runError marks a bug variant whose programs cannot run (docs/bugs.md's run-error
+	// signature): the directory holds no trace but the executor's messages (runErrorFile), which
+	// must name the op and the operand shapes the simulator's kernel error names, on its ranks.
+	runError bool
+}
+
+// runErrorFile records a run the executor refused: the line "plan: PLAN", then spexec's lines.
+const runErrorFile = "spexec.txt"
+
+// Bug-variant scenarios: the catalogue's training bugs (docs/bugs.md) on the small model of the
+// correct scenarios, fp32, 2 GPUs (cuda/bug-scenarios.txt).
+var bugScenarios = []scenario{
+	{name: "bug_partialp2p_sp_tp2pp2_fp32", ranks: 4, buggy: true,
+		reason: "seed 001: partial P2P under Megatron SP (real ncclSend/Recv + all-gather of flat chunks), forward and backward: identical receivers"},
+	{name: "bug_vllm_send_allgather_tp2pp2_fp32", ranks: 4, buggy: true,
+		reason: "vLLM #24021: the scattered SP residual sent by slice + all-gather: every receiver rebuilds the same mixed residual"},
+	{name: "bug_vllm_residual0_tp2pp2_fp32", ranks: 4, buggy: true,
+		reason: "seed 002: vLLM SP residual sliced at offset 0 after the PP boundary: TP rank 0 right, rank 1 wrong"},
+	{name: "bug_vllm_residual0_tp2mtp1_fp32", ranks: 2, buggy: true,
+		reason: "seed 002 at tp 2 without PP: the MTP depth's input is the unsharded norm whose fused add slices at offset 0"},
+	{name: "bug_ppsp_not_gathered_tp2pp2_fp32", ranks: 4, runError: true,
+		reason: "seed 002: the PP receiver keeps its residual shard [L,H] but runs the first norm on [N,H]: the add refuses the shapes on the stage-1 ranks"},
+	{name: "bug_sp_norm_grad_not_reduced_tp2_fp32", ranks: 2, buggy: true,
+		reason: "Megatron #1446: SP norm-weight grads never all-reduced over TP: replica mismatch"},
+	{name: "bug_sp_norm_grad_avg_tp2_fp32", ranks: 2, buggy: true,
+		reason: "SP norm-weight grads AVG- instead of SUM-reduced: scaled by 1/tp"},
+	{name: "bug_eh_proj_rs_tp2_fp32", ranks: 2, buggy: true,
+		reason: "Megatron !3594: eh_proj gather's adjoint reduce-scatters an already replicated grad: ×tp"},
+	{name: "bug_embedding_grad_pp2_fp32", ranks: 2, buggy: true,
+		reason: "embedding grads of the first and last stage's copies not all-reduced: replica mismatch"},
+	{name: "bug_cu_shifted_tp2_fp32", ranks: 2, buggy: true,
+		reason: "seed 003: the MTP layer's cu_seqlens shifted by the author's formula"},
+	{name: "bug_cu_compacted_tp2_fp32", ranks: 2, buggy: true,
+		reason: "seed 003 review: compacted cu_seqlens ending before the row: the tail tokens are left unprocessed (zero) by the GPU kernels too"},
+	{name: "bug_mtp_ignore_index_tp2_fp32", ranks: 2, buggy: true,
+		reason: "ms-swift #8194: the MTP loss counts -100 labels"},
+	{name: "bug_mtp_ids_rolled_tp2_fp32", ranks: 2, buggy: true,
+		reason: "mbridge #138: MTP ids rolled after the SP scatter (a changed starting tensor)"},
+	{name: "bug_mtp_no_lambda_tp2_fp32", ranks: 2, buggy: true,
+		reason: "the MTP loss gradient injected without λ/D"},
+	{name: "bug_mtp_not_per_mb_tp2_fp32", ranks: 2, buggy: true,
+		reason: "the MTP loss gradient not divided by the micro-batch count"},
+	{name: "bug_recompute_toggled_tp2_fp32", ranks: 2, buggy: true,
+		reason: "seed 003: the checkpointed MTP layer recomputed with the fused RoPE positions (~recompute symbols)"},
 }
 
 var scenarios = []scenario{
@@ -48,9 +97,13 @@ var scenarios = []scenario{
 // TestRecordedGPUTraces verifies every committed GPU trace against the oracle of its own plan
 // with the hardware tolerances (VerifyOptions), and checks the provenance each file must carry.
 func TestRecordedGPUTraces(t *testing.T) {
-	for _, sc := range scenarios {
+	for _, sc := range allScenarios() {
 		t.Run(sc.name, func(t *testing.T) {
 			dir := filepath.Join(tracesDir, sc.name)
+			if sc.runError {
+				checkRunError(t, dir, sc)
+				return
+			}
 			cand, err := trace.OpenDir(dir)
 			if err != nil {
 				t.Fatalf("%s (%s): %v", sc.name, sc.reason, err)
@@ -129,6 +182,9 @@ func checkVerdict(t *testing.T, rep *verify.Report, p plan.Plan, sc scenario) {
 	if len(want) == 0 || len(got) == 0 || want[0].Name != got[0].Name {
 		t.Fatalf("%s: first divergence on the GPUs %v, the simulator's %v", sc.reason, names(got), names(want))
 	}
+	if want[0].Verdict != got[0].Verdict {
+		t.Errorf("%s: %s is %s on the GPUs, %s by simulation", sc.reason, got[0].Name, got[0].Verdict, want[0].Verdict)
+	}
 	if w, g := blockClasses(want[0].Diagnosis), blockClasses(got[0].Diagnosis); w != g {
 		t.Errorf("%s: %s diagnosed\n  on the GPUs:   %s\n  by simulation: %s", sc.reason, got[0].Name, g, w)
 	}
@@ -166,7 +222,7 @@ func TestEveryRecordedTraceIsListed(t *testing.T) {
 		t.Fatal(err)
 	}
 	listed := map[string]bool{}
-	for _, sc := range scenarios {
+	for _, sc := range allScenarios() {
 		listed[sc.name] = true
 	}
 	for _, e := range entries {
@@ -174,4 +230,87 @@ func TestEveryRecordedTraceIsListed(t *testing.T) {
 			t.Errorf("testdata/gpu/%s is not in the scenarios table", e.Name())
 		}
 	}
+}
+
+func allScenarios() []scenario { return append(slices.Clone(scenarios), bugScenarios...) }
+
+// shapeRE is a shape as the simulator ("[2 8 16]") or the executor ("[2,8,16]") prints it.
+var shapeRE = regexp.MustCompile(`\[[0-9]+(?:[ ,][0-9]+)*\]`)
+
+// checkRunError: the simulator's run of the recorded plan fails with a kernel error (rank, op
+// index, operand shapes). Which TP rank of the failing stage reports first is a race (on the
+// GPUs too: the first failure aborts the others), so on the GPUs some rank of the same TP group
+// must have failed at that op with the same shapes in its message; and no trace was written.
+func checkRunError(t *testing.T, dir string, sc scenario) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, runErrorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	planStr, ok := strings.CutPrefix(lines[0], "plan: ")
+	if !ok {
+		t.Fatalf("%s: first line %q, want \"plan: PLAN\"", runErrorFile, lines[0])
+	}
+	p := plan.Default()
+	if err := p.Apply(planStr); err != nil {
+		t.Fatal(err)
+	}
+	c, err := simulate.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Run()
+	var se *simrt.Error
+	if !errors.As(err, &se) || se.Kind != simrt.ErrKernel || len(se.Ranks) == 0 {
+		t.Fatalf("%s: the simulator gives %v, want a kernel error", sc.reason, err)
+	}
+	shapes := shapeRE.FindAllString(se.Msg, -1)
+	if len(shapes) == 0 {
+		t.Fatalf("the simulator's error names no shape: %s", se.Msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, trace.FileName(0))); err == nil {
+		t.Errorf("%s: a failed run left a trace file", dir)
+	}
+	op := fmt.Sprintf("op #%d %s ", se.Op, c.Programs[se.Ranks[0]].Ops[se.Op].Op)
+	var seen []string
+	for _, r := range tpGroupOf(c, se.Ranks[0]) {
+		line := failureOf(lines[1:], r)
+		seen = append(seen, line)
+		if !strings.Contains(line, op) {
+			continue
+		}
+		missing := slices.ContainsFunc(shapes, func(sh string) bool { return !strings.Contains(line, strings.ReplaceAll(sh, " ", ",")) })
+		if !missing {
+			return
+		}
+	}
+	t.Errorf("%s: no rank of rank %d's TP group failed at %q with shapes %v on the GPUs (the simulator: %s); the executor said:\n%s",
+		sc.reason, se.Ranks[0], op, shapes, se.Msg, strings.Join(seen, "\n"))
+}
+
+// tpGroupOf lists the ranks with rank r's coordinates on every axis but tp.
+func tpGroupOf(c *simulate.Compiled, r int) []int {
+	var out []int
+	for q, prog := range c.Programs {
+		same := true
+		for axis, v := range c.Programs[r].Coord {
+			same = same && (axis == simulate.AxisTP || prog.Coord[axis] == v)
+		}
+		if same {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// failureOf is the executor's "spexec: rank R FAILED: …" line for rank r ("" if none).
+func failureOf(lines []string, r int) string {
+	prefix := fmt.Sprintf("spexec: rank %d FAILED: ", r)
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
 }

@@ -54,6 +54,16 @@ static void expect(const char* what, DType d, const DTensor& got, const char* ke
   CHECK_MSG(e <= tol, "%s %s: rel err %.3g > %.0e", what, dtype_name(d), e, tol);
 }
 
+// expect_tail_zero: every element of tokens ≥ from (dim 1 of [B,S,…]) is exactly 0.
+static void expect_tail_zero(const char* what, const DTensor& t, int64_t from) {
+  std::vector<double> v = download(g_gpu, t);
+  int64_t B = t.shape[0], S = t.shape[1], inner = t.numel() / (B * S), bad = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = from; s < S; s++)
+      for (int64_t i = 0; i < inner; i++) bad += v[(b * S + s) * inner + i] != 0.0;
+  CHECK_MSG(bad == 0, "%s: %lld elements of tokens >= %lld are not 0", what, static_cast<long long>(bad), static_cast<long long>(from));
+}
+
 static const DType kDTypes[] = {DType::F32, DType::BF16};
 
 TEST(linear) {
@@ -95,6 +105,26 @@ TEST(attention) {
     expect("attn.dq", d, dq, "attn.dq");
     expect("attn.dk", d, dk, "attn.dk");
     expect("attn.dv", d, dv, "attn.dv");
+  }
+}
+
+// cu_seqlens that end before the row (flash-attn varlen): the tail tokens must come out exactly
+// 0 in every output (NaN-poisoned buffers catch an element left unwritten).
+TEST(attention_short_cu) {
+  for (DType d : kDTypes) {
+    DTensor q = in("attn.q", d), k = in("attn.k", d), v = in("attn.v", d), cu = ints("attnshort.cu"), dout = in("attn.dout", d);
+    DTensor out, probs, dq, dk, dv;
+    kern::attention(g_gpu, q, k, v, cu, &out, &probs);
+    expect("attnshort.out", d, out, "attnshort.out");
+    expect("attnshort.probs", d, probs, "attnshort.probs");
+    kern::attention_backward(g_gpu, q, k, v, probs, dout, cu, &dq, &dk, &dv);
+    expect("attnshort.dq", d, dq, "attnshort.dq");
+    expect("attnshort.dk", d, dk, "attnshort.dk");
+    expect("attnshort.dv", d, dv, "attnshort.dv");
+    expect_tail_zero("attnshort.out", out, 9);
+    expect_tail_zero("attnshort.dq", dq, 9);
+    expect_tail_zero("attnshort.dk", dk, 9);
+    expect_tail_zero("attnshort.dv", dv, 9);
   }
 }
 

@@ -7,7 +7,8 @@
 // and block tables (verify.Compare), and the spcheck binary's exit codes. It also runs the
 // Python unit tests of spcheck_dump.
 //
-// The package has tests only. They need Debian's python3-torch at /usr/bin/python3 and are
-// skipped without it, unless SPCHECK_REQUIRE_TORCH=1 (CI sets it), which makes its absence a
-// failure.
+// It also verifies the traces the same example wrote on real GPUs with NCCL
+// (testdata/torch-nccl/): those tests need no torch. The package has tests only; the gloo runs
+// need Debian's python3-torch at /usr/bin/python3 and are skipped without it, unless
+// SPCHECK_REQUIRE_TORCH=1 (CI sets it), which makes its absence a failure.
 package torchdist

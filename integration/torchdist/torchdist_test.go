@@ -233,15 +233,7 @@ var normGrads = []string{"grad/layers.0.norm.weight", "grad/layers.1.norm.weight
 func TestVerdicts(t *testing.T) {
 	r := exampleRuns(t)
 	ref := open(t, r.ref)
-	cases := []struct {
-		cand     string
-		verified bool
-		first    string         // the one tensor at the first divergence
-		verdict  verify.Verdict // its verdict
-		failing  []string       // when set, the only tensors allowed to fail
-		check    func(t *testing.T, first *verify.Result)
-		reason   string
-	}{
+	cases := []verdictCase{
 		{cand: "mb1/" + bugNone, verified: true,
 			reason: "the correct tp 2 × pp 2 run agrees with the single-device reference"},
 		{cand: "mb1/" + bugNoNormGrad, first: "grad/layers.3.norm.weight", verdict: verify.ReplicaMismatch,
@@ -258,38 +250,53 @@ func TestVerdicts(t *testing.T) {
 			reason: "partial P2P under SP with two micro-batches: every micro-batch's hand-off is corrupted"},
 	}
 	for _, c := range cases {
-		t.Run(c.cand, func(t *testing.T) {
-			rep, err := verify.Compare(ref, open(t, r.cand[c.cand]), verify.Options{})
-			if err != nil {
-				t.Fatalf("%s: %v", c.reason, err)
-			}
-			var failed []string
-			for _, res := range rep.Results {
-				if rep.Failed(res) {
-					failed = append(failed, fmt.Sprintf("%s (%s)", res.Name, res.Verdict))
-					if c.failing != nil && !slices.Contains(c.failing, res.Name) {
-						t.Errorf("%s: %s fails (%s), but only %v should", c.reason, res.Name, res.Verdict, c.failing)
-					}
-				}
-			}
-			if rep.Verified() != c.verified {
-				t.Fatalf("%s: verified %v, want %v; failing: %v", c.reason, rep.Verified(), c.verified, failed)
-			}
-			if c.verified {
-				return
-			}
-			first := rep.First()
-			if len(first) != 1 || first[0].Name != c.first || first[0].Verdict != c.verdict {
-				t.Fatalf("%s: first divergence %v, want %s (%s)", c.reason, describe(first), c.first, c.verdict)
-			}
-			for _, res := range rep.Results {
-				if res.Order < first[0].Order && rep.Failed(res) {
-					t.Errorf("%s: %s fails before the first divergence", c.reason, res.Name)
-				}
-			}
-			c.check(t, first[0])
-		})
+		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, r.cand[c.cand]), c) })
 	}
+}
+
+// verdictCase is what spcheck compare must say of one candidate run against the reference.
+type verdictCase struct {
+	cand     string
+	verified bool
+	first    string         // the one tensor at the first divergence
+	verdict  verify.Verdict // its verdict
+	failing  []string       // when set, the only tensors allowed to fail
+	check    func(t *testing.T, first *verify.Result)
+	reason   string
+}
+
+// checkVerdictCase compares cand with ref (verify.Compare, default options) and checks c.
+func checkVerdictCase(t *testing.T, ref, cand *trace.Trace, c verdictCase) {
+	t.Helper()
+	rep, err := verify.Compare(ref, cand, verify.Options{})
+	if err != nil {
+		t.Fatalf("%s: %v", c.reason, err)
+	}
+	var failed []string
+	for _, res := range rep.Results {
+		if rep.Failed(res) {
+			failed = append(failed, fmt.Sprintf("%s (%s)", res.Name, res.Verdict))
+			if c.failing != nil && !slices.Contains(c.failing, res.Name) {
+				t.Errorf("%s: %s fails (%s), but only %v should", c.reason, res.Name, res.Verdict, c.failing)
+			}
+		}
+	}
+	if rep.Verified() != c.verified {
+		t.Fatalf("%s: verified %v, want %v; failing: %v", c.reason, rep.Verified(), c.verified, failed)
+	}
+	if c.verified {
+		return
+	}
+	first := rep.First()
+	if len(first) != 1 || first[0].Name != c.first || first[0].Verdict != c.verdict {
+		t.Fatalf("%s: first divergence %v, want %s (%s)", c.reason, describe(first), c.first, c.verdict)
+	}
+	for _, res := range rep.Results {
+		if res.Order < first[0].Order && rep.Failed(res) {
+			t.Errorf("%s: %s fails before the first divergence", c.reason, res.Name)
+		}
+	}
+	c.check(t, first[0])
 }
 
 func describe(rs []*verify.Result) []string {
