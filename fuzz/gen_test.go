@@ -74,3 +74,32 @@ func shrinkFully(p plan.Plan, fails func(plan.Plan) bool) plan.Plan {
 		p = next
 	}
 }
+
+// TestShrinkKeepsTheBugKey: no simplification drops or changes the bug a plan runs with.
+func TestShrinkKeepsTheBugKey(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	for i := 0; i < 100; i++ {
+		p := Draw(r, TinySpace())
+		p.Bug = "some-bug"
+		for _, q := range Simpler(p) {
+			if q.Bug != p.Bug {
+				t.Fatalf("%s simplified to %s", p, q)
+			}
+		}
+	}
+}
+
+func TestSpacesDrawWithinTheirBounds(t *testing.T) {
+	for name, s := range Spaces() {
+		if err := s.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		r := rand.New(rand.NewSource(1))
+		for i := 0; i < 500; i++ {
+			p := Draw(r, s)
+			if p.TP > s.MaxTP || p.PP > s.MaxPP || p.DP > s.MaxDP || p.MTP > s.MaxMTP || p.Seq > s.MaxSeq {
+				t.Fatalf("%s drew %s", name, p)
+			}
+		}
+	}
+}

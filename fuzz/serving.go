@@ -19,6 +19,35 @@ func FixedServing(c *serving.Config) {
 	c.Gate, c.Predict, c.GateStateUpdates = serving.GateNew, serving.PredictNextRealBsz, false
 }
 
+// ServingBug is a named serving-loop bug of seed-bugs.md §3 (FastDeploy's MTP decode loop):
+// the serving property must find it.
+type ServingBug struct {
+	Name, Summary string
+	Variant       ServingVariant
+}
+
+// ServingBugs are the serving loop's bug variants, by name (--bug and the mutation score).
+var ServingBugs = []ServingBug{
+	{"serving.gate-old", "pre-fix emission gate: every TP rank emits under EP (tokens ×tp)",
+		func(c *serving.Config) { c.Gate = serving.GateOld }},
+	{"serving.gate-global-rank", "new gate fed a global rank: DP groups ≥ 1 never emit",
+		func(c *serving.Config) { c.Gate = serving.GateGlobalRank }},
+	{"serving.predict-current-step", "next-launch token count predicted from the current step",
+		func(c *serving.Config) { c.Predict = serving.PredictCurrentStep }},
+	{"serving.gate-state-updates", "the gate's early return also skips the replicas' state updates",
+		func(c *serving.Config) { c.GateStateUpdates = true }},
+}
+
+// LookupServingBug returns the serving bug called name.
+func LookupServingBug(name string) (ServingBug, bool) {
+	for _, b := range ServingBugs {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return ServingBug{}, false
+}
+
 // servingState is the model the stateful property keeps: the mesh and variants and how many
 // requests were inserted (for unique ids). The system under test is a *serving.Sim.
 type servingState struct {
@@ -49,6 +78,13 @@ func ServingProperty(variant ServingVariant) gopter.Prop {
 			})
 		},
 	})
+}
+
+// String is the scenario's mesh and speculative setup, as a counterexample shows it.
+func (s *servingState) String() string {
+	c := s.cfg
+	return fmt.Sprintf("serving tp=%d dp=%d k=%d ep=%v seed=%d gate=%s predict=%s gate_state_updates=%v",
+		c.TP, c.DP, c.K, c.UseEP, c.Seed, c.Gate, c.Predict, c.GateStateUpdates)
 }
 
 func servingInitialState(variant ServingVariant) gopter.Gen {

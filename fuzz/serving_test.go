@@ -20,19 +20,11 @@ func TestServingPropertyHoldsForTheFixedLoop(t *testing.T) {
 }
 
 func TestServingPropertyFindsEachServingBug(t *testing.T) {
-	cases := []struct {
-		reason  string
-		variant ServingVariant
-	}{
-		{"old gate duplicates under EP+TP", func(c *serving.Config) { c.Gate = serving.GateOld }},
-		{"global-rank gate drops DP groups", func(c *serving.Config) { c.Gate = serving.GateGlobalRank }},
-		{"prediction from the current step", func(c *serving.Config) { c.Predict = serving.PredictCurrentStep }},
-	}
-	for _, c := range cases {
+	for _, b := range ServingBugs {
 		props := gopter.NewProperties(servingParams(1, 300))
-		props.Property(c.reason, ServingProperty(c.variant))
+		props.Property(b.Summary, ServingProperty(b.Variant))
 		if props.Run(gopter.NewFormatedReporter(false, 80, discard{})) {
-			t.Errorf("%s: 300 command sequences found nothing", c.reason)
+			t.Errorf("%s (%s): 300 command sequences found nothing", b.Name, b.Summary)
 		}
 	}
 }

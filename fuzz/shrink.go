@@ -11,8 +11,10 @@ import (
 // ShrinkPlan yields simpler valid plans than p, boldest first. gopter keeps the first that
 // still fails and shrinks again from it, so the final plan is one where no single step below
 // still fails: a local minimum in every field.
-func ShrinkPlan(p plan.Plan) gopter.Shrink {
-	cands := Simpler(p)
+func ShrinkPlan(p plan.Plan) gopter.Shrink { return shrinkList(Simpler(p)) }
+
+// shrinkList streams cands in order.
+func shrinkList(cands []plan.Plan) gopter.Shrink {
 	i := 0
 	return func() (any, bool) {
 		if i >= len(cands) {
@@ -26,7 +28,8 @@ func ShrinkPlan(p plan.Plan) gopter.Shrink {
 // step is one simplification of a plan; it reports false when it does not apply.
 type step func(p *plan.Plan) bool
 
-// steps move each field toward its simplest value: tp→1 then 2, pp→1, dp→1, D→0, SP off,
+// steps move each field toward its simplest value: tp→1 then 2, pp→1, dp→1, D→0, λ to the
+// default, SP off (else Megatron's rather than vLLM's),
 // partial P2P off, one micro-batch, unpacked, the smallest dims the mesh allows, seed 1.
 var steps = []step{
 	setInt(func(p *plan.Plan) *int { return &p.TP }, 1),
@@ -36,7 +39,9 @@ var steps = []step{
 	setInt(func(p *plan.Plan) *int { return &p.DP }, 1),
 	setInt(func(p *plan.Plan) *int { return &p.MTP }, 0),
 	decInt(func(p *plan.Plan) *int { return &p.MTP }, 0),
+	func(p *plan.Plan) bool { return change(&p.MTPLambda, plan.Default().MTPLambda) },
 	func(p *plan.Plan) bool { return change(&p.SP, plan.SPOff) },
+	func(p *plan.Plan) bool { return p.SP == plan.SPVLLM && change(&p.SP, plan.SPMegatron) },
 	func(p *plan.Plan) bool { return change(&p.PartialP2P, false) },
 	setInt(func(p *plan.Plan) *int { return &p.Microbatches }, 1),
 	func(p *plan.Plan) bool { return change(&p.Schedule, plan.OneFOneB) },

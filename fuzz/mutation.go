@@ -1,0 +1,210 @@
+package fuzz
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/simulate"
+)
+
+// MutationConfig is a mutation-score run: detection of every bug (each registered simulate
+// variant and every serving bug) from fresh seeds, without telling the generator anything
+// about the bug beyond its name.
+type MutationConfig struct {
+	Seed    int64
+	Trials  int           // campaigns per bug, each from its own seed (0: 1)
+	Budget  time.Duration // per campaign
+	Space   Space
+	Workers int
+	Bugs    []string  // nil: MutationBugs()
+	Blind   bool      // hunt without steering (Config.Blind)
+	Log     io.Writer // one line per bug as it finishes (nil: none)
+}
+
+// MutationResult is one bug's row of the mutation table.
+type MutationResult struct {
+	Bug      string
+	Serving  bool
+	Trials   int
+	Detected int
+	Detect   []float64 // seconds to detection (the failing draw), per detecting trial
+	Cases    []int     // cases run until detection, per detecting trial
+	// First is the counterexample of the first detecting trial (its shrunk plan and steps).
+	First *Counterexample
+	// Why a bug went undetected.
+	Why string
+}
+
+// MedianDetect is the median time to detection over the detecting trials (0 if none).
+func (r MutationResult) MedianDetect() float64 {
+	if len(r.Detect) == 0 {
+		return 0
+	}
+	d := slices.Clone(r.Detect)
+	sort.Float64s(d)
+	if n := len(d); n%2 == 0 {
+		return (d[n/2-1] + d[n/2]) / 2
+	}
+	return d[len(d)/2]
+}
+
+// MutationBugs lists every registered bug variant, then the serving bugs.
+func MutationBugs() []string {
+	var out []string
+	for _, v := range simulate.Variants() {
+		out = append(out, v.Name)
+	}
+	for _, b := range ServingBugs {
+		out = append(out, b.Name)
+	}
+	return out
+}
+
+// trialSeed is the campaign seed of one bug's trial: fresh per bug and trial, fixed by the
+// mutation seed and the bug's name (not its position in the catalogue, which grows).
+func trialSeed(seed int64, bug string, trial int) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(bug))
+	return CaseSeed(seed^int64(h.Sum64()>>1), trial)
+}
+
+// Mutation runs detection campaigns for every bug and returns one row per bug.
+func Mutation(cfg MutationConfig) ([]MutationResult, error) {
+	bugs := cfg.Bugs
+	if bugs == nil {
+		bugs = MutationBugs()
+	}
+	trials := max(cfg.Trials, 1)
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	var out []MutationResult
+	for _, bug := range bugs {
+		_, serving := LookupServingBug(bug)
+		r := MutationResult{Bug: bug, Serving: serving, Trials: trials}
+		discarded := 0
+		for k := range trials {
+			s, err := Run(Config{Seed: trialSeed(cfg.Seed, bug, k), Budget: cfg.Budget, Bug: bug,
+				Space: cfg.Space, Workers: cfg.Workers, Blind: cfg.Blind})
+			if err != nil {
+				return nil, err
+			}
+			if s.Failed() {
+				cx := s.Counterexamples[0]
+				r.Detected++
+				r.Detect = append(r.Detect, cx.DetectSeconds)
+				r.Cases = append(r.Cases, cx.Case+1)
+				if r.First == nil {
+					r.First = &cx
+				}
+			} else if s.Discarded > 0 && totalCases(s) == 0 {
+				discarded++
+			}
+		}
+		switch {
+		case r.Detected == trials:
+		case discarded == trials-r.Detected:
+			r.Why = fmt.Sprintf("no plan of the space can show it (%d draws per case)", maxDraws)
+		default:
+			r.Why = fmt.Sprintf("not found within %s", cfg.Budget)
+		}
+		fmt.Fprintf(cfg.Log, "mutation: %-40s %s\n", bug, r.verdict())
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func totalCases(s *Summary) int {
+	n := 0
+	for _, k := range s.Cases {
+		n += k
+	}
+	return n
+}
+
+func (r MutationResult) verdict() string {
+	if r.Detected == 0 {
+		return "survived: " + r.Why
+	}
+	return fmt.Sprintf("detected %d/%d, median %.2fs", r.Detected, r.Trials, r.MedianDetect())
+}
+
+// Score is detected bugs over bugs (a bug counts as detected when every trial found it).
+func Score(rs []MutationResult) (detected, total int) {
+	for _, r := range rs {
+		if r.Detected == r.Trials {
+			detected++
+		}
+	}
+	return detected, len(rs)
+}
+
+// WriteMutationTable renders the mutation table: bug, detected, time to detect (median),
+// cases until detection, shrink steps and time, and the shrunk plan (keys that differ from
+// the defaults) or the shrunk serving scenario's first line.
+func WriteMutationTable(w io.Writer, rs []MutationResult) error {
+	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
+	t.Header("bug", "detected", "time to detect", "cases", "shrink steps", "shrink time", "shrunk")
+	for _, r := range rs {
+		det := fmt.Sprintf("%d/%d", r.Detected, r.Trials)
+		if r.Trials == 1 {
+			det = map[bool]string{true: "yes", false: "no"}[r.Detected == 1]
+		}
+		if r.First == nil {
+			if err := t.Append(r.Bug, det, "-", "-", "-", "-", r.Why); err != nil {
+				return err
+			}
+			continue
+		}
+		cases := make([]string, len(r.Cases))
+		for i, c := range r.Cases {
+			cases[i] = fmt.Sprint(c)
+		}
+		if err := t.Append(r.Bug, det, fmt.Sprintf("%.2fs", r.MedianDetect()), strings.Join(cases, ","),
+			fmt.Sprint(r.First.ShrinkSteps), fmt.Sprintf("%.2fs", r.First.ShrinkSeconds), shrunkCell(*r.First)); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	d, n := Score(rs)
+	_, err := fmt.Fprintf(w, "mutation score: %d/%d bugs detected\n", d, n)
+	return err
+}
+
+func shrunkCell(cx Counterexample) string {
+	if p, err := plan.Parse(cx.Shrunk); err == nil {
+		p.Bug = "" // the row names it
+		return Compact(p)
+	}
+	s, _, _ := strings.Cut(strings.TrimPrefix(cx.Shrunk, "initialState="), "\n")
+	return cut(s, 80)
+}
+
+// Compact is p's plan string without the keys whose value is the default's: what a reader
+// needs, and still what Parse reads back to p (Parse starts from the defaults).
+func Compact(p plan.Plan) string {
+	def := plan.Default()
+	var items []string
+	for _, k := range plan.Keys() {
+		v, _ := p.Get(k)
+		dv, _ := def.Get(k)
+		if k == "packed" && v != "" {
+			items = append(items, k+"="+v)
+			continue
+		}
+		if v != dv && !(k == "seq" && len(p.Packed) > 0) {
+			items = append(items, k+"="+v)
+		}
+	}
+	return strings.Join(items, ",")
+}
