@@ -17,8 +17,7 @@ type Space struct {
 	MaxSeq              int
 	SPStyles            []plan.SPStyle
 	Microbatches        []int
-	// DTypes are the plan dtypes drawn (repeat one to weight it). TinySpace leaves out bf16
-	// and fp16: docs/fuzz.md says why.
+	// DTypes are the plan dtypes drawn (repeat one to weight it).
 	DTypes []tensor.DType
 }
 
@@ -27,7 +26,7 @@ type Space struct {
 func TinySpace() Space {
 	return Space{MaxTP: 4, MaxPP: 4, MaxDP: 2, MaxMTP: 2, MaxSeq: 12,
 		SPStyles:     []plan.SPStyle{plan.SPOff, plan.SPMegatron, plan.SPVLLM},
-		Microbatches: []int{1, 2, 4}, DTypes: []tensor.DType{tensor.F64, tensor.F64, tensor.F32}}
+		Microbatches: []int{1, 2, 4}, DTypes: []tensor.DType{tensor.F64, tensor.F64, tensor.F64, tensor.F32, tensor.BF16, tensor.F16}}
 }
 
 // Validate reports a space Draw cannot draw from.

@@ -86,7 +86,10 @@ const maxLeaders = 4
 type assembler struct {
 	local, other, compact, compact2 []byte
 	acc                             []float64
-	fbuf                            []float64
+	// absAcc is Σ_q |x_q| of the last partial tensor assembled: the magnitude its summands'
+	// rounding scales with (see partialScale).
+	absAcc []float64
+	fbuf   []float64
 }
 
 // assemble rebuilds l into dst (reused when large enough) and returns the bytes and any
@@ -100,6 +103,8 @@ func (a *assembler) assemble(l *layout, dst []byte, rtol float64) ([]byte, []Dis
 	if l.partial {
 		a.acc = growFloats(a.acc, tensor.Numel(l.shape))
 		clear(a.acc)
+		a.absAcc = growFloats(a.absAcc, tensor.Numel(l.shape))
+		clear(a.absAcc)
 	}
 	var reps []Disagreement
 	for _, c := range l.cells {
@@ -147,6 +152,19 @@ func (a *assembler) assemble(l *layout, dst []byte, rtol float64) ([]byte, []Dis
 	return dst, reps, nil
 }
 
+// partialScale returns, for a partial tensor just assembled, Σ_q |x_q| per element copied into
+// buf (nil for any other layout). Each summand was rounded to the storage dtype on its own
+// rank, so the sum carries rounding error up to u·Σ|x_q|, which exceeds u·|Σ x_q| wherever the
+// summands cancel: the tolerance must scale with the summands, not with the sum.
+func (a *assembler) partialScale(l *layout, buf []float64) []float64 {
+	if !l.partial {
+		return nil
+	}
+	buf = growFloats(buf, len(a.absAcc))
+	copy(buf, a.absAcc)
+	return buf
+}
+
 // readPiece reads a piece's stored bytes into buf (grown as needed).
 func readPiece(p *piece, buf []byte) ([]byte, error) {
 	buf = growBytes(buf, int(p.entry.End-p.entry.Begin))
@@ -171,7 +189,9 @@ func (a *assembler) addInto(l *layout, c *cell, src []byte, box []int) {
 	es := l.dtype.Size()
 	boxRuns(l.shape, c.lo, box, zeros(len(box)), box, func(d, s, n int) {
 		for i := 0; i < n; i++ {
-			a.acc[d+i] += l.dtype.Value(src[(s+i)*es:])
+			v := l.dtype.Value(src[(s+i)*es:])
+			a.acc[d+i] += v
+			a.absAcc[d+i] += math.Abs(v)
 		}
 	})
 }
@@ -192,13 +212,13 @@ func (a *assembler) checkCopies(l *layout, c *cell, repReal []byte, box []int, r
 		qb := a.compact2
 		g := -1
 		for i, lead := range leaders {
-			if bytes.Equal(lead, qb) || compareRaw(l.dtype, lead, l.dtype, qb, box, rtol, 0, &a.fbuf).Pass() {
+			if bytes.Equal(lead, qb) || compareRaw(l.dtype, lead, l.dtype, qb, box, rtol, 0, nil, &a.fbuf).Pass() {
 				g = i
 				break
 			}
 		}
 		if !bytes.Equal(repReal, qb) {
-			m := compareRaw(l.dtype, repReal, l.dtype, qb, box, rtol, 0, &a.fbuf)
+			m := compareRaw(l.dtype, repReal, l.dtype, qb, box, rtol, 0, nil, &a.fbuf)
 			maxAbs = max(maxAbs, m.MaxAbs)
 			if m.NonFinite > 0 {
 				maxAbs = math.Inf(1)

@@ -308,8 +308,30 @@ func kindFloors(results []*Result) map[trace.Kind]float64 {
 	return floors
 }
 
+// summandScale is the per-element magnitude of the summands of p's partial-sum sides (the
+// larger where both are partial), or nil when neither side is a partial sum.
+func summandScale(w *worker, p pair) []float64 {
+	var ref, cand []float64
+	if p.ref != nil && p.ref.partial {
+		ref = w.refScale
+	}
+	if p.cand != nil && p.cand.partial {
+		cand = w.candScale
+	}
+	switch {
+	case ref == nil:
+		return cand
+	case cand != nil:
+		for i, v := range cand {
+			ref[i] = max(ref[i], v)
+		}
+	}
+	return ref
+}
+
 // worker holds one goroutine's reusable buffers.
 type worker struct {
+	refScale, candScale []float64 // Σ|summand| of partial-sum sides (assembler.partialScale)
 	a               assembler
 	refBuf, candBuf []byte
 	fbuf            []float64
@@ -431,6 +453,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 			return res, err
 		}
 		refRaw = w.refBuf
+		w.refScale = w.a.partialScale(l, w.refScale)
 	}
 	if l := p.cand; l != nil {
 		if res.Kind == "" {
@@ -441,6 +464,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 			return res, err
 		}
 		candRaw = w.candBuf
+		w.candScale = w.a.partialScale(l, w.candScale)
 	}
 	res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
 	if p.ref != nil && p.cand != nil && p.ref.kind != p.cand.kind {
@@ -461,7 +485,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	if identical {
 		res.Numel = tensor.Numel(res.RefShape)
 	} else {
-		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, c.kindFloors[res.Kind], &w.fbuf)
+		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, c.kindFloors[res.Kind], summandScale(w, p), &w.fbuf)
 	}
 	switch {
 	case len(res.CandReplicas) > 0 || len(res.RefReplicas) > 0:

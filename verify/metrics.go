@@ -88,7 +88,9 @@ func sumSquares(d tensor.DType, raw []byte, buf []float64) (sum float64, finite 
 // compareRaw measures cand against ref, both raw canonical bytes of a tensor of the given shape.
 // scratch is reused between calls (grown as needed; nil allocates).
 // kindFloor is a lower bound for the absolute floor (see KindFloorFraction); 0 for none.
-func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape []int, rtol, kindFloor float64, scratch *[]float64) Metrics {
+// scale, when not nil, holds per element a magnitude the error may scale with instead of |ref|
+// (the summands of a partial-sum tensor; see assembler.partialScale).
+func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape []int, rtol, kindFloor float64, scale []float64, scratch *[]float64) Metrics {
 	n := tensor.Numel(shape)
 	chunkLen := min(decodeChunk, max(n, 1)) // tiny tensors get tiny scratch
 	var buf []float64
@@ -138,7 +140,11 @@ func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape
 				m.MaxRel = ad / ar
 			}
 			sumSqDiff += float64(ad * ad)
-			tol := rtol * (ar + m.Floor)
+			mag := ar
+			if scale != nil {
+				mag = max(ar, scale[idx])
+			}
+			tol := rtol * (mag + m.Floor)
 			if ad > tol {
 				m.outside(idx, ad/tol, shape, &strides)
 			} else if ad > m.TolUnits*tol {

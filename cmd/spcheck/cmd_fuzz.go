@@ -50,7 +50,7 @@ func runFuzz(args []string, stdout, stderr io.Writer) int {
 	caseIdx := fs.Int("case", -1, "run only this case of the campaign (what a counterexample's reproduce line uses)")
 	workers := fs.Int("workers", 0, "cases run in parallel (default GOMAXPROCS)")
 	space := fs.String("space", "tiny", "plan space: tiny (mesh degrees ≤ 4, tiny dims) or mesh2 (every degree ≤ 2: fastest)")
-	dtypes := fs.String("dtypes", "", "comma-separated dtypes to draw (default fp64,fp64,fp32; docs/fuzz.md: why bf16 and fp16 are off)")
+	dtypes := fs.String("dtypes", "", "comma-separated dtypes to draw, repeat one to weight it (default fp64,fp64,fp64,fp32,bf16,fp16)")
 	mutation := fs.Bool("mutation", false, "mutation score: hunt every bug from fresh seeds and print a table")
 	trials := fs.Int("trials", 1, "--mutation: campaigns per bug (the table shows the median time to detect)")
 	blind := fs.Bool("blind", false, "with --bug or --mutation: draw plans as for the correct simulator, not only those where the bug can show")
