@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/spcheck/spcheck/tensor"
@@ -108,7 +109,7 @@ func (p Plan) Validate() error {
 		{m.Layers < 1 || m.FFN < 1, "layers and ffn must be ≥ 1"},
 		{m.Seq < 1 || m.Batch < 1, "seq and batch must be ≥ 1"},
 		{m.MTP < 0, "mtp must be ≥ 0"},
-		{m.MTPLambda < 0, "mtp_lambda must be ≥ 0"},
+		{!(m.MTPLambda >= 0) || math.IsInf(m.MTPLambda, 0), "mtp_lambda must be a finite number ≥ 0"},
 		{len(m.Packed) > 0 && sum(m.Packed) != m.Seq, "packed lengths must add up to seq"},
 		{slices.ContainsFunc(m.Packed, func(l int) bool { return l < 1 }), "packed lengths must be ≥ 1"},
 		{!m.DType.IsFloat(), "dtype must be fp64, fp32, bf16 or fp16"},

@@ -35,6 +35,8 @@ func TestInvalidPlansSayWhy(t *testing.T) {
 		{"unknown key", "tensor_parallel=2"},
 		{"bad packed", "packed=4:0"},
 		{"unknown sp style", "sp=ring"},
+		{"NaN lambda", "mtp_lambda=NaN"},
+		{"infinite lambda", "mtp_lambda=Inf"},
 	} {
 		if _, err := Parse(c.in); err == nil {
 			t.Errorf("%s: %q parsed without error", c.reason, c.in)

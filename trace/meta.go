@@ -118,7 +118,7 @@ func (m Mesh) validate() error {
 		return fieldErr("mesh", "has %d axes and %d sizes", len(m.Axes), len(m.Shape))
 	}
 	for i, a := range m.Axes {
-		if !axisNameRE.MatchString(a) || slices.Index(m.Axes, a) != i {
+		if !validAxisName(a) || slices.Index(m.Axes, a) != i {
 			return fieldErr("mesh", "axis %q is not a valid, unique name", a)
 		}
 		if m.Shape[i] < 1 || m.Shape[i] > maxAxisSize {

@@ -2,8 +2,6 @@ package trace
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -34,10 +32,17 @@ type AxisPlace struct {
 // splits dim 0 by dp, then each dp block by tp. Axes not listed are replicated.
 type Placement []AxisPlace
 
-var (
-	axisNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	shardRE    = regexp.MustCompile(`^shard\((\d+)(?:,block=(\d+))?\)$`)
-)
+// validAxisName reports whether s matches [a-z][a-z0-9_]*. (Parsed by hand: placements are
+// parsed for every tensor of every rank, and a regexp was a seventh of a tiny plan's run.)
+func validAxisName(s string) bool {
+	for i, c := range s {
+		lower, digit := c >= 'a' && c <= 'z', c >= '0' && c <= '9'
+		if !(lower || i > 0 && (digit || c == '_')) {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // ParsePlacement parses the placement grammar of docs/trace-format.md:
 //
@@ -52,7 +57,7 @@ func ParsePlacement(s string) (Placement, error) {
 	seen := map[string]bool{}
 	for _, item := range splitItems(s) {
 		axis, spec, ok := strings.Cut(item, "=")
-		if !ok || !axisNameRE.MatchString(axis) {
+		if !ok || !validAxisName(axis) {
 			return nil, fmt.Errorf("placement %q: item %q is not axis=spec", s, item)
 		}
 		if seen[axis] {
@@ -97,20 +102,49 @@ func parseSpec(axis, spec string) (AxisPlace, error) {
 	case "stage":
 		return AxisPlace{Axis: axis, Kind: Stage}, nil
 	}
-	m := shardRE.FindStringSubmatch(spec)
-	if m == nil {
+	dim, block, ok := parseShard(spec)
+	if !ok {
 		return AxisPlace{}, fmt.Errorf("axis %s: unknown spec %q (want replicate, partial, stage, shard(d) or shard(d,block=n))", axis, spec)
 	}
-	dim, err1 := strconv.Atoi(m[1])
-	block := 0
-	var err2 error
-	if m[2] != "" {
-		block, err2 = strconv.Atoi(m[2])
-	}
-	if err1 != nil || err2 != nil || dim > 64 || (m[2] != "" && block <= 0) {
+	if dim > 64 || block == 0 {
 		return AxisPlace{}, fmt.Errorf("axis %s: bad shard spec %q", axis, spec)
 	}
+	if block < 0 {
+		block = 0
+	}
 	return AxisPlace{Axis: axis, Kind: Shard, Dim: dim, Block: block}, nil
+}
+
+// parseShard reads "shard(d)" or "shard(d,block=n)"; block is -1 when absent.
+func parseShard(spec string) (dim, block int, ok bool) {
+	inner, found := strings.CutPrefix(spec, "shard(")
+	if inner, ok = strings.CutSuffix(inner, ")"); !found || !ok {
+		return 0, 0, false
+	}
+	d, b, hasBlock := strings.Cut(inner, ",block=")
+	if dim, ok = decimal(d); !ok {
+		return 0, 0, false
+	}
+	if !hasBlock {
+		return dim, -1, true
+	}
+	block, ok = decimal(b)
+	return dim, block, ok
+}
+
+// decimal parses a non-empty string of ASCII digits (no sign, no spaces) below 2^31.
+func decimal(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 func (a AxisPlace) spec() string {

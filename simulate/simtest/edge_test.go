@@ -17,6 +17,10 @@ func TestEdgePlans(t *testing.T) {
 		{"pp=2,partial_p2p=true,hidden=6,heads=3,ffn=6,seq=3,batch=1", "partial P2P asked for with tp=1: nothing to split, full sends"},
 		{"tp=4,heads=4,hidden=8,ffn=8,seq=3,batch=1,pp=2,partial_p2p=true,schedule=gpipe,microbatches=1", "partial P2P over 4 TP ranks (24 elements, 6 per chunk)"},
 		{"dp=2,microbatches=2,batch=4,mtp=2,mtp_lambda=0", "MTP with λ = 0: the depths' grads are zero"},
+		{"tp=3,mtp=0,hidden=12,heads=3,layers=1,ffn=3,vocab=9,seq=6,batch=1,dtype=fp16,seed=1639859169",
+			"fp16 partial sums over 3 TP ranks whose summands cancel (verify scales their tolerance with the summands)"},
+		{"tp=3,hidden=24,heads=3,layers=3,ffn=6,vocab=27,seq=9,batch=8,dtype=bf16,seed=773352309",
+			"the same in bf16, in an MTP layer's MLP output"},
 		{"tp=2,pp=2,dp=2,sp=vllm,packed=2:3,hidden=8,heads=2,layers=3,ffn=16,vocab=17,seq=5,batch=2,seed=20250",
 			"a packed sequence starting with a repeated token: dL/dq is exactly zero, only rounding noise on both sides (verify.KindFloorFraction)"},
 	} {
