@@ -332,11 +332,11 @@ func summandScale(w *worker, p pair) []float64 {
 // worker holds one goroutine's reusable buffers.
 type worker struct {
 	refScale, candScale []float64 // Σ|summand| of partial-sum sides (assembler.partialScale)
-	a               assembler
-	refBuf, candBuf []byte
-	fbuf            []float64
-	candMD5, refMD5 string
-	candHash        sync.WaitGroup
+	a                   assembler
+	refBuf, candBuf     []byte
+	fbuf                []float64
+	candMD5, refMD5     string
+	candHash            sync.WaitGroup
 }
 
 func traceInfo(tl *traceLayout) TraceInfo {
