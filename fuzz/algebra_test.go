@@ -70,7 +70,7 @@ func TestWrongPairingsBreakALaw(t *testing.T) {
 				r.Fwd = func(m *mini, x gval) gval {
 					return m.local(x, func(_ int, s []int) (string, ir.Attrs, []int) {
 						l := s[1] / m.n
-						return ir.OpNarrow, ints("dim", 1, "start", 0, "len", l), withDim(s, 1, l)
+						return ir.OpNarrow, ir.Ints("dim", 1, "start", 0, "len", l), withDim(s, 1, l)
 					})
 				}
 			}), "forward law"},

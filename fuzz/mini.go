@@ -152,19 +152,6 @@ func (m *mini) run() (map[string][]*tensor.Dense, error) {
 
 // ---- the ops the planner pairs ----
 
-func ints(kv ...any) ir.Attrs {
-	a := ir.Attrs{Ints: map[string][]int{}}
-	for i := 0; i < len(kv); i += 2 {
-		switch v := kv[i+1].(type) {
-		case int:
-			a.Ints[kv[i].(string)] = []int{v}
-		case []int:
-			a.Ints[kv[i].(string)] = v
-		}
-	}
-	return a
-}
-
 func withDim(shape []int, d, size int) []int {
 	s := slices.Clone(shape)
 	s[d] = size
@@ -176,22 +163,22 @@ func (m *mini) allReduce(x gval, how string) gval {
 }
 
 func (m *mini) allGather(x gval, d int) gval {
-	return m.collective(x, ir.OpAllGather, ints("dim", d), func(s []int) []int { return withDim(s, d, s[d]*m.n) })
+	return m.collective(x, ir.OpAllGather, ir.Ints("dim", d), func(s []int) []int { return withDim(s, d, s[d]*m.n) })
 }
 
 func (m *mini) reduceScatter(x gval, d int) gval {
-	return m.collective(x, ir.OpReduceScatter, ints("dim", d), func(s []int) []int { return withDim(s, d, s[d]/m.n) })
+	return m.collective(x, ir.OpReduceScatter, ir.Ints("dim", d), func(s []int) []int { return withDim(s, d, s[d]/m.n) })
 }
 
 func (m *mini) broadcast(x gval) gval {
-	return m.collective(x, ir.OpBroadcast, ints("root", 0), slices.Clone[[]int])
+	return m.collective(x, ir.OpBroadcast, ir.Ints("root", 0), slices.Clone[[]int])
 }
 
 // narrowRankAware keeps group rank t's block t of dim d (a scatter, or a split backward).
 func (m *mini) narrowRankAware(x gval, d int) gval {
 	return m.local(x, func(t int, s []int) (string, ir.Attrs, []int) {
 		l := s[d] / m.n
-		return ir.OpNarrow, ints("dim", d, "start", t*l, "len", l), withDim(s, d, l)
+		return ir.OpNarrow, ir.Ints("dim", d, "start", t*l, "len", l), withDim(s, d, l)
 	})
 }
 
@@ -200,8 +187,8 @@ func (m *mini) narrowRankAware(x gval, d int) gval {
 func (m *mini) partialSend(x gval, to int) gval {
 	whole := x.shapes[0]
 	chunk := m.local(x, func(t int, s []int) (string, ir.Attrs, []int) {
-		return ir.OpFlatChunk, ints("parts", m.n, "index", t), []int{tensor.Numel(s) / m.n}
+		return ir.OpFlatChunk, ir.Ints("parts", m.n, "index", t), []int{tensor.Numel(s) / m.n}
 	})
 	got := m.send(chunk, to)
-	return m.collective(got, ir.OpAllGatherFlat, ints("shape", whole), func([]int) []int { return slices.Clone(whole) })
+	return m.collective(got, ir.OpAllGatherFlat, ir.Ints("shape", whole), func([]int) []int { return slices.Clone(whole) })
 }

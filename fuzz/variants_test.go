@@ -24,7 +24,7 @@ func init() {
 		})})
 	simulate.RegisterVariant(simulate.Variant{Name: testEHProjAdjoint, Summary: "eh_proj gather backward reduce-scatters a replicated gradient",
 		Programs: rewriteRole(simulate.RoleEHProjGather+".bwd", func(o ir.Op, p *ir.Program) []ir.Op {
-			o.Op, o.Attr = ir.OpReduceScatter, ints("dim", o.Attr.Int("dim"))
+			o.Op, o.Attr = ir.OpReduceScatter, ir.Ints("dim", o.Attr.Int("dim"))
 			o.Group = groupOf(p, simulate.RoleEHProjGather)
 			return []ir.Op{o}
 		})})
