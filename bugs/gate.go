@@ -162,19 +162,9 @@ func verifyCase(c Case, p plan.Plan) Case {
 		if f := rep.First(); len(f) > 0 {
 			c.First, c.Verdict = f[0].Name, string(f[0].Verdict)
 		}
-		c.Problems = []string{fmt.Sprintf("does not verify: %d tensors fail, first %s", failing(rep), c.First)}
+		c.Problems = []string{fmt.Sprintf("does not verify: %d tensors fail, first %s", rep.Failures(), c.First)}
 	}
 	return c
-}
-
-func failing(rep *verify.Report) int {
-	n := 0
-	for _, r := range rep.Results {
-		if rep.Failed(r) {
-			n++
-		}
-	}
-	return n
 }
 
 func bugCase(b *Bug) Case {

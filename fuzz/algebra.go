@@ -296,14 +296,7 @@ func shrinkAlgebra(c AlgebraCase) gopter.Shrink {
 	if c.Seed != 1 {
 		cands = append(cands, AlgebraCase{c.Law, c.N, c.Shape, 1})
 	}
-	i := 0
-	return func() (any, bool) {
-		if i >= len(cands) {
-			return nil, false
-		}
-		i++
-		return cands[i-1], true
-	}
+	return shrinkList(cands)
 }
 
 // CheckAlgebra checks one case; the error names the law.

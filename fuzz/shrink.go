@@ -14,7 +14,7 @@ import (
 func ShrinkPlan(p plan.Plan) gopter.Shrink { return shrinkList(Simpler(p)) }
 
 // shrinkList streams cands in order.
-func shrinkList(cands []plan.Plan) gopter.Shrink {
+func shrinkList[T any](cands []T) gopter.Shrink {
 	i := 0
 	return func() (any, bool) {
 		if i >= len(cands) {

@@ -132,6 +132,17 @@ func (r *Report) Failed(res *Result) bool {
 	return !res.Verdict.Passed()
 }
 
+// Failures is the number of tensors that fail (Failed).
+func (r *Report) Failures() int {
+	n := 0
+	for _, res := range r.Results {
+		if r.Failed(res) {
+			n++
+		}
+	}
+	return n
+}
+
 // Count is the number of tensors with verdict v.
 func (r *Report) Count(v Verdict) int {
 	n := 0

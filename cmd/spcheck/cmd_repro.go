@@ -144,18 +144,8 @@ func firstDivergence(w io.Writer, rep *verify.Report) error {
 	sub.Results = rep.First()
 	sub.Undiagnosed = 0
 	fmt.Fprintf(w, "first divergence of %d failing tensors (the whole table: spcheck verify --plan '%s'):\n",
-		failingCount(rep), rep.Cand.Plan)
+		rep.Failures(), rep.Cand.Plan)
 	return reports.Text(w, &sub, reports.Options{Seed001: true})
-}
-
-func failingCount(rep *verify.Report) int {
-	n := 0
-	for _, r := range rep.Results {
-		if rep.Failed(r) {
-			n++
-		}
-	}
-	return n
 }
 
 // gradientMD5s prints the loss and gradient MD5s of the correct run (the bug off) next to the

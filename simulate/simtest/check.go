@@ -24,7 +24,7 @@ func Check(p plan.Plan) error {
 		return nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "plan %s: %d tensors fail", p, failures(rep))
+	fmt.Fprintf(&b, "plan %s: %d tensors fail", p, rep.Failures())
 	shown := 0
 	for _, r := range rep.Results {
 		if rep.Failed(r) && shown < 8 {
@@ -34,14 +34,4 @@ func Check(p plan.Plan) error {
 	}
 	fmt.Fprintf(&b, "\n  reproduce: %s", Command(p))
 	return fmt.Errorf("%s", b.String())
-}
-
-func failures(rep *verify.Report) int {
-	n := 0
-	for _, r := range rep.Results {
-		if rep.Failed(r) {
-			n++
-		}
-	}
-	return n
 }
