@@ -212,3 +212,22 @@ func TestShardRangeWithBlock(t *testing.T) {
 		t.Fatalf("Range = %d,%d,%d", lo, hi, pad)
 	}
 }
+
+func TestSegmentsReadAcrossParts(t *testing.T) {
+	var s segments
+	for _, part := range []string{"ab", "", "cde", "f"} {
+		s.add([]byte(part))
+	}
+	for _, c := range []struct {
+		off  int64
+		n    int
+		want string
+		eof  bool
+	}{{0, 6, "abcdef", false}, {1, 3, "bcd", false}, {2, 2, "cd", false}, {5, 1, "f", false}, {4, 4, "ef", true}, {6, 1, "", true}} {
+		buf := make([]byte, c.n)
+		n, err := s.ReadAt(buf, c.off)
+		if string(buf[:n]) != c.want || (err != nil) != c.eof {
+			t.Errorf("ReadAt(%d, %d) = %q, %v; want %q (eof %v)", c.off, c.n, buf[:n], err, c.want, c.eof)
+		}
+	}
+}

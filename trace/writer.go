@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -99,17 +100,13 @@ func (w *Writer) File(name string) (*File, error) {
 	if err := meta.validate(); err != nil {
 		return nil, inFile(err, name, "")
 	}
-	total := 0
-	for _, p := range w.tensors {
-		total += len(p.bytes)
-	}
-	data := make([]byte, 0, total)
+	var data segments
 	entries := make([]*Entry, 0, len(w.tensors))
 	for _, k := range w.sortedKeys() {
 		p := w.tensors[k]
-		begin := int64(len(data))
-		data = append(data, p.bytes...)
-		e, err := describeEntry(&Entry{Key: k, DType: p.dtype, Shape: p.shape, Begin: begin, End: int64(len(data))}, &meta)
+		begin := data.size
+		data.add(p.bytes)
+		e, err := describeEntry(&Entry{Key: k, DType: p.dtype, Shape: p.shape, Begin: begin, End: data.size}, &meta)
 		if err != nil {
 			return nil, inFile(err, name, k)
 		}
@@ -119,8 +116,41 @@ func (w *Writer) File(name string) (*File, error) {
 	if err != nil {
 		return nil, inFile(err, name, "")
 	}
-	f.Path, f.r = name, bytes.NewReader(data)
+	f.Path, f.r = name, &data
 	return f, nil
+}
+
+// segments reads byte slices laid end to end as one data section, so an in-memory file shares
+// its writer's encoded tensors instead of copying them.
+type segments struct {
+	parts  [][]byte
+	starts []int64
+	size   int64
+}
+
+func (s *segments) add(b []byte) {
+	s.parts = append(s.parts, b)
+	s.starts = append(s.starts, s.size)
+	s.size += int64(len(b))
+}
+
+// ReadAt implements io.ReaderAt.
+func (s *segments) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("trace: negative offset %d", off)
+	}
+	i := sort.Search(len(s.starts), func(i int) bool { return s.starts[i] > off }) - 1
+	n := 0
+	for ; n < len(p) && i >= 0 && i < len(s.parts); i++ {
+		at := off + int64(n) - s.starts[i]
+		if at < int64(len(s.parts[i])) {
+			n += copy(p[n:], s.parts[i][at:])
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // FileName is the conventional name of rank r's file in a trace directory.
