@@ -223,9 +223,10 @@ func describeEntry(ent *Entry, meta *Meta) (*Entry, error) {
 	return ent, nil
 }
 
-// checkOffsets refuses overlapping tensors.
+// checkOffsets refuses overlapping tensors. Empty tensors hold no bytes, so they overlap
+// nothing (and are left out: sorting them among others at the same offset must not matter).
 func checkOffsets(es []*Entry) error {
-	sorted := slices.Clone(es)
+	sorted := slices.DeleteFunc(slices.Clone(es), func(e *Entry) bool { return e.End == e.Begin })
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Begin < sorted[j].Begin })
 	for i := 1; i < len(sorted); i++ {
 		a, b := sorted[i-1], sorted[i]
