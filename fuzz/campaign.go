@@ -370,7 +370,7 @@ func (c *campaign) planCase(g gopter.Gen, gp *gopter.GenParameters, failing func
 // diagnose renders the verifier's report of a failing plan (its error if it does not run),
 // with the block diagnosis of the first divergence only: the rest are its consequences.
 func diagnose(p plan.Plan) string {
-	f := check(p, 1)
+	f := check(p, 1, true)
 	switch {
 	case f == nil:
 		return "the shrunk plan verifies when run again: the failure is not deterministic"

@@ -17,11 +17,18 @@ func BenchmarkTinyEndToEnd(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for b.Loop() {
-		rep, err := Verify(p, verify.Options{})
-		if err != nil || !rep.Verified() {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name string
+		opt  verify.Options
+	}{{"with-md5s", verify.Options{}}, {"verdicts-only", verify.Options{SkipHashes: true}}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				rep, err := Verify(p, c.opt)
+				if err != nil || !rep.Verified() {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -47,3 +47,29 @@ func TestKindFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestSkipHashesKeepsVerdicts: without MD5s every verdict and metric is the same; only the
+// hashes are empty.
+func TestSkipHashesKeepsVerdicts(t *testing.T) {
+	for _, s := range []vt.Scenario{vt.Seed001("develop"), vt.Seed002(), vt.ScaledTP(), vt.Clean()} {
+		ref, err := s.Ref.Trace()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cand, err := s.Cand.Trace()
+		if err != nil {
+			t.Fatal(err)
+		}
+		with, err1 := verify.Compare(ref, cand, verify.Options{})
+		without, err2 := verify.Compare(ref, cand, verify.Options{SkipHashes: true})
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		for i, r := range with.Results {
+			o := without.Results[i]
+			if r.Verdict != o.Verdict || r.MaxAbs != o.MaxAbs || o.RefMD5 != "" || o.CandMD5 != "" || (r.RefMD5 == "" && r.Verdict != verify.Extra) {
+				t.Fatalf("%s: %+v vs %+v", r.Name, r, o)
+			}
+		}
+	}
+}
