@@ -497,14 +497,24 @@ func (b *builder) reduceScatterSeq(x *val, role string) *val {
 	mustPlace(x, part, "input of a reduce-scatter")
 	out := b.seqShard(&val{sym: b.newSym("reduce_scatter"), shape: withDim(x.shape, 1, b.l.seqBlock)})
 	b.tpCollective(ir.OpReduceScatter, x, ir.Ints("dim", 1), out, role)
-	b.push(func() {
-		if g := out.grad; g != nil {
-			mustPlace(g, shrd, "gradient of a reduce-scatter output")
-			ag := &val{sym: b.newSym("all_gather"), shape: x.shape, pl: rep}
-			b.accum(x, b.tpCollective(ir.OpAllGather, g, ir.Ints("dim", 1), ag, role+".bwd"))
-		}
-	})
+	b.push(func() { b.gatherSeqGrad(x, out.grad, role, "gradient of a reduce-scatter output") })
 	return out
+}
+
+// gatherSeqGrad accumulates into x the all-gather (dim 1) of a sequence-sharded gradient g:
+// the adjoint of every op that cut x into this rank's rows.
+func (b *builder) gatherSeqGrad(x, g *val, role, what string) {
+	if g == nil {
+		return
+	}
+	mustPlace(g, shrd, what)
+	ag := &val{sym: b.newSym("all_gather"), shape: x.shape, pl: rep}
+	b.accum(x, b.tpCollective(ir.OpAllGather, g, ir.Ints("dim", 1), ag, role+".bwd"))
+}
+
+// ownSeqRows is this TP rank's rows rank·L…(rank+1)·L of a replicated [B,Sp,…] value.
+func (b *builder) ownSeqRows(x *val) *val {
+	return b.seqShard(b.narrowRaw(x, 1, b.c.tp*b.l.seqBlock, b.l.seqBlock))
 }
 
 // gatherSeq is gather_from_sequence_parallel_region: all-gather of the sequence shards. Its
@@ -524,7 +534,7 @@ func (b *builder) gatherSeq(x *val, role string) *val {
 			dx = b.seqShard(&val{sym: b.newSym("reduce_scatter"), shape: x.shape})
 			b.tpCollective(ir.OpReduceScatter, g, ir.Ints("dim", 1), dx, role+".bwd")
 		} else {
-			dx = b.seqShard(b.narrowRaw(g, 1, b.c.tp*b.l.seqBlock, b.l.seqBlock))
+			dx = b.ownSeqRows(g)
 		}
 		b.accum(x, dx)
 	})
@@ -536,15 +546,9 @@ func (b *builder) gatherSeq(x *val, role string) *val {
 // all-gathers.
 func (b *builder) scatterSeq(x *val, role string) *val {
 	mustPlace(x, rep, "input of a sequence scatter")
-	out := b.seqShard(b.narrowRaw(x, 1, b.c.tp*b.l.seqBlock, b.l.seqBlock))
+	out := b.ownSeqRows(x)
 	b.ops[len(b.ops)-1].Role = role
-	b.push(func() {
-		if g := out.grad; g != nil {
-			mustPlace(g, shrd, "gradient of a sequence scatter")
-			ag := &val{sym: b.newSym("all_gather"), shape: x.shape, pl: rep}
-			b.accum(x, b.tpCollective(ir.OpAllGather, g, ir.Ints("dim", 1), ag, role+".bwd"))
-		}
-	})
+	b.push(func() { b.gatherSeqGrad(x, out.grad, role, "gradient of a sequence scatter") })
 	return out
 }
 
