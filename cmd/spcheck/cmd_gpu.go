@@ -26,7 +26,9 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		"In one step: compiles the plan and emits its per-rank programs and starting tensors\n"+
 		"(DIR/emit, as 'spcheck plan --emit'), runs them on the visible GPUs with the CUDA/NCCL\n"+
 		"executor (DIR/cuda: one trace file per rank), writes the oracle's trace (DIR/oracle) and\n"+
-		"compares the two. The plan's dtype must be fp32 or bf16. Exit 0: every tensor within\n"+
+		"compares the two. With --ref gpu the reference is the same model run unsplit in float64\n"+
+		"on one GPU (cuda/gputraces.ReferencePlan; DIR/ref-emit, DIR/ref): for models too large for\n"+
+		"the CPU oracle. The plan's dtype is fp32, bf16 or fp64. Exit 0: every tensor within\n"+
 		"tolerance; 1: some differ, or the executor failed (its message names the rank and op);\n"+
 		"2: bad input.", stderr)
 	execPath := fs.String("exec", "cuda/build/spexec", "the executor binary (make -C cuda)")
@@ -34,6 +36,8 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	gpus := fs.Int("gpus", 0, "GPUs to use (0: every visible one); more ranks than GPUs share them")
 	timeout := fs.Float64("timeout", 120, "seconds after which a collective that never completes aborts the run")
 	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: each dtype's tolerance scaled by √(the run's chain of rounded ops), see cuda/gputraces.VerifyOptions")
+	refKind := fs.String("ref", "oracle", "the reference: oracle (the CPU float64 oracle) or gpu (the executor unsplit in float64)")
+	dump := fs.String("dump", "", "record only the traced tensors whose names match these comma-separated globs (spexec --dump; both runs)")
 	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
 	var extra multiFlag
 	fs.Var(&extra, "extra", "KEY=VALUE recorded in every trace file's Meta.Extra (repeatable)")
@@ -47,6 +51,9 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	if *work == "" {
 		return fail(stderr, "gpu", errors.New("--work DIR is required"))
 	}
+	if *refKind != "oracle" && *refKind != "gpu" {
+		return fail(stderr, "gpu", fmt.Errorf("--ref %q: want oracle or gpu", *refKind))
+	}
 	if !validFormat(*format, reports.Formats) {
 		return fail(stderr, "gpu", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
 	}
@@ -54,12 +61,16 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	c, err := simulate.Compile(p)
+	c, err := simulate.CompileGenerated(p)
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
 	emitDir, candDir, refDir := filepath.Join(*work, "emit"), filepath.Join(*work, "cuda"), filepath.Join(*work, "oracle")
-	for _, d := range []string{emitDir, candDir, refDir} {
+	refEmit := filepath.Join(*work, "ref-emit")
+	if *refKind == "gpu" {
+		refDir = filepath.Join(*work, "ref")
+	}
+	for _, d := range []string{emitDir, candDir, refDir, refEmit} {
 		if err := os.RemoveAll(d); err != nil {
 			return fail(stderr, "gpu", err)
 		}
@@ -67,23 +78,43 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	if err := c.WriteDir(emitDir); err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	cmdArgs := []string{"--emit", emitDir, "--out", candDir, "--timeout", fmt.Sprint(*timeout)}
-	if *gpus > 0 {
-		cmdArgs = append(cmdArgs, "--gpus", fmt.Sprint(*gpus))
+	spexec := func(emit, out string) *exec.Cmd {
+		cmdArgs := []string{"--emit", emit, "--out", out, "--timeout", fmt.Sprint(*timeout)}
+		if *gpus > 0 {
+			cmdArgs = append(cmdArgs, "--gpus", fmt.Sprint(*gpus))
+		}
+		for _, kv := range extra {
+			cmdArgs = append(cmdArgs, "--extra", kv)
+		}
+		for _, g := range strings.Split(*dump, ",") {
+			if g != "" {
+				cmdArgs = append(cmdArgs, "--dump", g)
+			}
+		}
+		cmd := exec.Command(*execPath, cmdArgs...)
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+		return cmd
 	}
-	for _, kv := range extra {
-		cmdArgs = append(cmdArgs, "--extra", kv)
-	}
-	cmd := exec.Command(*execPath, cmdArgs...)
-	cmd.Stdout, cmd.Stderr = stderr, stderr
 	start := time.Now()
-	runErr := cmd.Run()
+	runErr := spexec(emitDir, candDir).Run()
 	wall := time.Since(start)
 	if runErr != nil {
 		fmt.Fprintf(stdout, "spcheck gpu: FAILED: the executor failed (%v) after %.2f s\n  --plan '%s'\n", runErr, wall.Seconds(), p)
 		return exitFailed
 	}
-	if err := oracle.WriteTrace(refDir, p); err != nil {
+	if *refKind == "gpu" {
+		rc, err := simulate.CompileGenerated(gputraces.ReferencePlan(p))
+		if err == nil {
+			err = rc.WriteDir(refEmit)
+		}
+		if err != nil {
+			return fail(stderr, "gpu", err)
+		}
+		if err := spexec(refEmit, refDir).Run(); err != nil {
+			fmt.Fprintf(stdout, "spcheck gpu: FAILED: the GPU reference run failed (%v)\n  --plan '%s'\n", err, p)
+			return exitFailed
+		}
+	} else if err := oracle.WriteTrace(refDir, p); err != nil {
 		return fail(stderr, "gpu", err)
 	}
 	ref, cand, err := openPair(refDir, candDir)
@@ -105,8 +136,8 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "gpu", err)
 	}
 	worst, name := worstRelErr(rep)
-	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs oracle %.3g (%s)\n  --plan '%s'\n",
-		verdictWord(rep.Verified()), len(cand.Files), wall.Seconds(), worst, name, p)
+	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs %s %.3g (%s)\n  --plan '%s'\n",
+		verdictWord(rep.Verified()), len(cand.Files), wall.Seconds(), *refKind, worst, name, p)
 	if !rep.Verified() {
 		return exitFailed
 	}
