@@ -5,6 +5,7 @@
 #          (--ref gpu), and the float64 reference traces of cuda/gputraces (OUT/ref.tgz)
 #   speed: spexec forward+backward against PyTorch eager (cuda/bench_torch.py) on the same
 #          model shapes, fp32 and bf16, hidden 1024-4096 (OUT/speed.txt)
+#   debug: reports of the tp=1 scenarios under OUT/debug
 #   size:  issue 16's target, hidden 4096, 8 layers, seq 4096, vocab 32000, bf16, tp=1: emit,
 #          executor run, GPU float64 reference, compare of the dumped tensors, each timed
 # Run from the repository root with bin/spcheck built here (CGO_ENABLED=0 go build -o
@@ -60,9 +61,24 @@ fi
 spexec_time() {
 	$SP plan --plan "$1" --emit "$W/e" > /dev/null || return
 	$EX --emit "$W/e" --out "$W/t" --dump none --repeat 4 > "$W/x.log" 2>&1
-	sed -n 's/.*, run \([0-9.]*\) s (best.*/\1/p' "$W/x.log" | awk '{printf "%.2f", $1 * 1000}'
+	sed -n 's/.*, run \([0-9.]*\) ms (best.*/\1/p' "$W/x.log"
 	grep -m1 FAILED "$W/x.log"
 }
+
+if has debug; then
+	mkdir -p "$OUT/debug"
+	M="mtp=0,hidden=64,heads=4,layers=2,ffn=96,vocab=101,seq=48,batch=2"
+	for dt in bf16 fp32; do
+		$SP gpu --plan "$M,dtype=$dt" --exec $EX --work "$W/d$dt" > "$OUT/debug/$dt.txt" 2>&1
+		echo "debug $dt rc=$?: $(grep '^spcheck gpu:' "$OUT/debug/$dt.txt")"
+	done
+	echo "== issue 16's first measurement (hidden 1024, ffn 4096, 4 layers, seq 512, batch 2, fp32), every tensor traced"
+	P="hidden=1024,heads=16,layers=4,ffn=4096,seq=512,batch=2,vocab=32000,mtp=0,dtype=fp32"
+	/usr/bin/time -f "emit: %e s, %M KB max RSS" $SP plan --plan "$P" --emit "$W/b/emit" > /dev/null
+	echo "emitted: $(du -sh "$W/b/emit" | cut -f1)"
+	/usr/bin/time -f "spexec: %e s wall, %M KB max RSS" $EX --emit "$W/b/emit" --out "$W/b/cuda" --extra "driver=$driver" | grep -v '^spexec: 1 ranks'
+	echo "trace: $(du -sh "$W/b/cuda" | cut -f1)"
+fi
 
 if has speed; then
 	echo "== speed: forward+backward, ms (spexec best of 3 untraced runs; torch median of 5)"
@@ -102,6 +118,16 @@ if has size; then
 	du -sh "$W/sz/cuda" "$W/sz/ref"
 	awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" 'BEGIN { printf "pipeline: emit %.1f s, bf16 run %.1f s, fp64 reference (emit+run) %.1f s, compare %.1f s, total %.1f s\n", b-a, c-b, d-c, e-d, e-a }'
 	grep -E 'loss/main' "$W/sz/cmp.txt" | head -2
+	echo "untraced runs (not part of the pipeline):"
+	$EX --emit "$W/sz/emit" --out "$W/sz/c2" --dump none --repeat 3 | grep 'rank 0'
+	$EX --emit "$W/sz/ref-emit" --out "$W/sz/ref2" --dump none --repeat 2 | grep 'rank 0'
+	if command -v nsys > /dev/null; then
+		nsys profile -o "$W/prof" --stats=false $EX --emit "$W/sz/emit" --out "$W/prof-out" --dump none --repeat 2 > /dev/null 2>&1
+		nsys stats -r cuda_gpu_kern_sum -f csv "$W/prof.nsys-rep" 2> /dev/null | head -25 | cut -c1-220 > "$OUT/nsys-kernels.csv"
+		head -14 "$OUT/nsys-kernels.csv"
+	else
+		echo "no nsys"
+	fi
 	cp "$W/sz/cmp.txt" "$OUT/size-compare.txt"
 fi
 echo "== done in $SECONDS s"

@@ -172,10 +172,11 @@ int main(int argc, char** argv) {
     w.write_dir(a.out);
     double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
     std::lock_guard<std::mutex> lock(print_mu);
-    std::printf("spexec: rank %d: setup %.3f s (%zu generated), run %.3f s (%s), traced run %.3f s of which trace %.3f s "
-                "(%d tensors, %.1f MB; %d left out), file %.3f s\n",
-                g.rank, t.setup, gen.size(), t.best_run, a.repeat > 1 ? cat("best of ", a.repeat - 1, " untraced").c_str() : "traced",
-                t.traced_run, t.trace, t.traced, t.trace_bytes / 1e6, t.skipped, write_s);
+    std::printf("spexec: rank %d: setup %.1f ms (%zu generated), run %.2f ms (%s), traced run %.1f ms of which trace ops %.1f ms "
+                "(%d tensors, %.1f MB; %d left out), file %.1f ms\n",
+                g.rank, 1e3 * t.setup, gen.size(), 1e3 * t.best_run,
+                a.repeat > 1 ? cat("best of ", a.repeat - 1, " untraced").c_str() : "traced", 1e3 * t.traced_run, 1e3 * t.trace, t.traced,
+                t.trace_bytes / 1e6, t.skipped, 1e3 * write_s);
   };
   if (std::system(("mkdir -p '" + a.out + "'").c_str()) != 0) {
     std::fprintf(stderr, "spexec: cannot create %s\n", a.out.c_str());
