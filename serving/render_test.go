@@ -10,7 +10,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// Seed-bugs §3.2's table, cell by cell.
+// The gate table (FastDeploy #7172), cell by cell.
 func TestSection32Table(t *testing.T) {
 	tab, err := CompareGates(GateExample())
 	if err != nil {
