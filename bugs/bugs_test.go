@@ -50,7 +50,7 @@ func run(t *testing.T, name, planStr string) *Outcome {
 	return o
 }
 
-// example runs a worked example and fails on any number that is not the document's.
+// example runs a worked example and fails on any number that is not the expected one.
 func example(t *testing.T, name string) *ExampleResult {
 	t.Helper()
 	e, ok := LookupExample(name)
@@ -63,7 +63,7 @@ func example(t *testing.T, name string) *ExampleResult {
 	}
 	for _, f := range r.Facts {
 		if !f.OK() {
-			t.Errorf("%s %s: spcheck has %s, seed-bugs.md %s", name, f.What, f.Got, f.Want)
+			t.Errorf("%s %s: spcheck has %s, expected %s", name, f.What, f.Got, f.Want)
 		}
 	}
 	if len(r.Facts) == 0 {

@@ -3,12 +3,12 @@ package bugs
 import (
 	"bytes"
 	"encoding/xml"
-	"github.com/spcheck/spcheck/internal/scenario"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/reports"
 )
 

@@ -110,8 +110,8 @@ func TestEmbeddingVocabShards(t *testing.T) {
 	assertClose(t, "vocab shards' grads concatenate to the grad", tensor.Concat(0, dws...), dwFull)
 }
 
-// TestRollSequencesSeedExample is seed-bugs.md §4.3's example: lengths 4, 3, 5; the
-// per-sequence roll ("seq roll ids'") of depth 1.
+// TestRollSequencesSeedExample: lengths 4, 3, 5 packed, the per-sequence roll of depth 1 as
+// Megatron-LM #2173 (8c4df6b077, _roll_tensor_packed_seq) rolls each sequence and zeroes its end.
 func TestRollSequencesSeedExample(t *testing.T) {
 	ids := tensor.FromData([]int{1, 12}, []float64{101, 102, 103, 104, 201, 202, 203, 301, 302, 303, 304, 305})
 	cu := []int{0, 4, 7, 12}

@@ -2,13 +2,13 @@ package oracle
 
 import (
 	"fmt"
-	"github.com/spcheck/spcheck/internal/scenario"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/tensor"

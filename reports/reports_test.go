@@ -2,11 +2,11 @@ package reports_test
 
 import (
 	"bytes"
-	"github.com/spcheck/spcheck/internal/scenario"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/verify"
 	"github.com/spcheck/spcheck/verify/verifytest"

@@ -1,13 +1,14 @@
 package serving
 
 import (
-	"github.com/spcheck/spcheck/internal/scenario"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
-// Seed-bugs §3.2's table, cell by cell.
+// The gate table (FastDeploy #7172), cell by cell.
 func TestSection32Table(t *testing.T) {
 	tab, err := CompareGates(GateExample())
 	if err != nil {

@@ -63,7 +63,7 @@ func TestMisusePanicsWithError(t *testing.T) {
 	}
 }
 
-// Seed-bugs §3.3's worked example, exactly.
+// FastDeploy #7172's two launch formulas on one step, exactly.
 func TestSection33Counts(t *testing.T) {
 	slt, blk := []int{4, 4, 2, 0}, []int{0, 0, 0, 1}
 	if got := PredictCurrentStep.PredictNextLaunch(3, slt, blk); got != 14 {
@@ -74,7 +74,7 @@ func TestSection33Counts(t *testing.T) {
 	}
 }
 
-// The §3.3 step embedded in a run: the loop itself must launch [4,4,2,0]/[0,0,0,1] at step 1
+// The launch-prediction step embedded in a run: the loop itself must launch [4,4,2,0]/[0,0,0,1] at step 1
 // and 16 tokens at step 2, and the pre-fix prediction must be caught at step 2 only.
 func TestPredictionMultiStep(t *testing.T) {
 	s, err := New(PredictionExample())
@@ -145,7 +145,7 @@ func TestVariantsDetected(t *testing.T) {
 		{"old gate, pure TP", func(c *Config) { c.Gate, c.UseEP = GateOld, false }, nil, "one emitter per group without EP"},
 		{"old gate under EP", func(c *Config) { c.Gate = GateOld }, []Class{ClassDuplicated}, "every TP rank emits"},
 		{"global rank id", func(c *Config) { c.Gate = GateGlobalRank }, []Class{ClassLost}, "DP1's queue gets nothing"},
-		{"current-step prediction", func(c *Config) { c.Predict = PredictCurrentStep }, []Class{ClassUnder}, "§3.3"},
+		{"current-step prediction", func(c *Config) { c.Predict = PredictCurrentStep }, []Class{ClassUnder}, "FastDeploy #7172: pre-fix prediction from the current step"},
 		{"gated state updates", func(c *Config) { c.GateStateUpdates = true },
 			[]Class{ClassReplica, ClassGatedUpdate}, "the root's broadcast hides it from the queue: only the replica checks see it"},
 		{"gated state updates, global rank", func(c *Config) { c.Gate, c.GateStateUpdates = GateGlobalRank, true },
@@ -367,7 +367,7 @@ func TestReportNamesTheStep(t *testing.T) {
 	}
 }
 
-// The gate variants are caught exactly where seed-bugs §3.2 says they bite: the old gate
+// The gate variants are caught exactly where they bite: the old gate
 // duplicates iff EP with TP > 1; a global rank id loses every request outside DP group 0.
 func TestGateVariantsOnRandomConfigs(t *testing.T) {
 	for seed := range uint64(100) {

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	scenariofile "github.com/spcheck/spcheck/internal/scenario"
 	"math"
 	"path/filepath"
 	"testing"
 
+	scenariofile "github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/simulate/ir"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"

@@ -92,7 +92,7 @@ func TestCollectiveSemantics(t *testing.T) {
 // TestPartialP2P runs Paddle's partial send/recv: each sender sends flat chunk tp of its
 // tensor, each receiver all-gathers the chunks over its TP group. With replicated senders the
 // receivers get the tensor; with different senders every receiver gets the same frankentensor
-// concat_q chunk_q(X_q) (seed-bugs.md §1.3).
+// concat_q chunk_q(X_q) (Paddle p2p_communication.py, allgather_partial).
 func TestPartialP2P(t *testing.T) {
 	for _, c := range scenario.Cases(t, []struct {
 		reason     string
