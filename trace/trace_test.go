@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -151,7 +152,7 @@ func TestBadFilesNameTheField(t *testing.T) {
 			m["tensors"].(map[string]any)["ghost"] = map[string]any{"name": "x", "kind": "param"}
 		})), `tensor "ghost"`},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		_, err := readBytes(c.data, "rank-00000.safetensors")
 		if err == nil {
 			t.Errorf("%s: no error", c.reason)

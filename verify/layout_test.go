@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
@@ -189,7 +190,7 @@ func TestAssembleRebuildsEveryPlacement(t *testing.T) {
 			return r
 		}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.name, func(t *testing.T) {
 			tr, err := c.build(c.want).Trace()
 			if err != nil {
@@ -273,7 +274,7 @@ func TestBadTracesNameWhatIsWrong(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.name, func(t *testing.T) {
 			tr, err := c.build().Trace()
 			if err != nil {
