@@ -5,12 +5,6 @@ import "github.com/spcheck/spcheck/serving"
 // The serving bugs of seed 000 (FastDeploy #7172/#7192, seed-bugs.md §3) are variants of
 // package serving's decode loop; their names match package fuzz's serving bugs.
 
-func init() {
-	for _, b := range servingBugs() {
-		register(b)
-	}
-}
-
 // fixedServing is the post-fix loop: TP-local rank-0 gate, next-real-bsz prediction, state
 // updates on every replica.
 func fixedServing(c *serving.Config) {
