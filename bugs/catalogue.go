@@ -12,7 +12,7 @@ import (
 	"github.com/spcheck/spcheck/simulate"
 )
 
-// Class is a bug class of seed-bugs.md §0.
+// Class is a class of distributed-parallel bug; each catalogue entry is an instance of one.
 type Class string
 
 const (
@@ -47,7 +47,7 @@ const (
 // Bug is one catalogue entry.
 type Bug struct {
 	Name    string
-	Source  string // the seed and upstream report, and the seed-bugs.md section
+	Source  string // the upstream report: repository, PR or issue, file or commit
 	Class   Class
 	Domain  Domain
 	Summary string // one line

@@ -318,7 +318,8 @@ func (o *Outcome) measure(ref *trace.Trace, first *verify.Result) error {
 }
 
 // validAt says which positions of a row count at MTP depth k: i+k+1 < the end of i's
-// sequence (seed-bugs.md §4.1); every position when k = 0.
+// sequence (Megatron-LM multi_token_prediction.py: each depth rolls labels and loss mask once
+// more and zeroes the last position); every position when k = 0.
 func validAt(p plan.Plan, k int) func(i int) bool {
 	ends := nn.SeqEnds(p.CuSeqlens())
 	return func(i int) bool { return k == 0 || i+k+1 < ends[i] }

@@ -38,7 +38,7 @@ const (
 	CaseCorrect = "correct" // a correct plan verifies
 	CaseBug     = "bug"     // a catalogue bug is detected with its expected diagnosis
 	CaseFixed   = "fixed"   // the bug switched off verifies clean on the same plan
-	CaseExample = "example" // a worked example reproduces the document's numbers
+	CaseExample = "example" // a worked example reproduces its hand-worked numbers
 )
 
 // Case is one check of the gate.
@@ -98,7 +98,7 @@ func (g *GateReport) Count(kind string) int {
 // Gate runs `spcheck check`: every correct plan must verify; every catalogue bug must be
 // detected on its minimal plan with its expected verdict, first-divergence tensor and signature
 // (and numbers); its fixed form must verify clean on the same plan; every worked example must
-// reproduce the document's numbers. Cases run on GOMAXPROCS workers; the report lists them in
+// reproduce their hand-worked numbers. Cases run on GOMAXPROCS workers; the report lists them in
 // a fixed order.
 func Gate() *GateReport {
 	start := time.Now()
@@ -221,11 +221,11 @@ func exampleCase(e *Example) Case {
 	}
 	for _, f := range r.Facts {
 		if !f.OK() {
-			c.Problems = append(c.Problems, fmt.Sprintf("%s: %s, the document has %s", f.What, f.Got, f.Want))
+			c.Problems = append(c.Problems, fmt.Sprintf("%s: %s, expected %s", f.What, f.Got, f.Want))
 		}
 	}
 	c.Pass = r.OK()
-	c.Verdict = fmt.Sprintf("%d/%d numbers as in seed-bugs.md %s", len(r.Facts)-len(c.Problems), len(r.Facts), e.Section)
+	c.Verdict = fmt.Sprintf("%d/%d numbers as worked out for %s", len(r.Facts)-len(c.Problems), len(r.Facts), e.Source)
 	c.Detail = e.Title
 	return c
 }

@@ -9,12 +9,12 @@ import (
 )
 
 // Test-only bug variants, so the detection property and the campaign are tested whatever the
-// catalogue (package bugs) holds. Each is a real bug class of seed-bugs.md written as a
+// catalogue (package bugs) holds. Each is a real bug class of the catalogue written as a
 // program rewrite selected by role.
 const (
-	testResidualAtZero = "fuzz-test.residual-at-zero"   // vLLM: residual cut at offset 0 on every TP rank (seed 002)
-	testEHProjAdjoint  = "fuzz-test.eh-proj-rs-adjoint" // MTP eh_proj gather whose backward reduce-scatters (§4.7)
-	testNoTPGradSum    = "fuzz-test.no-tp-grad-sum"     // SP norm grads never all-reduced over TP (§1.8)
+	testResidualAtZero = "fuzz-test.residual-at-zero"   // vLLM: residual cut at offset 0 on every TP rank (vLLM #33322)
+	testEHProjAdjoint  = "fuzz-test.eh-proj-rs-adjoint" // MTP eh_proj gather whose backward reduce-scatters (Megatron-LM 06e9f28b30)
+	testNoTPGradSum    = "fuzz-test.no-tp-grad-sum"     // SP norm grads never all-reduced over TP (PaddleFleet #1146)
 )
 
 // testCatalogue is what the tests fuzz with: the catalogue's variants and the test-only ones.

@@ -22,8 +22,8 @@ type Options struct {
 	// counted, not listed, once there are more than listAllMax.
 	All bool
 	// Seed001 adds, under a chunk-level diagnosis where every receiver holds the same data, the
-	// rendering of PaddleFleet#589: the gathered tensor with its chunks in the document's order,
-	// the lost chunks, and the correct values with the document's TP labels.
+	// rendering of PaddleFleet#589: the gathered tensor with its chunks in the PR discussion's order,
+	// the lost chunks, and the correct values with the PR discussion's TP labels.
 	Seed001 bool
 }
 

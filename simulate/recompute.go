@@ -43,7 +43,7 @@ func (b *builder) region(prefix string, start int, st *stream) {
 // Recompute turns on activation recompute for every region whose name match accepts: on each
 // rank holding one, the region's forward is re-run just before its backward, which then reads
 // the recomputed activations (ir.Recompute). patch, if not nil, edits each recomputed op — how a
-// bug variant makes the re-run differ from the forward (seed-bugs.md §4.5). With a nil patch
+// bug variant makes the re-run differ from the forward (ms-swift #6496's apply_rope_fusion toggle). With a nil patch
 // the result is bit-identical to no recompute. It returns the number of regions recomputed.
 func (c *Compiled) Recompute(match func(region string) bool, patch func(o *ir.Op)) (int, error) {
 	n := 0

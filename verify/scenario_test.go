@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/verify"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
@@ -48,7 +49,7 @@ func fmtValues(v verify.Values) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// TestSeed001LostValues: the diagnosis names exactly the lost values of seed-bugs.md §1.4 for both
+// TestSeed001LostValues: the diagnosis names exactly the lost values of PaddleFleet#589's table for both
 // branches, at flat-chunk granularity, with every receiver holding chunk 0 of TP0 and chunk 1 of
 // TP1.
 func TestSeed001LostValues(t *testing.T) {
@@ -57,10 +58,10 @@ func TestSeed001LostValues(t *testing.T) {
 		lost   []string
 		reason string
 	}{
-		{"develop", []string{"rank 0 block 1 [100, 120, 140, 160]", "rank 1 block 0 [180, 200, 220, 240]"}, "§1.4 develop: NormPipe bw ×2"},
-		{"unify", []string{"rank 0 block 1 [50, 60, 70, 80]", "rank 1 block 0 [90, 100, 110, 120]"}, "§1.4 unify: EmptyLayer identity"},
+		{"develop", []string{"rank 0 block 1 [100, 120, 140, 160]", "rank 1 block 0 [180, 200, 220, 240]"}, "PaddleFleet#589 develop: NormPipe bw ×2"},
+		{"unify", []string{"rank 0 block 1 [50, 60, 70, 80]", "rank 1 block 0 [90, 100, 110, 120]"}, "PaddleFleet#589 unify: EmptyLayer identity"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.branch, func(t *testing.T) {
 			rep := compare(t, verifytest.Seed001(c.branch), verify.Options{})
 			if rep.Verified() {
@@ -115,7 +116,7 @@ func names(rs []*verify.Result) []string {
 	return out
 }
 
-// TestSeed002RankOneRowsWrong: §2.3's worked example — rank 0's residual rows are right, rank 1's
+// TestSeed002RankOneRowsWrong: vLLM #33322's residual slice, worked by hand — rank 0's residual rows are right, rank 1's
 // are wrong, and the norm output after it is a consequence.
 func TestSeed002RankOneRowsWrong(t *testing.T) {
 	rep := compare(t, verifytest.Seed002(), verify.Options{})
@@ -132,7 +133,7 @@ func TestSeed002RankOneRowsWrong(t *testing.T) {
 		t.Errorf("rows %+v: want rank 0 right, rank 1 with 4 elements wrong", rows)
 	}
 	if got := fmtValues(rows[1].Blocks[0].Actual); got != "[155, -34, 200, -50]" {
-		t.Errorf("rank 1 holds %s, want §2.3's [[155,-34],[200,-50]]", got)
+		t.Errorf("rank 1 holds %s, want [[155,-34],[200,-50]]", got)
 	}
 	if x := result(t, rep, "act/layers.0.allreduce"); x.Verdict != verify.Close {
 		t.Errorf("allreduce (fp32 against fp64, exact values) is %s, want close", x.Verdict)
@@ -142,7 +143,7 @@ func TestSeed002RankOneRowsWrong(t *testing.T) {
 	}
 }
 
-// TestScaledGradient: §4.7's ×tp gradient is diagnosed as scaled ×2, named tp.
+// TestScaledGradient: Megatron-LM 06e9f28b30's ×tp gradient is diagnosed as scaled ×2, named tp.
 func TestScaledGradient(t *testing.T) {
 	rep := compare(t, verifytest.ScaledTP(), verify.Options{})
 	for _, name := range []string{"agrad/mtp.0.eh_proj.in", "grad/mtp.0.eh_proj.weight"} {
@@ -163,7 +164,7 @@ func TestScaledGradient(t *testing.T) {
 	}
 }
 
-// TestReplicaMismatch: §1.8's unreduced SP norm grad (3 on rank 0, 7 on rank 1, 10 wanted) is a
+// TestReplicaMismatch: the unreduced SP norm grad (3 on rank 0, 7 on rank 1, 10 wanted) is a
 // replica mismatch naming both ranks; AVG instead of SUM is ×1/tp.
 func TestReplicaMismatch(t *testing.T) {
 	rep := compare(t, verifytest.ReplicaSplit(), verify.Options{})
