@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
@@ -247,11 +248,11 @@ func TestSection23(t *testing.T) {
 	if got := fact(t, r, "buggy rank1 residual_out (local)"); got != "[[155 -34] [200 -50]]" {
 		t.Errorf("rank 1's residual %s", got)
 	}
-	for _, c := range []struct{ plan, first, reason string }{
+	for _, c := range scenario.Cases(t, []struct{ plan, first, reason string }{
 		{"", "act/layers.1.attn_residual", "the minimal plan: stage 1's first fused add"},
 		{"tp=4,pp=2,sp=vllm,mtp=0,heads=4", "act/layers.1.attn_residual", "tp=4: ranks 1–3 all wrong"},
 		{"tp=2,sp=vllm,mtp=1", "act/mtp.1.layer.attn_residual", "no PP: the MTP depth's input is a full residual too"},
-	} {
+	}) {
 		o := run(t, "vllm-residual-slice-offset0", c.plan)
 		if o.Signature != SigTP0Right || o.First != c.first {
 			t.Errorf("%s: %s at %s, want %s at %s", c.reason, o.Signature, o.First, SigTP0Right, c.first)

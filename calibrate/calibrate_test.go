@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/simulate/runtime"
@@ -94,7 +95,7 @@ func TestCalibratedToleranceCatchesWhatTheConstantMisses(t *testing.T) {
 		{"1e-12 corruption, constant tolerance misses it", 1e-12, false, verify.Close},
 		{"1e-12 corruption, calibrated catches it", 1e-12, true, verify.Diverged},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		opt := verify.Options{}
 		if c.calibrated {
 			opt.Calibrated = cal.RTol

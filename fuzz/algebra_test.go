@@ -8,6 +8,7 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/leanovate/gopter/prop"
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/simulate/ir"
 )
@@ -79,7 +80,7 @@ func TestWrongPairingsBreakALaw(t *testing.T) {
 		{"copy_to_tensor_model_parallel_region with no backward all-reduce",
 			with(copyTP, func(r *Region) { r.Bwd = identity }), "backward law"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		err := CheckRegion(c.r, 2, []int{1, 2, 2}, 3)
 		if err == nil || !strings.Contains(err.Error(), c.law) {
 			t.Errorf("%s: got %v, want a %s violation", c.reason, err, c.law)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
 func mustRun(t *testing.T, cfg Config) *Summary {
@@ -76,7 +78,7 @@ func TestShardsMergeToTheWholeCampaign(t *testing.T) {
 		{"a shard twice", []*Summary{parts[0], parts[0]}},
 		{"another campaign's shard", []*Summary{parts[0], {Seed: 10, Count: 23, Shards: 3, ShardsRun: []int{1}}}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		if _, _, err := Merge(c.sums); err == nil {
 			t.Errorf("%s: merged", c.reason)
 		}
@@ -152,7 +154,7 @@ func TestBadConfigs(t *testing.T) {
 		{"an empty space", Config{Count: 1, Space: Space{MaxTP: 1}}},
 		{"unknown bug", Config{Count: 1, Bug: "nope"}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		if _, err := Run(c.cfg); err == nil {
 			t.Errorf("%s: ran", c.reason)
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
@@ -55,7 +56,7 @@ func TestShrunkPlansAreMinimal(t *testing.T) {
 		{"eh_proj gather whose backward reduce-scatters: tp=2 and one MTP depth",
 			testEHProjAdjoint, func(p plan.Plan) bool { return p.TP == 2 && p.PP == 1 && p.MTP == 1 && p.SP == plan.SPOff }},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		s, err := Run(Config{Seed: 1, Count: 20, Bug: c.bug, Space: Mesh2Space()})
 		if err != nil || !s.Failed() {
 			t.Fatalf("%s: %v %v", c.reason, err, s)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -128,7 +129,7 @@ func TestRollSequencesSeedExample(t *testing.T) {
 }
 
 func TestCheckCuSeqlens(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		cu     []int
 		ok     bool
@@ -140,7 +141,7 @@ func TestCheckCuSeqlens(t *testing.T) {
 		{"empty sequence", []int{0, 4, 4, 12}, false},
 		{"does not start at 0", []int{1, 12}, false},
 		{"too short", []int{12}, false},
-	} {
+	}) {
 		if err := CheckCuSeqlens(tc.cu, 12); (err == nil) != tc.ok {
 			t.Errorf("%s: CheckCuSeqlens(%v) = %v", tc.reason, tc.cu, err)
 		}
@@ -148,7 +149,7 @@ func TestCheckCuSeqlens(t *testing.T) {
 }
 
 func TestShapeMisusePanics(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		f      func()
 	}{
@@ -158,7 +159,7 @@ func TestShapeMisusePanics(t *testing.T) {
 		{"attention cu not ending at S", func() { Attention(tensor.New(1, 3, 1, 2), tensor.New(1, 3, 1, 2), tensor.New(1, 3, 1, 2), []int{0, 2}) }},
 		{"embedding id out of range", func() { Embedding([]int{5}, tensor.New(5, 2)) }},
 		{"label out of range", func() { CrossEntropy(tensor.New(1, 3), []int{3}, []float64{1}) }},
-	} {
+	}) {
 		func() {
 			defer func() {
 				var se *ShapeError

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/ir"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
@@ -109,7 +110,7 @@ func TestMismatchedProgramsFailFast(t *testing.T) {
 			})
 		}, simrt.ErrMismatch, []string{"collective mismatch on group tp[0 1]: the members issued different collectives", "rank 0 op", "reduce_scatter(dim=1) tp[0 1]", "rank 1 op", "all_reduce(sum) tp[0 1]", "(tp.embedding.reduce)"}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		synctest.Test(t, func(t *testing.T) {
 			comp, err := Compile(p)
 			if err != nil {
@@ -179,7 +180,7 @@ func TestUsePartial(t *testing.T) {
 		{"a partial sum differs across TP", on, &val{shape: []int{1, 2, 4}, pl: part}, false},
 		{"the plan does not ask for it", off, &val{shape: []int{1, 2, 4}, pl: rep}, false},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		if got := newBuilder(c.l, 0).usePartial(c.v); got != c.want {
 			t.Errorf("%s: usePartial = %v, want %v", c.reason, got, c.want)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/verify"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
@@ -60,7 +61,7 @@ func TestSeed001LostValues(t *testing.T) {
 		{"develop", []string{"rank 0 block 1 [100, 120, 140, 160]", "rank 1 block 0 [180, 200, 220, 240]"}, "PaddleFleet#589 develop: NormPipe bw ×2"},
 		{"unify", []string{"rank 0 block 1 [50, 60, 70, 80]", "rank 1 block 0 [90, 100, 110, 120]"}, "PaddleFleet#589 unify: EmptyLayer identity"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.branch, func(t *testing.T) {
 			rep := compare(t, verifytest.Seed001(c.branch), verify.Options{})
 			if rep.Verified() {

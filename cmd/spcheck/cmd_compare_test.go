@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
 
@@ -61,7 +62,7 @@ func TestCompareExitCodes(t *testing.T) {
 				return []string{"--rename", rules, r, c}
 			}, code: exitOK, stdout: []string{"VERIFIED"}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.name, func(t *testing.T) {
 			ref, cand := writeScenario(t, t.TempDir(), c.scenario)
 			if c.prepare != nil {

@@ -3,15 +3,14 @@ package gputraces
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	scenariofile "github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/simulate/ir"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
@@ -19,28 +18,14 @@ import (
 	"github.com/spcheck/spcheck/trace"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under cuda/tests/testdata")
-
 // goldenDir holds the files the C++ tests read.
 const goldenDir = "../tests/testdata"
 
-// checkGolden compares want with the committed file (or rewrites it under -update).
+// checkGolden compares want with the committed file (or rewrites it under -rewrite); a stale
+// file means the Go source of truth changed: rewrite it and re-run make -C cuda test.
 func checkGolden(t *testing.T, name string, want []byte) {
 	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cuda/gputraces -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s is stale: the Go source of truth changed; run go test ./cuda/gputraces -update and re-run make -C cuda test", path)
-	}
+	scenariofile.Golden(t, filepath.Join(goldenDir, name), want)
 }
 
 func hex64(x float64) string { return fmt.Sprintf("%016x", math.Float64bits(x)) }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	_ "github.com/spcheck/spcheck/bugs" // registers the catalogue's variants (plan key bug=NAME)
+	scenariofile "github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
@@ -97,7 +98,7 @@ var scenarios = []scenario{
 // TestRecordedGPUTraces verifies every committed GPU trace against the oracle of its own plan
 // with the hardware tolerances (VerifyOptions), and checks the provenance each file must carry.
 func TestRecordedGPUTraces(t *testing.T) {
-	for _, sc := range allScenarios() {
+	for _, sc := range scenariofile.Cases(t, allScenarios()) {
 		t.Run(sc.name, func(t *testing.T) {
 			dir := filepath.Join(tracesDir, sc.name)
 			if sc.runError {

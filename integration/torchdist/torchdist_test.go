@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
@@ -249,7 +250,7 @@ func TestVerdicts(t *testing.T) {
 		{cand: "mb2/" + bugPartialP2P, first: boundaryReceived, verdict: verify.Diverged, check: checkFrankentensorMB,
 			reason: "partial P2P under SP with two micro-batches: every micro-batch's hand-off is corrupted"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, r.cand[c.cand]), c) })
 	}
 }
@@ -517,7 +518,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{r.cand["mb1/"+bugPartialP2P], 1, "the partial P2P fails"},
 		{partial, 2, "a missing rank file is bad input"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		out, err := exec.Command(bin, "compare", r.ref, c.cand).CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
