@@ -273,7 +273,9 @@ class Dumper:
             return None
         for w in self._watched:
             w.capture_grads()
-        meta = dict(self.meta, tensors=self._metas)
+        # The step, so that `spcheck compare --step N` can check a one-step dump is step N.
+        meta = dict(self.meta, tensors=self._metas,
+                    extra=dict(self.meta.get("extra", {}), step=str(self._step)))
         path = fileformat.write(self.directory(), self.rank, meta, self._tensors)
         self._reset()
         return path
