@@ -98,6 +98,7 @@ type Result struct {
 	RefReplicas  []Disagreement
 	CandReplicas []Disagreement
 	Diagnosis    *Diagnosis
+	Signature    *Signature // the shape of the divergence (diagnosed tensors)
 	Note         string
 
 	ref, cand *layout
@@ -614,7 +615,7 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
 			return err
 		}
-		if res.Diagnosis, err = c.diagnose(res.ref, res.cand, w.refBuf, w.candBuf, res.RTol, res.Floor); err != nil {
+		if res.Diagnosis, res.Signature, err = c.diagnose(res, w.refBuf, w.candBuf); err != nil {
 			return err
 		}
 		for _, row := range res.Diagnosis.Rows {
