@@ -9,6 +9,7 @@ import (
 
 	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
@@ -103,9 +104,9 @@ func TestCatalogue(t *testing.T) {
 		}
 		switch b.Domain {
 		case Training:
-			v, ok := simulate.LookupVariant(b.Name)
-			if !ok || v.Programs == nil || v.Applies == nil {
-				t.Errorf("%s: not registered as a simulate variant with a rewrite and Applies", b.Name)
+			v, err := VariantOf(b.MinimalPlan())
+			if err != nil || v == nil || v.Name != b.Name || v.Programs == nil || v.Applies == nil {
+				t.Errorf("%s: no simulate variant with a rewrite and Applies (%v)", b.Name, err)
 			}
 			if err := b.CanShow(b.MinimalPlan()); err != nil {
 				t.Errorf("%s: its minimal plan cannot show it: %v", b.Name, err)
@@ -114,6 +115,11 @@ func TestCatalogue(t *testing.T) {
 			if b.Config == nil || b.Fixed == nil || len(b.Expect.Classes) == 0 {
 				t.Errorf("%s: a serving bug needs Config, Fixed and expected classes", b.Name)
 			}
+		}
+	}
+	for _, name := range []string{"no-such-bug", "serving.gate-old"} {
+		if _, err := VariantOf(plan.Plan{Bug: name}); err == nil || !strings.Contains(err.Error(), "partial-p2p-under-sp") {
+			t.Errorf("plan naming %s: %v (want an error listing the training bugs)", name, err)
 		}
 	}
 	if _, err := Lookup("no-such-bug"); err == nil || !strings.Contains(err.Error(), "partial-p2p-under-sp") {
@@ -184,7 +190,7 @@ func TestSection14(t *testing.T) {
 func TestSection18(t *testing.T) {
 	example(t, "norm-grad")
 	o := run(t, "sp-norm-grad-not-reduced", "")
-	ref, err := simulate.OracleTrace(o.Plan)
+	ref, err := pipeline.Reference(o.Plan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +318,7 @@ func TestSection43(t *testing.T) {
 // Σ mask·ℓ / Σ mask with ℓ = logsumexp(z) at ignored labels, computed from the oracle's logits.
 func TestSection44(t *testing.T) {
 	o := run(t, "mtp-loss-counts-ignore-index", "")
-	ref, err := simulate.OracleTrace(o.Plan)
+	ref, err := pipeline.Reference(o.Plan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +359,7 @@ func TestSection45(t *testing.T) {
 	o := run(t, "recompute-config-toggled", "")
 	fixed := o.Plan
 	fixed.Bug = ""
-	ok, err := simulate.Run(fixed)
+	ok, err := simulate.Run(fixed, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

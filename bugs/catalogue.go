@@ -2,6 +2,7 @@ package bugs
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -111,18 +112,52 @@ type ScaledTensor struct {
 	Why    string
 }
 
-var catalogue = map[string]*Bug{}
+// catalogue holds every bug by name.
+var catalogue = func() map[string]*Bug {
+	m := map[string]*Bug{}
+	for _, b := range append(trainingBugs(), servingBugs()...) {
+		if b.Name == "" || m[b.Name] != nil {
+			panic(fmt.Sprintf("bugs: %q listed twice or unnamed", b.Name))
+		}
+		m[b.Name] = b
+	}
+	return m
+}()
 
-// register adds b to the catalogue and, for a training bug, registers its simulate variant so
-// that `bug=NAME` plans, the GPUs and the fuzzer find it.
-func register(b *Bug) {
-	if b.Name == "" || catalogue[b.Name] != nil {
-		panic(fmt.Sprintf("bugs: %q registered twice or unnamed", b.Name))
+// Variant is a training bug's rewrite as the simulator (and the GPUs, which run the same
+// programs) applies it; nil for a serving bug.
+func (b *Bug) Variant() *simulate.Variant {
+	if b.Domain != Training {
+		return nil
 	}
-	catalogue[b.Name] = b
-	if b.Domain == Training {
-		simulate.RegisterVariant(simulate.Variant{Name: b.Name, Summary: b.Summary, Programs: b.Programs, Applies: b.Applies})
+	return &simulate.Variant{Name: b.Name, Summary: b.Summary, Programs: b.Programs, Applies: b.Applies}
+}
+
+// Variants lists the training bugs' variants by name (what the fuzzer mutates with).
+func Variants() []*simulate.Variant {
+	var out []*simulate.Variant
+	for _, name := range slices.Sorted(maps.Keys(catalogue)) {
+		if v := catalogue[name].Variant(); v != nil {
+			out = append(out, v)
+		}
 	}
+	return out
+}
+
+// VariantOf resolves the bug a plan names (its bug key) to its variant: nil when it names
+// none; an error naming the known training bugs when the catalogue has no such training bug.
+func VariantOf(p plan.Plan) (*simulate.Variant, error) {
+	if p.Bug == "" {
+		return nil, nil
+	}
+	if b := catalogue[p.Bug]; b != nil && b.Domain == Training {
+		return b.Variant(), nil
+	}
+	var names []string
+	for _, v := range Variants() {
+		names = append(names, v.Name)
+	}
+	return nil, fmt.Errorf("plan %q names bug variant %q, which is not a training bug of the catalogue (known: %s)", p.String(), p.Bug, strings.Join(names, ", "))
 }
 
 // All lists the catalogue: training bugs by class then name, then serving bugs.

@@ -1,13 +1,13 @@
 package bugs
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 
 	"github.com/spcheck/spcheck/nn"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
@@ -81,32 +81,16 @@ func Run(b *Bug, p plan.Plan) (*Outcome, error) {
 	}
 	p.Bug = b.Name
 	o := &Outcome{Bug: b, Plan: p, Command: ReproCommand(b, p)}
-	c, err := simulate.Compile(p)
+	run, err := pipeline.Run(p, b.Variant(), pipeline.Simulator{Recompute: true}, pipeline.Options{Verify: verify.Options{Command: o.Command}})
 	if err != nil {
 		return nil, err
 	}
-	c.TraceRecomputed()
-	res, err := simrt.Run(c.Programs, c.Init)
-	var re *simrt.Error
-	if errors.As(err, &re) && re.Kind != simrt.ErrProgram {
-		o.runError(c, re)
+	if re, ok := run.RunErr.(*simrt.Error); ok {
+		o.runError(run.Compiled, re)
 		return o, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	o.Recomputed = splitRecomputed(res)
-	if o.Trace, err = c.Trace(res); err != nil {
-		return nil, err
-	}
-	ref, err := simulate.OracleTrace(p)
-	if err != nil {
-		return nil, err
-	}
-	if o.Report, err = verify.Compare(ref, o.Trace, verify.Options{Command: o.Command}); err != nil {
-		return nil, err
-	}
-	return o, o.classify(ref)
+	o.Recomputed, o.Trace, o.Report = run.Recomputed, run.Cand, run.Report
+	return o, o.classify(run.Ref)
 }
 
 // ReproCommand is the command that re-runs b on p.
@@ -165,34 +149,6 @@ func orNone(s string) string {
 		return "(nothing traced)"
 	}
 	return s
-}
-
-// splitRecomputed removes the recompute probes (simulate.TraceRecomputed) from res and returns
-// the logical names of the activations whose recompute differs bitwise from the forward.
-func splitRecomputed(res *simrt.Result) []string {
-	var differ []string
-	for r, traced := range res.Traces {
-		byKey := map[string]*tensor.Dense{}
-		for _, t := range traced {
-			byKey[t.Tag.Key] = t.T
-		}
-		kept := traced[:0]
-		for _, t := range traced {
-			orig, isProbe := strings.CutPrefix(t.Tag.Key, simulate.RecomputeTraceKey)
-			if !isProbe {
-				kept = append(kept, t)
-				continue
-			}
-			if fwd := byKey[orig]; fwd == nil || !tensor.BitEqual(fwd, t.T) {
-				name := strings.TrimPrefix(t.Tag.Name, simulate.RecomputeTraceKey)
-				if !slices.Contains(differ, name) {
-					differ = append(differ, name)
-				}
-			}
-		}
-		res.Traces[r] = kept
-	}
-	return differ
 }
 
 // classify reads the verifier's report: the first divergence, its signature, and the

@@ -409,7 +409,7 @@ func recomputePositions() (*ExampleResult, error) {
 		return nil, err
 	}
 	p := b.MinimalPlan()
-	c, err := simulate.Compile(p)
+	c, err := simulate.Compile(p, b.Variant())
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -135,8 +135,6 @@ func Gate() *GateReport {
 	return g
 }
 
-func verifyCommand(p plan.Plan) string { return fmt.Sprintf("spcheck verify --plan '%s'", p) }
-
 func correctCase(s string) Case {
 	c := Case{Kind: CaseCorrect, Name: s}
 	p, err := plan.Parse(s)
@@ -149,8 +147,8 @@ func correctCase(s string) Case {
 
 // verifyCase runs p through oracle, simulator and verifier: it passes when everything verifies.
 func verifyCase(c Case, p plan.Plan) Case {
-	c.Plan, c.Command = p.String(), verifyCommand(p)
-	rep, err := simulate.Verify(p, verify.Options{Command: c.Command})
+	c.Plan, c.Command = p.String(), pipeline.VerifyCommand(p)
+	rep, err := pipeline.Verify(p, nil, verify.Options{Command: c.Command})
 	if err != nil {
 		c.Verdict, c.Problems = VerdictError, []string{err.Error()}
 		return c

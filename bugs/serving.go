@@ -6,12 +6,6 @@ import "github.com/spcheck/spcheck/serving"
 // as #7192) are variants of
 // package serving's decode loop; their names match package fuzz's serving bugs.
 
-func init() {
-	for _, b := range servingBugs() {
-		register(b)
-	}
-}
-
 // fixedServing is the post-fix loop: TP-local rank-0 gate, next-real-bsz prediction, state
 // updates on every replica.
 func fixedServing(c *serving.Config) {

@@ -128,12 +128,6 @@ func mtpWeights(p plan.Plan) [][]float64 {
 	return out
 }
 
-func init() {
-	for _, b := range trainingBugs() {
-		register(b)
-	}
-}
-
 func trainingBugs() []*Bug {
 	return []*Bug{
 		{

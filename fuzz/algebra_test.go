@@ -101,7 +101,7 @@ func TestRegionsCoverThePlanner(t *testing.T) {
 	covered := map[string]bool{}
 	for i := 0; i < 100; i++ {
 		p := Draw(r, Mesh2Space())
-		c, err := simulate.Compile(p)
+		c, err := simulate.Compile(p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

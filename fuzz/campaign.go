@@ -15,9 +15,10 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/leanovate/gopter/prop"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
-	"github.com/spcheck/spcheck/simulate/simtest"
+	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -41,6 +42,8 @@ type Config struct {
 	// interleaved), or a bug's name: detection of that bug (a simulate variant or one of
 	// ServingBugs).
 	Bug string
+	// Variants is the catalogue of bug variants Bug may name (package bugs' Variants).
+	Variants []*simulate.Variant
 	// Blind hunts the bug without steering: plans are drawn as for the correct simulator, not
 	// only those on which the bug can show (what equivalence fuzzing would meet).
 	Blind         bool
@@ -144,7 +147,7 @@ func (c *Config) Validate() error {
 	if _, ok := LookupServingBug(c.Bug); ok {
 		return nil
 	}
-	return Target{Bug: c.Bug}.Validate()
+	return Target{Bug: c.Bug, Variants: c.Variants}.Validate()
 }
 
 // campaign is a running Config.
@@ -321,7 +324,7 @@ func (c *campaign) count() {
 
 // target is the campaign's plan target.
 func (c *campaign) target() Target {
-	return Target{Bug: c.cfg.Bug, Space: c.cfg.Space, Blind: c.cfg.Blind}
+	return Target{Bug: c.cfg.Bug, Space: c.cfg.Space, Blind: c.cfg.Blind, Variants: c.cfg.Variants}
 }
 
 // caseCommand is the command that re-runs case i alone.
@@ -366,8 +369,8 @@ func (c *campaign) planCase(g gopter.Gen, gp *gopter.GenParameters, failing func
 	shrunk, orig := arg.Arg.(plan.Plan), arg.OrigArg.(plan.Plan)
 	cx = &Counterexample{Drawn: orig.String(), Shrunk: shrunk.String(), ShrinkSteps: arg.Shrinks,
 		DetectSeconds: drawn.Sub(c.start).Seconds(), ShrinkSeconds: time.Since(drawn).Seconds(),
-		Reproduce: simtest.Command(shrunk)}
-	cx.Report, cx.Diagnosis = diagnose(shrunk)
+		Reproduce: pipeline.VerifyCommand(shrunk)}
+	cx.Report, cx.Diagnosis = diagnose(shrunk, c.target().variant())
 	if res.Error != nil {
 		cx.Report, cx.Diagnosis = nil, res.Error.Error()
 	}
@@ -377,8 +380,8 @@ func (c *campaign) planCase(g gopter.Gen, gp *gopter.GenParameters, failing func
 // diagnose runs a failing plan again for its evidence: the verifier's report, with the block
 // diagnosis of the first divergence only (the rest are its consequences), or, when there is no
 // report, what happened instead.
-func diagnose(p plan.Plan) (*verify.Report, string) {
-	f := check(p, 1, true)
+func diagnose(p plan.Plan, v *simulate.Variant) (*verify.Report, string) {
+	f := check(p, v, 1, true)
 	switch {
 	case f == nil:
 		return nil, "the shrunk plan verifies when run again: the failure is not deterministic"

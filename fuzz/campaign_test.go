@@ -30,8 +30,8 @@ func mustRun(t *testing.T, cfg Config) *Summary {
 // below i finish and keeps the lowest).
 func TestCountedCampaignIsDeterministic(t *testing.T) {
 	for _, bug := range []string{"", "mtp-loss-not-per-microbatch"} {
-		one := mustRun(t, Config{Seed: 5, Count: 20, Bug: bug, Workers: 1})
-		two := mustRun(t, Config{Seed: 5, Count: 20, Bug: bug, Workers: 2})
+		one := mustRun(t, Config{Variants: testCatalogue, Seed: 5, Count: 20, Bug: bug, Workers: 1})
+		two := mustRun(t, Config{Variants: testCatalogue, Seed: 5, Count: 20, Bug: bug, Workers: 2})
 		if !reflect.DeepEqual(one.Cases, two.Cases) || len(one.Counterexamples) != len(two.Counterexamples) {
 			t.Fatalf("bug %q: 1 worker %v %d cx, 2 workers %v %d cx", bug, one.Cases, len(one.Counterexamples), two.Cases, len(two.Counterexamples))
 		}
@@ -48,10 +48,10 @@ func TestCountedCampaignIsDeterministic(t *testing.T) {
 // cases of the unsharded campaign; a counterexample keeps its case index and its command
 // reproduces it alone.
 func TestShardsMergeToTheWholeCampaign(t *testing.T) {
-	whole := mustRun(t, Config{Seed: 9, Count: 23})
+	whole := mustRun(t, Config{Variants: testCatalogue, Seed: 9, Count: 23})
 	var parts []*Summary
 	for i := range 3 {
-		s := mustRun(t, Config{Seed: 9, Count: 23, Shard: i, Shards: 3})
+		s := mustRun(t, Config{Variants: testCatalogue, Seed: 9, Count: 23, Shard: i, Shards: 3})
 		b, err := json.Marshal(s) // as reports.FuzzSummaryJSON writes it
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +88,7 @@ func TestShardsMergeToTheWholeCampaign(t *testing.T) {
 
 func TestOnlyReRunsOneCase(t *testing.T) {
 	bug := "mtp-loss-not-per-microbatch"
-	s := mustRun(t, Config{Seed: 3, Count: 30, Bug: bug})
+	s := mustRun(t, Config{Variants: testCatalogue, Seed: 3, Count: 30, Bug: bug})
 	if !s.Failed() {
 		t.Fatal("no counterexample")
 	}
@@ -96,7 +96,7 @@ func TestOnlyReRunsOneCase(t *testing.T) {
 	if !strings.Contains(cx.Reproduce, "spcheck verify --plan '"+cx.Shrunk+"'") {
 		t.Errorf("reproduce %q does not run the shrunk plan", cx.Reproduce)
 	}
-	again := mustRun(t, Config{Seed: 3, Bug: bug, Only: []int{cx.Case}})
+	again := mustRun(t, Config{Variants: testCatalogue, Seed: 3, Bug: bug, Only: []int{cx.Case}})
 	if !again.Failed() || again.Counterexamples[0].Shrunk != cx.Shrunk || again.Counterexamples[0].Case != cx.Case {
 		t.Errorf("case %d alone: %+v", cx.Case, again.Counterexamples)
 	}
@@ -107,25 +107,25 @@ func TestOnlyReRunsOneCase(t *testing.T) {
 func TestCorpusIsReRunFirst(t *testing.T) {
 	dir := t.TempDir()
 	bug := testResidualAtZero
-	first := mustRun(t, Config{Seed: 1, Count: 10, Bug: bug, Corpus: dir})
+	first := mustRun(t, Config{Variants: testCatalogue, Seed: 1, Count: 10, Bug: bug, Corpus: dir})
 	if !first.Failed() || first.Counterexamples[0].Saved == "" {
 		t.Fatalf("no counterexample saved: %+v", first.Counterexamples)
 	}
-	again := mustRun(t, Config{Seed: 99, Count: 10, Bug: bug, Corpus: dir})
+	again := mustRun(t, Config{Variants: testCatalogue, Seed: 99, Count: 10, Bug: bug, Corpus: dir})
 	if again.CorpusRerun != 1 || !again.Failed() || again.Counterexamples[0].Case != -1 ||
 		again.Counterexamples[0].Corpus != first.Counterexamples[0].Saved || totalCases(again) != 0 {
 		t.Errorf("second campaign: %+v", again)
 	}
 	// The correct simulator's campaign ignores another target's plans, and a corpus plan that
 	// now verifies lets the campaign go on.
-	plain := mustRun(t, Config{Seed: 1, Count: 10, Corpus: dir})
+	plain := mustRun(t, Config{Variants: testCatalogue, Seed: 1, Count: 10, Corpus: dir})
 	if plain.CorpusRerun != 0 || plain.Failed() {
 		t.Errorf("equivalence campaign on a detection corpus: %+v", plain)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "ok.plan"), []byte("tp=2,pp=2,sp=megatron\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	plain = mustRun(t, Config{Seed: 1, Count: 10, Corpus: dir})
+	plain = mustRun(t, Config{Variants: testCatalogue, Seed: 1, Count: 10, Corpus: dir})
 	if plain.CorpusRerun != 1 || plain.Failed() || totalCases(plain) != 10 {
 		t.Errorf("equivalence campaign with a passing corpus plan: %+v", plain)
 	}
@@ -137,7 +137,7 @@ func TestBadCorpusFileIsAnError(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "x.plan"), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Run(Config{Seed: 1, Count: 1, Corpus: dir}); err == nil || !strings.Contains(err.Error(), "x.plan") {
+		if _, err := Run(Config{Variants: testCatalogue, Seed: 1, Count: 1, Corpus: dir}); err == nil || !strings.Contains(err.Error(), "x.plan") {
 			t.Errorf("corpus file %q: %v, want an error naming it", body, err)
 		}
 	}
@@ -148,12 +148,12 @@ func TestBadConfigs(t *testing.T) {
 		reason string
 		cfg    Config
 	}{
-		{"no budget, no count", Config{Seed: 1}},
-		{"shard out of range", Config{Count: 1, Shard: 3, Shards: 3}},
-		{"negative count", Config{Count: -1}},
-		{"a case of another shard", Config{Only: []int{5}, Shard: 1, Shards: 3}},
-		{"an empty space", Config{Count: 1, Space: Space{MaxTP: 1}}},
-		{"unknown bug", Config{Count: 1, Bug: "nope"}},
+		{"no budget, no count", Config{Variants: testCatalogue, Seed: 1}},
+		{"shard out of range", Config{Variants: testCatalogue, Count: 1, Shard: 3, Shards: 3}},
+		{"negative count", Config{Variants: testCatalogue, Count: -1}},
+		{"a case of another shard", Config{Variants: testCatalogue, Only: []int{5}, Shard: 1, Shards: 3}},
+		{"an empty space", Config{Variants: testCatalogue, Count: 1, Space: Space{MaxTP: 1}}},
+		{"unknown bug", Config{Variants: testCatalogue, Count: 1, Bug: "nope"}},
 	}
 	for _, c := range scenario.Cases(t, cases) {
 		if _, err := Run(c.cfg); err == nil {
@@ -167,7 +167,7 @@ func TestBadConfigs(t *testing.T) {
 // terminal gets status lines redrawn in place, a log none of those.
 func TestLogLines(t *testing.T) {
 	var log bytes.Buffer
-	s := mustRun(t, Config{Seed: 4, Count: 10, Log: &log})
+	s := mustRun(t, Config{Variants: testCatalogue, Seed: 4, Count: 10, Log: &log})
 	out := log.String()
 	if want := "fuzz: the correct simulator (equivalence, algebra, serving); seed 4, cases 0…9\n"; out != want {
 		t.Errorf("log %q, want %q", out, want)
@@ -176,7 +176,7 @@ func TestLogLines(t *testing.T) {
 		t.Errorf("cases %v, want %v", s.Cases, want)
 	}
 	log.Reset()
-	s = mustRun(t, Config{Seed: 4, Count: 10, Bug: testNoTPGradSum, Log: &log})
+	s = mustRun(t, Config{Variants: testCatalogue, Seed: 4, Count: 10, Bug: testNoTPGradSum, Log: &log})
 	if !s.Failed() {
 		t.Fatal("no counterexample")
 	}
@@ -189,7 +189,7 @@ func TestLogLines(t *testing.T) {
 		t.Error("a log got terminal redraws")
 	}
 	log.Reset()
-	mustRun(t, Config{Seed: 4, Budget: liveInterval + 50*time.Millisecond, Log: &log, Live: true})
+	mustRun(t, Config{Variants: testCatalogue, Seed: 4, Budget: liveInterval + 50*time.Millisecond, Log: &log, Live: true})
 	if !strings.Contains(log.String(), "\r\x1b[K") || !strings.Contains(log.String(), "plans/s") {
 		t.Errorf("no live status line: %q", log.String())
 	}
@@ -197,7 +197,7 @@ func TestLogLines(t *testing.T) {
 
 func TestBudgetStopsTheCampaign(t *testing.T) {
 	start := time.Now()
-	s := mustRun(t, Config{Seed: 2, Budget: 300 * time.Millisecond})
+	s := mustRun(t, Config{Variants: testCatalogue, Seed: 2, Budget: 300 * time.Millisecond})
 	if el := time.Since(start); el > 3*time.Second || totalCases(s) == 0 {
 		t.Errorf("a 300ms budget ran %v and %d cases", el, totalCases(s))
 	}

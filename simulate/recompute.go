@@ -3,8 +3,11 @@ package simulate
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/spcheck/spcheck/simulate/ir"
+	"github.com/spcheck/spcheck/simulate/runtime"
+	"github.com/spcheck/spcheck/tensor"
 )
 
 // Region is one layer's forward on a rank, the unit of activation recompute: its name
@@ -93,4 +96,33 @@ func (c *Compiled) TraceRecomputed() {
 		prog.Ops = out
 		ir.InsertFrees(prog)
 	}
+}
+
+// SplitRecomputed removes the recompute probes (TraceRecomputed) from res and returns the
+// logical names of the activations whose recompute differs bitwise from their forward, in the
+// order ranks first record them.
+func SplitRecomputed(res *runtime.Result) []string {
+	var differ []string
+	for r, traced := range res.Traces {
+		byKey := map[string]*tensor.Dense{}
+		for _, t := range traced {
+			byKey[t.Tag.Key] = t.T
+		}
+		kept := traced[:0]
+		for _, t := range traced {
+			orig, isProbe := strings.CutPrefix(t.Tag.Key, RecomputeTraceKey)
+			if !isProbe {
+				kept = append(kept, t)
+				continue
+			}
+			if fwd := byKey[orig]; fwd == nil || !tensor.BitEqual(fwd, t.T) {
+				name := strings.TrimPrefix(t.Tag.Name, RecomputeTraceKey)
+				if !slices.Contains(differ, name) {
+					differ = append(differ, name)
+				}
+			}
+		}
+		res.Traces[r] = kept
+	}
+	return differ
 }

@@ -152,16 +152,16 @@ func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]dia
 	var buf, cbuf []byte
 	es := cl.dtype.Size()
 	for _, cel := range cl.cells {
-		box := boxShape(cel.lo, cel.hi)
+		box := cel.box()
 		expected := make([]float64, tensor.Numel(box))
-		boxRuns(box, zeros(len(box)), cl.shape, cel.lo, box, func(d, s, n int) { copy(expected[d:d+n], refAll[s:s+n]) })
+		cl.cellRuns(cel, func(g, loc, n int) { copy(expected[loc:loc+n], refAll[g:g+n]) })
 		for _, p := range cel.copies {
 			var err error
 			if buf, err = readPiece(p, buf); err != nil {
 				return nil, err
 			}
 			cbuf = compactBox(buf, p.entry.Shape, box, es, cbuf)
-			r := diagRow{Row: Row{Rank: p.rank, Coord: pieceLabel(cl, p), Region: regionString(cel.lo, cel.hi)}}
+			r := diagRow{Row: Row{Rank: p.rank, Coord: pieceLabel(cl, p), Region: cel.region()}}
 			r.actual = tensor.Decode(cl.dtype, cbuf, nil)
 			r.expected = expected
 			rows = append(rows, r)

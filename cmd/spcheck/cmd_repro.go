@@ -9,6 +9,7 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/simulate"
@@ -151,7 +152,7 @@ func firstDivergence(w io.Writer, rep *verify.Report) error {
 // gradientMD5s prints the loss and gradient MD5s of the correct run (the bug off) next to the
 // buggy run's: seed 001's "loss identical, every grad MD5 differs" symptom in numbers.
 func gradientMD5s(w io.Writer, correct plan.Plan, o *bugs.Outcome) error {
-	ok, err := simulate.Run(correct)
+	ok, err := simulate.Run(correct, nil)
 	if err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func expected(w io.Writer, o *bugs.Outcome) {
 func reproFixed(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	p.Bug = ""
 	fmt.Fprintf(stdout, "%s switched off: --plan '%s'\n", b.Name, p)
-	rep, err := simulate.Verify(p, verify.Options{Command: fmt.Sprintf("spcheck verify --plan '%s'", p)})
+	rep, err := pipeline.Verify(p, nil, verify.Options{})
 	if err != nil {
 		return fail(stderr, "repro", err)
 	}

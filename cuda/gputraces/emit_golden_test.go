@@ -20,7 +20,7 @@ func TestEmitGolden(t *testing.T) {
 	if err := p.Apply(emitGoldenPlan); err != nil {
 		t.Fatal(err)
 	}
-	c, err := simulate.Compile(p)
+	c, err := simulate.Compile(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

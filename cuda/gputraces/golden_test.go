@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	scenariofile "github.com/spcheck/spcheck/internal/scenario"
@@ -254,3 +256,39 @@ func simulatedAttention(q, k, v, dout *tensor.Dense, cu []int) []*tensor.Dense {
 	}
 	return out
 }
+
+// irSpec is simulate/ir's op table as cuda/tests/host_test.cpp reads it: the program format
+// and version, and every op with its class, operand counts and required attributes, sorted by
+// name. The C++ test fails when cuda/host/program.cpp's table differs in any of these.
+type irSpec struct {
+	Format  string     `json:"format"`
+	Version int        `json:"version"`
+	Ops     []irSpecOp `json:"ops"`
+}
+
+type irSpecOp struct {
+	Op     string   `json:"op"`
+	Class  string   `json:"class"`
+	In     int      `json:"in"`
+	Out    int      `json:"out"`
+	Ints   []string `json:"ints"`
+	Floats []string `json:"floats"`
+	Strs   []string `json:"strs"`
+}
+
+func buildIRSpec() []byte {
+	g := irSpec{Format: ir.Format, Version: ir.Version}
+	for _, name := range slices.Sorted(maps.Keys(ir.Specs)) {
+		s := ir.Specs[name]
+		list := func(v []string) []string { return append([]string{}, v...) } // [] rather than null
+		g.Ops = append(g.Ops, irSpecOp{Op: name, Class: s.Class.String(), In: s.In, Out: s.Out,
+			Ints: list(s.Ints), Floats: list(s.Floats), Strs: list(s.Strs)})
+	}
+	b, err := json.MarshalIndent(g, "", " ")
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+func TestIRSpecGolden(t *testing.T) { checkGolden(t, "ir_spec.json", buildIRSpec()) }

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/spcheck/spcheck/bugs" // registers the catalogue's variants (plan key bug=NAME)
+	"github.com/spcheck/spcheck/bugs"
 	scenariofile "github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
@@ -175,7 +176,11 @@ func checkVerdict(t *testing.T, rep *verify.Report, p plan.Plan, sc scenario) {
 	if rep.Verified() {
 		t.Fatalf("%s: the buggy run verified", sc.reason)
 	}
-	sim, err := simulate.Verify(p, VerifyOptions(p))
+	v, err := bugs.VariantOf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := pipeline.Verify(p, v, VerifyOptions(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +262,11 @@ func checkRunError(t *testing.T, dir string, sc scenario) {
 	if err := p.Apply(planStr); err != nil {
 		t.Fatal(err)
 	}
-	c, err := simulate.Compile(p)
+	v, err := bugs.VariantOf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := simulate.Compile(p, v)
 	if err != nil {
 		t.Fatal(err)
 	}
