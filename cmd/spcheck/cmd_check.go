@@ -28,7 +28,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "check", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	g := bugs.Gate()
-	render := func(w io.Writer) error { return bugs.WriteGate(w, g, string(*format)) }
+	render := func(w io.Writer) error { return reports.Gate(w, g, *format) }
 	if err := writeReport(*out, stdout, render); err != nil {
 		return fail(stderr, "check", err)
 	}
