@@ -288,8 +288,8 @@ func vllm33322() (*ExampleResult, error) {
 	out.fact("buggy rank1 residual_out (local)", rows(tensorOf(bad, 1, "act/residual_out")), "[[155 -34] [200 -50]]")
 	out.fact("buggy all_gather(y) on every rank", rows(tensorOf(bad, 0, "act/y")), "[[1.1571 -0.8131] [1.4137 -0.0364] [1.3814 -0.303] [1.372 -0.343]]")
 	first, sig := "", Signature("")
-	if f := rep.First(); len(f) > 0 {
-		first, sig = f[0].Name, signature(f[0])
+	if f := rep.First(); len(f) > 0 && f[0].Signature != nil {
+		first, sig = f[0].Name, Signature(f[0].Signature.Kind)
 	}
 	out.fact("first divergence", first+" ("+string(sig)+")", "act/residual_out ("+string(SigTP0Right)+")")
 	return out, nil
@@ -476,9 +476,8 @@ func ehProj() (*ExampleResult, error) {
 	out.fact("correct (split)", list(tensorOf(ok, 0, key).Data)+" "+list(tensorOf(ok, 1, key).Data), "[1 2] [3 4]")
 	out.fact("buggy (reduce-scatter)", list(tensorOf(bad, 0, key).Data)+" "+list(tensorOf(bad, 1, key).Data), "[2 4] [6 8]")
 	scale := ""
-	if f := rep.First(); len(f) > 0 && f[0].Diagnosis != nil {
-		c, name := blockScale(f[0].Diagnosis)
-		scale = verify.FormatScale(c, name)
+	if f := rep.First(); len(f) > 0 && f[0].Signature != nil && f[0].Signature.Kind == verify.SigScaled {
+		scale = verify.FormatScale(f[0].Signature.Scale, f[0].Signature.ScaleName)
 	}
 	out.fact("diagnosis", scale, "×2 (tp)")
 	return out, nil

@@ -22,7 +22,7 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 		for _, res := range first {
 			p.line("first divergence: %s", firstLine(res))
 			p.line("  %s", detailLine(res))
-			for _, s := range replicaLines(res) {
+			for _, s := range append(signatureLines(res), replicaLines(res)...) {
 				p.line("  %s", s)
 			}
 		}
