@@ -35,7 +35,7 @@ var kindTitle = map[string]string{
 	CaseCorrect: "Correct plans (must verify)",
 	CaseBug:     "Bug catalogue (each must be detected with its expected diagnosis)",
 	CaseFixed:   "Fixed forms (bug switched off, same plan: must verify)",
-	CaseExample: "Worked examples (seed-bugs.md's numbers)",
+	CaseExample: "Worked examples (hand-worked numbers of the upstream bugs)",
 }
 
 var caseKinds = []string{CaseCorrect, CaseBug, CaseFixed, CaseExample}

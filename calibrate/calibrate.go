@@ -5,8 +5,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -67,7 +67,7 @@ func Calibrate(p plan.Plan) (*Result, error) {
 	// relative deviation in the very metric verify applies.
 	unit := verify.Tolerances{tensor.F64: 1, tensor.F32: 1, tensor.BF16: 1, tensor.F16: 1}
 	for _, q := range alts {
-		rep, err := simulate.Verify(q, verify.Options{Tol: unit, SkipHashes: true})
+		rep, err := pipeline.Verify(q, nil, verify.Options{Tol: unit, SkipHashes: true})
 		if err != nil {
 			return nil, fmt.Errorf("calibrate: recomputing under %q: %w", q.String(), err)
 		}

@@ -16,10 +16,11 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/leanovate/gopter/prop"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/serving"
-	"github.com/spcheck/spcheck/simulate/simtest"
+	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -42,6 +43,8 @@ type Config struct {
 	// interleaved), or a bug's name: detection of that bug (a simulate variant or one of
 	// ServingBugs).
 	Bug string
+	// Variants is the catalogue of bug variants Bug may name (package bugs' Variants).
+	Variants []*simulate.Variant
 	// Blind hunts the bug without steering: plans are drawn as for the correct simulator, not
 	// only those on which the bug can show (what equivalence fuzzing would meet).
 	Blind         bool
@@ -138,7 +141,7 @@ func (c *Config) Validate() error {
 	if _, ok := LookupServingBug(c.Bug); ok {
 		return nil
 	}
-	return Target{Bug: c.Bug}.Validate()
+	return Target{Bug: c.Bug, Variants: c.Variants}.Validate()
 }
 
 // campaign is a running Config.
@@ -315,7 +318,7 @@ func (c *campaign) count() {
 
 // target is the campaign's plan target.
 func (c *campaign) target() Target {
-	return Target{Bug: c.cfg.Bug, Space: c.cfg.Space, Blind: c.cfg.Blind}
+	return Target{Bug: c.cfg.Bug, Space: c.cfg.Space, Blind: c.cfg.Blind, Variants: c.cfg.Variants}
 }
 
 // caseCommand is the command that re-runs case i alone.
@@ -360,7 +363,7 @@ func (c *campaign) planCase(g gopter.Gen, gp *gopter.GenParameters, failing func
 	shrunk, orig := arg.Arg.(plan.Plan), arg.OrigArg.(plan.Plan)
 	cx = &Counterexample{Drawn: orig.String(), Shrunk: shrunk.String(), ShrinkSteps: arg.Shrinks,
 		DetectSeconds: drawn.Sub(c.start).Seconds(), ShrinkSeconds: time.Since(drawn).Seconds(),
-		Diagnosis: diagnose(shrunk), Reproduce: simtest.Command(shrunk)}
+		Diagnosis: diagnose(shrunk, c.target().variant()), Reproduce: pipeline.VerifyCommand(shrunk)}
 	if res.Error != nil {
 		cx.Diagnosis = res.Error.Error()
 	}
@@ -369,8 +372,8 @@ func (c *campaign) planCase(g gopter.Gen, gp *gopter.GenParameters, failing func
 
 // diagnose renders the verifier's report of a failing plan (its error if it does not run),
 // with the block diagnosis of the first divergence only: the rest are its consequences.
-func diagnose(p plan.Plan) string {
-	f := check(p, 1, true)
+func diagnose(p plan.Plan, v *simulate.Variant) string {
+	f := check(p, v, 1, true)
 	switch {
 	case f == nil:
 		return "the shrunk plan verifies when run again: the failure is not deterministic"

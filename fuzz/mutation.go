@@ -24,9 +24,11 @@ type MutationConfig struct {
 	Budget  time.Duration // per campaign
 	Space   Space
 	Workers int
-	Bugs    []string  // nil: MutationBugs()
-	Blind   bool      // hunt without steering (Config.Blind)
-	Log     io.Writer // one line per bug as it finishes (nil: none)
+	Bugs    []string // nil: MutationBugs(Variants)
+	// Variants is the catalogue of bug variants (package bugs' Variants).
+	Variants []*simulate.Variant
+	Blind    bool      // hunt without steering (Config.Blind)
+	Log      io.Writer // one line per bug as it finishes (nil: none)
 }
 
 // MutationResult is one bug's row of the mutation table.
@@ -56,10 +58,10 @@ func (r MutationResult) MedianDetect() float64 {
 	return d[len(d)/2]
 }
 
-// MutationBugs lists every registered bug variant, then the serving bugs.
-func MutationBugs() []string {
+// MutationBugs lists the variants' names, then the serving bugs'.
+func MutationBugs(variants []*simulate.Variant) []string {
 	var out []string
-	for _, v := range simulate.Variants() {
+	for _, v := range variants {
 		out = append(out, v.Name)
 	}
 	for _, b := range ServingBugs {
@@ -80,7 +82,7 @@ func trialSeed(seed int64, bug string, trial int) int64 {
 func Mutation(cfg MutationConfig) ([]MutationResult, error) {
 	bugs := cfg.Bugs
 	if bugs == nil {
-		bugs = MutationBugs()
+		bugs = MutationBugs(cfg.Variants)
 	}
 	trials := max(cfg.Trials, 1)
 	if cfg.Log == nil {
@@ -92,7 +94,7 @@ func Mutation(cfg MutationConfig) ([]MutationResult, error) {
 		r := MutationResult{Bug: bug, Serving: serving, Trials: trials}
 		discarded := 0
 		for k := range trials {
-			s, err := Run(Config{Seed: trialSeed(cfg.Seed, bug, k), Budget: cfg.Budget, Bug: bug,
+			s, err := Run(Config{Seed: trialSeed(cfg.Seed, bug, k), Budget: cfg.Budget, Bug: bug, Variants: cfg.Variants,
 				Space: cfg.Space, Workers: cfg.Workers, Blind: cfg.Blind})
 			if err != nil {
 				return nil, err

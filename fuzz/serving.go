@@ -19,7 +19,7 @@ func FixedServing(c *serving.Config) {
 	c.Gate, c.Predict, c.GateStateUpdates = serving.GateNew, serving.PredictNextRealBsz, false
 }
 
-// ServingBug is a named serving-loop bug of seed-bugs.md §3 (FastDeploy's MTP decode loop):
+// ServingBug is a named serving-loop bug of FastDeploy's MTP decode loop (FastDeploy #7172):
 // the serving property must find it.
 type ServingBug struct {
 	Name, Summary string

@@ -17,6 +17,6 @@
 // Run gives every tensor as an ordered Record (forward in the order computed, then backward);
 // WriteTrace writes them as a world-1 trace. The oracle is trusted because it is checked
 // independently: finite differences of every kernel and of every parameter of a packed MTP
-// model, the packed-vs-alone equivalence of seed-bugs.md §4.3, and oracle/torchref, a PyTorch
+// model, the packed-vs-alone equivalence (ms-swift #6496, Megatron-LM #2173), and oracle/torchref, a PyTorch
 // float64 autograd implementation that must match every gradient to 1e-10.
 package oracle

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn/nntest"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/tensor"
@@ -33,13 +34,13 @@ func totalLoss(t testing.TB, m plan.Model, p Params, in Inputs, hook func(string
 // element of the embeddings' gradients (main and each MTP depth), and a few elements of every
 // other activation gradient against central differences of loss/total, on packed MTP models.
 func TestGradientsFiniteDifference(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		plan   string
 	}{
 		{"untied head, D=2, three packed sequences", "mtp=2,packed=4:3:5,tied=false"},
 		{"tied head, D=1, one sequence per row (head grads flow into the embedding)", "mtp=1,seq=6,tied=true,layers=1"},
-	} {
+	}) {
 		t.Run(tc.plan, func(t *testing.T) {
 			t.Parallel() // the two models are independent: use both cores
 			checkModelGrads(t, tc.reason, tc.plan)

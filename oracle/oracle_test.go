@@ -1,22 +1,19 @@
 package oracle
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestNamingContract checks the names, kinds, shapes and order that the simulator, the
 // verifier and the bug catalogue rely on (docs/model.md).
@@ -169,14 +166,14 @@ func TestDeterministicAcrossGOMAXPROCS(t *testing.T) {
 
 // TestWriteTrace writes the reference trace and reads it back through package trace.
 func TestWriteTrace(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		plan   string
 		dtype  tensor.DType
 	}{
 		{"default fp64", "mtp=2,packed=4:3:5", tensor.F64},
 		{"bf16 storage; parallel keys ignored", "dtype=bf16,tp=2,pp=2", tensor.BF16},
-	} {
+	}) {
 		p := smallPlan(t, tc.plan)
 		dir := t.TempDir()
 		if err := WriteTrace(dir, p); err != nil {
@@ -217,7 +214,7 @@ func TestWriteTrace(t *testing.T) {
 
 func TestBadInputsAreErrors(t *testing.T) {
 	m := smallPlan(t, "mtp=1,packed=4:3:5").Model
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		edit   func(Params, *Inputs)
 		want   string
@@ -229,7 +226,7 @@ func TestBadInputsAreErrors(t *testing.T) {
 		{"NaN in the loss mask", func(_ Params, in *Inputs) { in.LossMask.Data[0] = nanValue() }, "input/loss_mask element 0"},
 		{"cu_seqlens not ending at seq", func(_ Params, in *Inputs) { in.CuSeqlens = []int{0, 4, 7, 11} }, "input/cu_seqlens"},
 		{"labels of the wrong shape", func(_ Params, in *Inputs) { in.Labels = tensor.New(2, 3) }, "input/labels must have shape"},
-	} {
+	}) {
 		p, in := InitParams(m), MakeInputs(m)
 		tc.edit(p, &in)
 		_, err := RunWith(m, p, in)
@@ -271,17 +268,5 @@ func TestGoldenLosses(t *testing.T) {
 			}
 		}
 	}
-	path := filepath.Join("testdata", "losses.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./oracle -run Golden -update)", err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("losses changed:\n%s\nwant:\n%s", b.String(), want)
-	}
+	scenario.Golden(t, filepath.Join("testdata", "losses.golden"), []byte(b.String()))
 }

@@ -26,7 +26,7 @@ func sliceInputs(in Inputs, lo, hi int) Inputs {
 // (k = 0: the main model): its target ids[i+k+1] lies inside the sequence.
 func validAt(i, end, k int) bool { return i+k+1 < end }
 
-// TestPackedEqualsAlone is seed-bugs.md §4.3: with sequences of lengths 4, 3, 5 packed in each
+// TestPackedEqualsAlone (the cu_seqlens question of ms-swift #6496): with sequences of lengths 4, 3, 5 packed in each
 // row, the outputs of every depth at valid positions equal each sequence run alone, and the
 // loss numerators add up.
 func TestPackedEqualsAlone(t *testing.T) {
@@ -89,7 +89,8 @@ func TestPackedCheckCanFail(t *testing.T) {
 	}
 }
 
-// TestMTPInvalidTail checks seed-bugs.md §4.1's validity rule on the rolled inputs: at depth
+// TestMTPInvalidTail checks Megatron-LM's MTP validity rule (multi_token_prediction.py
+// roll_tensor) on the rolled inputs: at depth
 // k the last k+1 positions of every sequence carry zero loss weight.
 func TestMTPInvalidTail(t *testing.T) {
 	m := smallPlan(t, "mtp=2,packed=4:3:5").Model

@@ -22,8 +22,8 @@ type Options struct {
 	// counted, not listed, once there are more than listAllMax.
 	All bool
 	// Seed001 adds, under a chunk-level diagnosis where every receiver holds the same data, the
-	// rendering of PaddleFleet#589: the gathered tensor with its chunks in the document's order,
-	// the lost chunks, and the correct values with the document's TP labels.
+	// rendering of PaddleFleet#589: the gathered tensor with its chunks in the PR discussion's order,
+	// the lost chunks, and the correct values with the PR discussion's TP labels.
 	Seed001 bool
 }
 
@@ -157,6 +157,15 @@ func firstLine(res *verify.Result) string {
 	return s
 }
 
+// signatureLines is the divergence's signature ("signature: scaled ×2 (tp)"), for a
+// diagnosed tensor.
+func signatureLines(res *verify.Result) []string {
+	if res.Signature == nil {
+		return nil
+	}
+	return []string{"signature: " + res.Signature.String()}
+}
+
 // detailLine gives the numbers of a failing tensor.
 func detailLine(res *verify.Result) string {
 	switch res.Verdict {
@@ -239,9 +248,9 @@ func blockCell(b verify.Block) string {
 // rowLabel is "0 (tp=0)".
 func rowLabel(row verify.Row) string {
 	if row.Rank < 0 {
-		return "Σ " + row.Coord
+		return "Σ sum"
 	}
-	if row.Coord == "" {
+	if len(row.Coord) == 0 {
 		return strconv.Itoa(row.Rank)
 	}
 	return fmt.Sprintf("%d (%s)", row.Rank, row.Coord)
@@ -275,8 +284,8 @@ func lostLine(d *verify.Diagnosis) string {
 	parts := make([]string, len(d.Lost))
 	for i, l := range d.Lost {
 		parts[i] = fmt.Sprintf("%s (rank %d", blockName(&l), l.Rank)
-		if l.Coord != "" {
-			parts[i] += ", " + l.Coord
+		if len(l.Coord) > 0 {
+			parts[i] += ", " + l.Coord.String()
 		}
 		parts[i] += ") [" + values(l.Values, " ") + "]"
 	}

@@ -2,18 +2,15 @@ package reports_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/verify"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 var extensions = map[string]string{"text": "txt", "md": "md", "json": "json", "junit": "xml", "html": "html"}
 
@@ -30,23 +27,10 @@ func report(t *testing.T, s verifytest.Scenario) *verify.Report {
 	return rep
 }
 
-// golden compares got with testdata/name, or rewrites it under -update.
+// golden compares got with testdata/name, or rewrites it under -rewrite.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./reports -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run with -update and review the diff.\n--- got:\n%s", path, got)
-	}
+	scenario.Golden(t, filepath.Join("testdata", name), got)
 }
 
 // TestGoldenReports renders every scenario in every format and checks the bytes.

@@ -24,7 +24,7 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 		for _, res := range first {
 			p.line("first divergence: %s", firstLine(res))
 			p.line("  %s", detailLine(res))
-			for _, s := range replicaLines(res) {
+			for _, s := range append(signatureLines(res), replicaLines(res)...) {
 				p.line("  %s", s)
 			}
 		}
@@ -111,9 +111,10 @@ func (p *printer) line(format string, args ...any) {
 }
 
 // seed001 renders a chunk-level diagnosis where all receivers hold the same data in the layout of
-// PaddleFleet#589: the gathered tensor with chunks in the document's (reversed) order, the lost
-// chunks, and each rank's correct value under the document's (swapped) TP label. seed-bugs.md §1.4
-// explains both differences from NCCL's semantics; the values are the same.
+// PaddleFleet#589: the gathered tensor with chunks in the PR discussion's (reversed) order, the
+// lost chunks, and each rank's correct value under its (swapped) TP label. NCCL's all-gather
+// (Paddle process_group_nccl.cc AllGather) puts chunks in group-rank order and the P2P peer of TP t
+// is TP t, so both differ from that table; the values are the same.
 func seed001(p *printer, d *verify.Diagnosis) {
 	if d.Level != verify.LevelChunk || len(d.Rows) < 2 || !sameActual(d.Rows) {
 		return // the layout only describes receivers that all hold one gathered tensor

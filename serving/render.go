@@ -9,7 +9,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 )
 
-// GateRow is one row of seed-bugs §3.2's table: a gate, who emitted, what each DP group's
+// GateRow is one row of the gate table: a gate, who emitted, what each DP group's
 // queue received in its first step with messages, and the EmitOnce verdict.
 type GateRow struct {
 	Label    string
@@ -18,13 +18,14 @@ type GateRow struct {
 	Verdict  string
 }
 
-// GateTable is seed-bugs §3.2's table.
+// GateTable is the emission-gate table: each gate of FastDeploy #7172 (before, after, and the
+// global-rank reading its review feared) under each deployment.
 type GateTable struct {
 	Queues int // DP queue columns
 	Rows   []GateRow
 }
 
-// CompareGates runs base under the four deployments of seed-bugs §3.2: the old gate on pure TP
+// CompareGates runs base under the four deployments of the gate table: the old gate on pure TP
 // (DP=1, only DP group 0's requests, use_ep off), then the old, new and global-rank gates under
 // EP on base's full mesh. base's Gate and UseEP are ignored.
 func CompareGates(base Config) (GateTable, error) {
@@ -52,7 +53,7 @@ func CompareGates(base Config) (GateTable, error) {
 	return t, nil
 }
 
-// GateRow summarises the report as a §3.2 row with queues columns.
+// GateRow summarises the report as a gate-table row with queues columns.
 func (r Report) GateRow(queues int) GateRow {
 	row := GateRow{Label: r.Config.Gate.Label(r.Config.UseEP, r.Config.DP), Emitters: r.Emitters(),
 		Verdict: r.EmitVerdict()}

@@ -1,16 +1,14 @@
 package serving
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// Seed-bugs §3.2's table, cell by cell.
+// The gate table (FastDeploy #7172), cell by cell.
 func TestSection32Table(t *testing.T) {
 	tab, err := CompareGates(GateExample())
 	if err != nil {
@@ -46,21 +44,5 @@ func TestPredictionReportGolden(t *testing.T) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it); got:\n%s", path, got)
-	}
+	scenario.Golden(t, filepath.Join("testdata", name), []byte(got))
 }

@@ -31,20 +31,20 @@ type Compiled struct {
 
 // Compile turns a valid plan into per-rank programs and their starting tensors: parameter
 // shards cut from the oracle's initial values (oracle.InitParam) and micro-batch inputs cut
-// from the oracle's batch (oracle.MakeInputs).
-func Compile(p plan.Plan) (c *Compiled, err error) {
+// from the oracle's batch (oracle.MakeInputs). v is the bug variant p.Bug names (nil when it
+// names none); Compile applies its rewrites.
+func Compile(p plan.Plan, v *Variant) (c *Compiled, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if w := p.World(); w > MaxWorld {
 		return nil, fmt.Errorf("simulate: plan %q has %d ranks; the simulator runs at most %d", p.String(), w, MaxWorld)
 	}
-	if p.Bug == "" {
-		return compile(p, p)
-	}
-	v, err := lookupVariant(p)
-	if err != nil {
+	if err := checkVariant(p, v); err != nil {
 		return nil, err
+	}
+	if v == nil {
+		return compile(p, p)
 	}
 	q := p
 	q.Packed = slices.Clone(p.Packed)

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
 func seq(shape ...int) *Dense {
@@ -39,7 +41,7 @@ func TestShardRangeUneven(t *testing.T) {
 		{"ceil shards, last shorter", 5, 2, 1, 3, 5},
 		{"trailing empty shard", 2, 4, 3, 2, 2},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		lo, hi := ShardRange(c.n, c.parts, c.i)
 		if lo != c.wantLo || hi != c.wantH {
 			t.Errorf("%s: ShardRange(%d,%d,%d) = [%d,%d), want [%d,%d)", c.reason, c.n, c.parts, c.i, lo, hi, c.wantLo, c.wantH)
@@ -137,7 +139,7 @@ func TestKnownHalfValues(t *testing.T) {
 		{"bf16 tie to even rounds up (exact in fp16)", 1 + 3*0x1p-8, 0x3c0c, 0x3f82},
 		{"negative zero", math.Copysign(0, -1), 0x8000, 0x8000},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		if got := F16Bits(c.x); got != c.f16 {
 			t.Errorf("%s: F16Bits(%g) = %#04x, want %#04x", c.reason, c.x, got, c.f16)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -34,6 +35,9 @@ type Options struct {
 	Depth func(name string) int
 	// Rename maps framework names to logical names in both traces (the --rename file).
 	Rename *Rules
+	// Filter, when set, keeps only the logical tensors (after renaming) whose name it matches
+	// (the --filter flag); the first divergence is then the first among them.
+	Filter *regexp.Regexp
 	// AllowMissing lists tensors present in only one trace without failing on them.
 	AllowMissing bool
 	// MaxDiagnosed bounds how many failing tensors get a block diagnosis, earliest first
@@ -99,6 +103,7 @@ type Result struct {
 	RefReplicas  []Disagreement
 	CandReplicas []Disagreement
 	Diagnosis    *Diagnosis
+	Signature    *Signature // the shape of the divergence (diagnosed tensors)
 	Note         string
 
 	ref, cand *layout
@@ -223,6 +228,8 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rl.keep(opt.Filter)
+	cl.keep(opt.Filter)
 	c := &comparer{opt: opt, rl: rl, cl: cl, ref: traceInfo(rl), cand: traceInfo(cl)}
 	rep := &Report{Ref: c.ref, Cand: c.cand, Command: opt.Command, AllowMissing: opt.AllowMissing, Tol: opt.Tol}
 	pairs := pairUp(rl, cl)
@@ -618,7 +625,7 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
 			return err
 		}
-		if res.Diagnosis, err = c.diagnose(res.ref, res.cand, w.refBuf, w.candBuf, res.RTol, res.Floor); err != nil {
+		if res.Diagnosis, res.Signature, err = c.diagnose(res, w.refBuf, w.candBuf); err != nil {
 			return err
 		}
 		for _, row := range res.Diagnosis.Rows {

@@ -17,7 +17,8 @@ const (
 	// RTolF64 is the project's acceptance criterion for float64 executions of one model
 	// (issue 4: the simulator matches the oracle to rel ≤ 1e-10). It is ~10⁶ units of roundoff
 	// (u = 2⁻⁵³ ≈ 1.1e-16), room for reduction-order differences through a whole forward and
-	// backward, while the bugs spcheck exists for are O(1) (seed-bugs.md §5.3).
+	// backward, while the bugs spcheck exists for are O(1): whole rows or chunks
+	// swapped, ×tp scales, logsumexp terms.
 	RTolF64 = 1e-10
 	// RTolF32 is torch.testing.assert_close's float32 rtol (torch/testing/_comparison.py,
 	// _DTYPE_PRECISIONS), about 10·u for u = 2⁻²⁴.

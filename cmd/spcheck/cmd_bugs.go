@@ -14,7 +14,7 @@ func init() {
 
 func runBugs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("bugs", "[-v]\n\n"+
-		"Lists every bug spcheck reproduces and detects (seed-bugs.md): name, class (C1–C7),\n"+
+		"Lists every bug spcheck reproduces and detects: name, class (C1–C7),\n"+
 		"what it does, and the report it came from. With -v, also its minimal plan and the\n"+
 		"diagnosis spcheck must give. 'spcheck repro NAME' runs one; 'spcheck check' all.", stderr)
 	verbose := fs.Bool("v", false, "also print each bug's minimal plan and expected diagnosis")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
 // TestCheckCommand is `spcheck check`, the CI gate, end to end: exit 0 with every case
@@ -88,7 +89,7 @@ func TestReproCommand(t *testing.T) {
 		{"no name", []string{"repro", "--tp", "2"}, exitBadInput, []string{"name a bug"}},
 		{"a plan naming another bug", []string{"repro", "sp-norm-grad-avg", "--bug", "sp-norm-grad-not-reduced"}, exitBadInput, []string{"drop the bug key"}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		var out, errb bytes.Buffer
 		code := run(c.args, &out, &errb)
 		all := out.String() + errb.String()

@@ -17,7 +17,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		"Runs spcheck's gate in memory: a matrix of correct plans (each must verify against the\n"+
 		"oracle); every catalogue bug on its minimal plan (each must be detected with its expected\n"+
 		"verdict, first-divergence tensor and diagnosis); each bug's fixed form on the same plan\n"+
-		"(must verify); and the worked examples of seed-bugs.md (the document's numbers). Exit 0\n"+
+		"(must verify); and the worked examples (their hand-worked numbers). Exit 0\n"+
 		"only when all hold, 1 otherwise. JUnit and Markdown are what CI publishes.", stderr)
 	format := fs.String("format", "text", "report format: "+strings.Join(bugs.GateFormats, ", "))
 	out := fs.String("out", "", "write the report to this file (the one-line outcome still goes to stdout)")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spcheck/spcheck/calibrate"
@@ -30,6 +31,8 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	allowMissing := fs.Bool("allow-missing", false, "report tensors present in only one trace without failing")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
 	seed001 := fs.Bool("seed001-layout", false, "text report: also print chunk diagnoses in the layout of PaddleFleet#589")
+	step := fs.Int("step", -1, "compare training step N of multi-step dumps (DIR/step-NNNNNN/, as spcheck_dump writes them); default: the dump's only step")
+	filter := fs.String("filter", "", "compare only the logical tensors whose name matches this regular expression")
 	maxDiag := fs.Int("max-diagnosed", verify.DefaultMaxDiagnosed, "block-diagnose at most this many failing tensors (the first divergence always)")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
@@ -48,6 +51,16 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	}
 	if opt.Rename, err = readRules(*rename); err != nil {
 		return fail(stderr, "compare", err)
+	}
+	if *filter != "" {
+		if opt.Filter, err = regexp.Compile(*filter); err != nil {
+			return fail(stderr, "compare", fmt.Errorf("--filter: %w", err))
+		}
+	}
+	for i := range pos {
+		if pos[i], err = trace.StepDir(pos[i], *step); err != nil {
+			return fail(stderr, "compare", err)
+		}
 	}
 	if !validFormat(*format, reports.Formats) {
 		return fail(stderr, "compare", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))

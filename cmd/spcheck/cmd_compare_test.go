@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
 
@@ -60,8 +61,20 @@ func TestCompareExitCodes(t *testing.T) {
 				os.WriteFile(rules, []byte("# stage-local index\n@tp=1 ^fw\\.layer(\\d+)$ => act/layers.${1+1}.out\n^fw\\.layer(\\d+)$ => act/layers.${1}.out\n"), 0o644)
 				return []string{"--rename", rules, r, c}
 			}, code: exitOK, stdout: []string{"VERIFIED"}},
+		{name: "step", reason: "--step picks one step of a multi-step dump (spcheck_dump's step-NNNNNN layout): step 1 agrees, step 0 would not", scenario: verifytest.Seed001("develop"),
+			args: func(r, c string) []string { return []string{r, c, "--step", "1"} }, prepare: intoSteps,
+			code: exitOK, stdout: []string{"VERIFIED"}},
+		{name: "step unchosen", reason: "several steps and no --step is bad input naming the steps", scenario: verifytest.Clean(),
+			args: func(r, c string) []string { return []string{r, c} }, prepare: intoSteps,
+			code: exitBadInput, stderr: []string{"the dump holds steps 0, 1: choose one with --step N"}},
+		{name: "filter", reason: "--filter keeps only matching tensors: the seed-001 run's parameters agree", scenario: verifytest.Seed001("develop"),
+			args: func(r, c string) []string { return []string{r, c, "--filter", "^param/"} }, code: exitOK, stdout: []string{"VERIFIED"}},
+		{name: "filter keeps the failure", reason: "a filter matching the diverged gradient still fails on it", scenario: verifytest.Seed001("develop"),
+			args: func(r, c string) []string { return []string{r, c, "--filter", "^agrad/"} }, code: exitFailed, stdout: []string{"first divergence: agrad/layers.1.output"}},
+		{name: "bad filter", reason: "a filter that is not a regular expression", scenario: verifytest.Clean(),
+			args: func(r, c string) []string { return []string{r, c, "--filter", "("} }, code: exitBadInput, stderr: []string{"--filter"}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.name, func(t *testing.T) {
 			ref, cand := writeScenario(t, t.TempDir(), c.scenario)
 			if c.prepare != nil {
@@ -83,6 +96,25 @@ func TestCompareExitCodes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// intoSteps turns the candidate into a two-step dump: step 0 the candidate itself, step 1 a
+// copy of the reference (so the two steps compare differently).
+func intoSteps(t *testing.T, ref, cand string) {
+	t.Helper()
+	step0 := filepath.Join(cand, "step-000000")
+	if err := os.MkdirAll(step0, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(cand, "*.safetensors"))
+	for _, f := range files {
+		if err := os.Rename(f, filepath.Join(step0, filepath.Base(f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.CopyFS(filepath.Join(cand, "step-000001"), os.DirFS(ref)); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/spcheck/spcheck/bugs" // the catalogue's variants, for --bug and --mutation
+	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/fuzz"
 	"github.com/spcheck/spcheck/tensor"
 )
@@ -84,9 +84,9 @@ func runFuzz(args []string, stdout, stderr io.Writer) int {
 			*budget = defaultMutationBudget
 		}
 		return runMutation(fuzz.MutationConfig{Seed: *seed, Trials: *trials, Budget: *budget, Space: sp, Workers: *workers,
-			Bugs: splitList(*bug), Blind: *blind, Log: stdout}, stdout, stderr)
+			Bugs: splitList(*bug), Variants: bugs.Variants(), Blind: *blind, Log: stdout}, stdout, stderr)
 	}
-	cfg := fuzz.Config{Seed: *seed, Budget: *budget, Count: *count, Bug: *bug, Blind: *blind, Corpus: *corpus,
+	cfg := fuzz.Config{Seed: *seed, Budget: *budget, Count: *count, Bug: *bug, Variants: bugs.Variants(), Blind: *blind, Corpus: *corpus,
 		Space: sp, Workers: *workers, Log: stdout, Live: progressWriter(stdout) != nil}
 	if set["case"] {
 		cfg.Only = []int{*caseIdx}
@@ -117,7 +117,7 @@ func runFuzz(args []string, stdout, stderr io.Writer) int {
 func runMutation(cfg fuzz.MutationConfig, stdout, stderr io.Writer) int {
 	for _, b := range cfg.Bugs {
 		if _, ok := fuzz.LookupServingBug(b); !ok {
-			if err := (fuzz.Target{Bug: b}).Validate(); err != nil {
+			if err := (fuzz.Target{Bug: b, Variants: cfg.Variants}).Validate(); err != nil {
 				return fail(stderr, "fuzz", err)
 			}
 		}

@@ -4,16 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/cuda/gputraces"
-	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/reports"
-	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -54,59 +50,32 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	c, err := simulate.Compile(p)
+	v, err := bugs.VariantOf(p)
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	emitDir, candDir, refDir := filepath.Join(*work, "emit"), filepath.Join(*work, "cuda"), filepath.Join(*work, "oracle")
-	for _, d := range []string{emitDir, candDir, refDir} {
-		if err := os.RemoveAll(d); err != nil {
-			return fail(stderr, "gpu", err)
-		}
-	}
-	if err := c.WriteDir(emitDir); err != nil {
+	x := pipeline.CUDA{Exec: *execPath, Work: *work, GPUs: *gpus, Timeout: *timeout, Extra: extra, Log: stderr}
+	opt := pipeline.Options{Verify: gputraces.VerifyOptions(p), RefDir: x.RefDir()}
+	opt.Verify.Command = fmt.Sprintf("spcheck compare %s %s", x.RefDir(), x.CandDir())
+	if opt.Verify.Tol, err = verify.ParseTolerances(*tol); err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	cmdArgs := []string{"--emit", emitDir, "--out", candDir, "--timeout", fmt.Sprint(*timeout)}
-	if *gpus > 0 {
-		cmdArgs = append(cmdArgs, "--gpus", fmt.Sprint(*gpus))
+	o, err := pipeline.Run(p, v, x, opt)
+	if err != nil {
+		return fail(stderr, "gpu", err)
 	}
-	for _, kv := range extra {
-		cmdArgs = append(cmdArgs, "--extra", kv)
-	}
-	cmd := exec.Command(*execPath, cmdArgs...)
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	wall := time.Since(start)
-	if runErr != nil {
-		fmt.Fprintf(stdout, "spcheck gpu: FAILED: the executor failed (%v) after %.2f s\n  --plan '%s'\n", runErr, wall.Seconds(), p)
+	defer o.Close()
+	if o.RunErr != nil {
+		fmt.Fprintf(stdout, "spcheck gpu: FAILED: %v\n  --plan '%s'\n", o.RunErr, p)
 		return exitFailed
 	}
-	if err := oracle.WriteTrace(refDir, p); err != nil {
-		return fail(stderr, "gpu", err)
-	}
-	ref, cand, err := openPair(refDir, candDir)
-	if err != nil {
-		return fail(stderr, "gpu", err)
-	}
-	defer ref.Close()
-	defer cand.Close()
-	opt := gputraces.VerifyOptions(p)
-	opt.Command = fmt.Sprintf("spcheck compare %s %s", refDir, candDir)
-	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
-		return fail(stderr, "gpu", err)
-	}
-	rep, err := verify.Compare(ref, cand, opt)
-	if err != nil {
-		return fail(stderr, "gpu", err)
-	}
+	rep := o.Report
 	if err := reports.Write(stdout, rep, *format, reports.Options{}); err != nil {
 		return fail(stderr, "gpu", err)
 	}
 	worst, name := worstRelErr(rep)
 	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs oracle %.3g (%s)\n  --plan '%s'\n",
-		verdictWord(rep.Verified()), len(cand.Files), wall.Seconds(), worst, name, p)
+		verdictWord(rep.Verified()), len(o.Cand.Files), o.Wall.Seconds(), worst, name, p)
 	if !rep.Verified() {
 		return exitFailed
 	}

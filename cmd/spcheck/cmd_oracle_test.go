@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/trace"
 )
 
@@ -27,7 +28,7 @@ func TestOracleCommand(t *testing.T) {
 	if m := tr.Files[0].Meta; m.World != 1 || m.Producer != "oracle" || !strings.Contains(m.Plan, "tp=2") || !strings.Contains(m.Plan, "packed=4:3:5") {
 		t.Errorf("meta %+v", m)
 	}
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		args   []string
 		want   string
@@ -36,7 +37,7 @@ func TestOracleCommand(t *testing.T) {
 		{"invalid model", []string{"oracle", "--plan", "heads=3", "--out", dir}, "hidden must be a multiple of heads"},
 		{"unknown key", []string{"oracle", "--plan", "bogus=1", "--out", dir}, "unknown plan key"},
 		{"stray argument", []string{"oracle", "--out", dir, "tp=2"}, "unexpected argument"},
-	} {
+	}) {
 		var o, e bytes.Buffer
 		if code := run(tc.args, &o, &e); code != exitBadInput || !strings.Contains(e.String(), tc.want) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d mentioning %q", tc.reason, code, e.String(), exitBadInput, tc.want)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/bugs"
 	"io"
 
 	"github.com/olekukonko/tablewriter"
@@ -33,7 +34,11 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "plan", err)
 	}
-	c, err := simulate.Compile(p)
+	v, err := bugs.VariantOf(p)
+	if err != nil {
+		return fail(stderr, "plan", err)
+	}
+	c, err := simulate.Compile(p, v)
 	if err != nil {
 		return fail(stderr, "plan", err)
 	}

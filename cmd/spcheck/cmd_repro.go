@@ -9,6 +9,7 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/simulate"
@@ -23,11 +24,11 @@ func runRepro(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("repro", "BUG|EXAMPLE [plan flags] [--fixed]\n\n"+
 		"Runs a catalogue bug ('spcheck bugs' lists them) on its minimal plan — or on the plan the\n"+
 		"flags give, applied on top of it — against the oracle, and prints the worked example of\n"+
-		"seed-bugs.md it reproduces, the first divergence with its per-rank block table, the\n"+
+		"it reproduces, the first divergence with its per-rank block table, the\n"+
 		"gradient MD5s of the correct and the buggy run, whether the diagnosis is the one the\n"+
 		"catalogue expects, and the one command that re-runs it. Exit 1 when the bug shows (a\n"+
 		"verification failure), 0 when it does not, 2 on bad input. A worked example's name\n"+
-		"(seed001-develop, vllm33322, …) prints its numbers next to the document's.", stderr)
+		"(seed001-develop, vllm33322, …) prints its numbers next to the expected ones.", stderr)
 	fixed := fs.Bool("fixed", false, "run the fixed form instead (the bug switched off, same plan)")
 	planFlags(fs)
 	name, rest, err := splitName(args)
@@ -151,7 +152,7 @@ func firstDivergence(w io.Writer, rep *verify.Report) error {
 // gradientMD5s prints the loss and gradient MD5s of the correct run (the bug off) next to the
 // buggy run's: seed 001's "loss identical, every grad MD5 differs" symptom in numbers.
 func gradientMD5s(w io.Writer, correct plan.Plan, o *bugs.Outcome) error {
-	ok, err := simulate.Run(correct)
+	ok, err := simulate.Run(correct, nil)
 	if err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func expected(w io.Writer, o *bugs.Outcome) {
 func reproFixed(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	p.Bug = ""
 	fmt.Fprintf(stdout, "%s switched off: --plan '%s'\n", b.Name, p)
-	rep, err := simulate.Verify(p, verify.Options{Command: fmt.Sprintf("spcheck verify --plan '%s'", p)})
+	rep, err := pipeline.Verify(p, nil, verify.Options{})
 	if err != nil {
 		return fail(stderr, "repro", err)
 	}
@@ -238,16 +239,16 @@ func reproServing(b *bugs.Bug, fixed bool, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// printExample prints a worked example: its numbers beside the document's, and the verifier's
+// printExample prints a worked example: its numbers beside the expected ones, and the verifier's
 // report of the buggy run against the correct one.
 func printExample(w io.Writer, e *bugs.Example) (*bugs.ExampleResult, error) {
 	r, err := e.Run()
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(w, "\n== worked example %s (seed-bugs.md %s): %s ==\n", e.Name, e.Section, e.Title)
+	fmt.Fprintf(w, "\n== worked example %s (%s): %s ==\n", e.Name, e.Source, e.Title)
 	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	t.Header("", "what", "spcheck", "expected (seed-bugs.md)")
+	t.Header("", "what", "spcheck", "expected")
 	for _, f := range r.Facts {
 		mark := "ok"
 		if !f.OK() {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/trace"
 )
 
@@ -80,7 +81,7 @@ func TestVerifyCommand(t *testing.T) {
 			t.Errorf("verify output lacks %q:\n%s", want, out.String())
 		}
 	}
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		args   []string
 		want   string
@@ -88,7 +89,7 @@ func TestVerifyCommand(t *testing.T) {
 		{"heads not divisible by tp", []string{"verify", "--plan", "tp=3"}, "heads must be a multiple of tp"},
 		{"an unknown bug variant", []string{"verify", "--bug", "no-such-bug"}, `names bug variant "no-such-bug"`},
 		{"an unknown format", []string{"verify", "--format", "pdf"}, "unknown --format"},
-	} {
+	}) {
 		var o, e bytes.Buffer
 		if code := run(tc.args, &o, &e); code != exitBadInput || !strings.Contains(e.String(), tc.want) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d mentioning %q", tc.reason, code, e.String(), exitBadInput, tc.want)

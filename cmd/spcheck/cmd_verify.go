@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/bugs"
 	"io"
 	"strings"
 
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/reports"
-	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -38,11 +39,15 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}
-	opt := verify.Options{Command: fmt.Sprintf("spcheck verify --plan '%s'", p)}
+	v, err := bugs.VariantOf(p)
+	if err != nil {
+		return fail(stderr, "verify", err)
+	}
+	var opt verify.Options
 	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
 		return fail(stderr, "verify", err)
 	}
-	rep, err := simulate.Verify(p, opt)
+	rep, err := pipeline.Verify(p, v, opt)
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -101,9 +101,9 @@ func Excess(rep *verify.Report) (worst float64, name string) {
 
 // CheckExcess is Check returning the comparison's Excess too.
 func CheckExcess(p plan.Plan) (float64, string, error) {
-	rep, err := simulate.Verify(p, verify.Options{Command: Command(p), SkipHashes: true})
+	rep, err := pipeline.Verify(p, nil, verify.Options{SkipHashes: true})
 	if err != nil {
-		return 0, "", fmt.Errorf("%v\n  reproduce: %s", err, Command(p))
+		return 0, "", fmt.Errorf("%v\n  reproduce: %s", err, pipeline.VerifyCommand(p))
 	}
 	x, name := Excess(rep)
 	if !rep.Verified() {

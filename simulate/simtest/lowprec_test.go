@@ -17,9 +17,9 @@ var lowprecN = flag.Int("simtest.lowprec", 0, "run the low-precision sweep over 
 func TestLowPrecisionSweep(t *testing.T) {
 	n := *lowprecN
 	if n == 0 {
-		n = 24
+		n = 9
 		if testing.Short() {
-			n = 6
+			n = 3
 		}
 	}
 	plans := LowPrecisionPlans(n)
