@@ -26,7 +26,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("compare", "REF_DIR CAND_DIR [flags]", stderr)
 	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype (1e-6), dtype=number pairs (bf16=2e-2,fp32=1e-5), or 'calibrate' (an oracle reference only: measure each tensor's float64 noise floor by recomputing the plan split other ways); default: per-dtype constants, see verify.RTolF64")
 	rename := fs.String("rename", "", "file of rules 'REGEX => REPLACEMENT' (optionally '@pp=1 …') mapping framework tensor names to logical names")
-	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	format := reports.FormatFlag(fs, reports.ReportFormats)
 	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
 	allowMissing := fs.Bool("allow-missing", false, "report tensors present in only one trace without failing")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
@@ -61,9 +61,6 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		if pos[i], err = trace.StepDir(pos[i], *step); err != nil {
 			return fail(stderr, "compare", err)
 		}
-	}
-	if !validFormat(*format, reports.Formats) {
-		return fail(stderr, "compare", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
 	}
 	opt.Progress = progressWriter(stderr)
 	ref, cand, err := openPair(pos[0], pos[1])
@@ -175,15 +172,6 @@ func readRules(path string) (*verify.Rules, error) {
 	}
 	defer f.Close()
 	return verify.ParseRules(bufio.NewReader(f), path)
-}
-
-func validFormat(f string, formats []string) bool {
-	for _, x := range formats {
-		if f == x {
-			return true
-		}
-	}
-	return f == "markdown"
 }
 
 // openPair opens both trace directories, naming which one is bad.

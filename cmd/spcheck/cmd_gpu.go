@@ -30,7 +30,7 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	gpus := fs.Int("gpus", 0, "GPUs to use (0: every visible one); more ranks than GPUs share them")
 	timeout := fs.Float64("timeout", 120, "seconds after which a collective that never completes aborts the run")
 	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: each dtype's tolerance scaled by √(the run's chain of rounded ops), see cuda/gputraces.VerifyOptions")
-	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	format := reports.FormatFlag(fs, reports.ReportFormats)
 	var extra multiFlag
 	fs.Var(&extra, "extra", "KEY=VALUE recorded in every trace file's Meta.Extra (repeatable)")
 	build := planFlags(fs)
@@ -42,9 +42,6 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	}
 	if *work == "" {
 		return fail(stderr, "gpu", errors.New("--work DIR is required"))
-	}
-	if !validFormat(*format, reports.Formats) {
-		return fail(stderr, "gpu", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
 	}
 	p, err := build()
 	if err != nil {

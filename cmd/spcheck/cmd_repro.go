@@ -224,7 +224,11 @@ func reproServing(b *bugs.Bug, fixed bool, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "repro", err)
 	}
-	fmt.Fprintf(stdout, "\n== the decode loop ==\n%s\n%s\n", o.Serving, o.Detail)
+	fmt.Fprintln(stdout, "\n== the decode loop ==")
+	if err := reports.Serving(stdout, *o.Serving); err != nil {
+		return fail(stderr, "repro", err)
+	}
+	fmt.Fprintf(stdout, "\n%s\n", o.Detail)
 	if !fixed {
 		expected(stdout, o)
 	}
@@ -261,8 +265,15 @@ func printExample(w io.Writer, e *bugs.Example) (*bugs.ExampleResult, error) {
 	if err := t.Render(); err != nil {
 		return nil, err
 	}
-	if r.Text != "" {
-		fmt.Fprint(w, r.Text)
+	if r.Gates != nil {
+		if err := reports.GateTable(w, *r.Gates); err != nil {
+			return r, err
+		}
+	}
+	if r.Launches != nil {
+		if err := reports.LaunchTable(w, *r.Launches); err != nil {
+			return r, err
+		}
 	}
 	if r.Report != nil {
 		fmt.Fprintln(w, "\nthe buggy run compared with the correct one:")

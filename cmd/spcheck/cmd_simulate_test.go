@@ -88,7 +88,7 @@ func TestVerifyCommand(t *testing.T) {
 	}{
 		{"heads not divisible by tp", []string{"verify", "--plan", "tp=3"}, "heads must be a multiple of tp"},
 		{"an unknown bug variant", []string{"verify", "--bug", "no-such-bug"}, `names bug variant "no-such-bug"`},
-		{"an unknown format", []string{"verify", "--format", "pdf"}, "unknown --format"},
+		{"an unknown format", []string{"verify", "--format", "pdf"}, `invalid value "pdf" for flag -format: unknown format "pdf"`},
 	}) {
 		var o, e bytes.Buffer
 		if code := run(tc.args, &o, &e); code != exitBadInput || !strings.Contains(e.String(), tc.want) {
