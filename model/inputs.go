@@ -1,7 +1,6 @@
 package model
 
 import (
-
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/tensor"
