@@ -77,6 +77,7 @@ func TestImportFacts(t *testing.T) {
 	}
 	for _, c := range scenario.Cases(t, []struct{ from, to, reason string }{
 		{"simulate", "verify", "the simulator produces traces; comparing them is package pipeline's"},
+		{"simulate", "oracle", "the simulator and the oracle start from the same data (package model), not from each other"},
 		{"verify", "plan", "verify serves users' own framework dumps: it reads axis names and quantities from the trace"},
 		{"verify", "simulate", "verify works on traces alone"},
 	}) {
