@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"testing"
 
 	"github.com/spcheck/spcheck/plan"
@@ -35,7 +36,7 @@ func BenchmarkForwardBackward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	params, in := InitParams(p.Model), MakeInputs(p.Model)
+	params, in := model.InitParams(p.Model), model.MakeInputs(p.Model)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := RunWith(p.Model, params, in); err != nil {

@@ -10,7 +10,7 @@
 // L_main + (λ/D)·Σ_k L_k.
 //
 // Everything is deterministic: parameters and inputs come from tensor.NewRNG(seed, name)
-// indexed by each element's global flat index (InitValue, so a rank can generate only its
+// indexed by each element's global flat index (model.InitValue, so a rank can generate only its
 // shard), and every product goes through gonum's native BLAS, so the same plan gives the same
 // bits on any GOMAXPROCS.
 //
