@@ -39,9 +39,10 @@ func Noise(p plan.Plan, ref *trace.Trace) (verify.NoiseScales, error) {
 	return verify.MeasureNoise(ref, o.Cand, verify.Options{})
 }
 
-// withNoise returns opt with the noise of p's single-device low-precision run when p is a
-// low-precision plan and opt has neither noise scales nor tolerance overrides.
-func withNoise(p plan.Plan, ref *trace.Trace, opt verify.Options) (verify.Options, error) {
+// WithNoise returns opt with the noise of p's single-device low-precision run against ref (p's
+// oracle trace) when p is a low-precision plan and opt has neither noise scales nor tolerance
+// overrides: the default tolerance of every comparison with an oracle reference.
+func WithNoise(p plan.Plan, ref *trace.Trace, opt verify.Options) (verify.Options, error) {
 	if opt.Noise != nil || len(opt.Tol) > 0 {
 		return opt, nil
 	}

@@ -80,7 +80,7 @@ func Run(p plan.Plan, v *simulate.Variant, ex Executor, opt Options) (*Outcome, 
 	if vo.Command == "" {
 		vo.Command = o.Command
 	}
-	if vo, err = withNoise(p, o.Ref, vo); err != nil {
+	if vo, err = WithNoise(p, o.Ref, vo); err != nil {
 		o.Close()
 		return nil, err
 	}
