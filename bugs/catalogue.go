@@ -10,6 +10,7 @@ import (
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
+	"github.com/spcheck/spcheck/verify"
 )
 
 // Class is a class of distributed-parallel bug; each catalogue entry is an instance of one.
@@ -65,19 +66,22 @@ type Bug struct {
 	Examples []string // names of the worked examples (Examples) that reproduce its numbers
 }
 
-// Signature is the shape of a diagnosis: what the first divergence looks like.
+// Signature is the shape of a diagnosis: what the first divergence looks like. The verifier's
+// signatures (verify.SignatureKind, computed for every diagnosed tensor of any comparison) and
+// three the catalogue's runs add.
 type Signature string
 
 const (
-	SigIdenticalReceivers Signature = "identical-receivers" // every TP piece holds the same data though the reference pieces differ; blocks lost
-	SigTP0Right           Signature = "tp0-right"           // TP rank 0's rows right, every other TP rank's wrong
-	SigReplicaMismatch    Signature = "replica-mismatch"    // copies that must agree do not
-	SigScaled             Signature = "scaled"              // every wrong block is one factor × its reference
-	SigPositions          Signature = "positions"           // wrong at the listed sequence positions
-	SigRecompute          Signature = "recompute"           // the forward agrees; recomputed activations do not, grads diverge
-	SigDiverged           Signature = "diverged"            // a value differs, without a finer structure
-	SigRunError           Signature = "run-error"           // the programs cannot run: the failing computation is named
-	SigServing            Signature = "serving"             // the serving checks' diagnosis classes
+	SigIdenticalReceivers = Signature(verify.SigIdenticalReceivers)
+	SigTP0Right           = Signature(verify.SigTP0Right)
+	SigReplicaMismatch    = Signature(verify.SigReplicaMismatch)
+	SigScaled             = Signature(verify.SigScaled)
+	SigPositions          = Signature(verify.SigPositions)
+	SigDiverged           = Signature(verify.SigDiverged)
+
+	SigRecompute Signature = "recompute" // the forward agrees; recomputed activations do not, grads diverge
+	SigRunError  Signature = "run-error" // the programs cannot run: the failing computation is named
+	SigServing   Signature = "serving"   // the serving checks' diagnosis classes
 )
 
 // Expect is the diagnosis a bug must get on its minimal plan.

@@ -7,9 +7,11 @@
 // MTP positions, …) and the exact numbers worked out by hand for it.
 //
 // Training bugs are rewrites of the per-rank programs (and, where the bug lives in the data a
-// rank starts from, of its starting tensors), registered in init as simulate variants, so the
-// simulator, the GPUs (cuda/ runs the same programs) and the fuzzer (simulate.Variants) all see
-// them; Run executes one on a plan, compares it with the oracle and classifies the outcome.
+// rank starts from, of its starting tensors). Callers resolve a plan's bug key with VariantOf and
+// pass the variant to the simulator (simulate.Compile), the GPUs (cuda/ runs the same programs)
+// and the fuzzer (Variants); there is no registry. Run executes a bug on a plan through package
+// pipeline and checks the verifier's first divergence and signature (computed by package verify
+// for any comparison) against the bug's expectation.
 // Serving bugs switch the variants of package serving's decode loop. Worked examples (Examples)
 // rerun small hand-worked cases of the upstream bugs — the table of PaddleFleet#589's discussion,
 // vLLM's residual rows (#33322, #24021), the SP norm-grad partials, the eh_proj adjoint

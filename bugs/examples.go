@@ -47,7 +47,10 @@ type ExampleResult struct {
 	// run programs; Seed001 asks for PaddleFleet#589's layout under its block table.
 	Report  *verify.Report
 	Seed001 bool
-	Text    string // the serving examples' tables
+	// The serving examples' evidence, as tables (package reports renders them): the emission
+	// gate under each deployment, and the decode loop whose launches were under-predicted.
+	Gates    *serving.GateTable
+	Launches *serving.Report
 }
 
 // OK reports whether every fact matches its expected value.
@@ -285,8 +288,8 @@ func vllm33322() (*ExampleResult, error) {
 	out.fact("buggy rank1 residual_out (local)", rows(tensorOf(bad, 1, "act/residual_out")), "[[155 -34] [200 -50]]")
 	out.fact("buggy all_gather(y) on every rank", rows(tensorOf(bad, 0, "act/y")), "[[1.1571 -0.8131] [1.4137 -0.0364] [1.3814 -0.303] [1.372 -0.343]]")
 	first, sig := "", Signature("")
-	if f := rep.First(); len(f) > 0 {
-		first, sig = f[0].Name, signature(f[0])
+	if f := rep.First(); len(f) > 0 && f[0].Signature != nil {
+		first, sig = f[0].Name, Signature(f[0].Signature.Kind)
 	}
 	out.fact("first divergence", first+" ("+string(sig)+")", "act/residual_out ("+string(SigTP0Right)+")")
 	return out, nil
@@ -334,7 +337,7 @@ func gateTable() (*ExampleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &ExampleResult{Text: t.String()}
+	out := &ExampleResult{Gates: &t}
 	want := [][4]string{
 		{"old, use_ep=False (pure TP, DP=1)", "r0", "A,B | -", "ok"},
 		{"old, use_ep=True", "r0,r1,r2,r3", "A,B,A,B | C,D,C,D", "duplicates x2"},
@@ -373,7 +376,7 @@ func launchPrediction() (*ExampleResult, error) {
 		break
 	}
 	out.fact("in the decode loop, first under-prediction", got, "step 2 DP0: predicted 14, actual 16")
-	out.Text = rep.LaunchTable()
+	out.Launches = &rep
 	return out, nil
 }
 
@@ -473,9 +476,8 @@ func ehProj() (*ExampleResult, error) {
 	out.fact("correct (split)", list(tensorOf(ok, 0, key).Data)+" "+list(tensorOf(ok, 1, key).Data), "[1 2] [3 4]")
 	out.fact("buggy (reduce-scatter)", list(tensorOf(bad, 0, key).Data)+" "+list(tensorOf(bad, 1, key).Data), "[2 4] [6 8]")
 	scale := ""
-	if f := rep.First(); len(f) > 0 && f[0].Diagnosis != nil {
-		c, name := blockScale(f[0].Diagnosis)
-		scale = verify.FormatScale(c, name)
+	if f := rep.First(); len(f) > 0 && f[0].Signature != nil && f[0].Signature.Kind == verify.SigScaled {
+		scale = verify.FormatScale(f[0].Signature.Scale, f[0].Signature.ScaleName)
 	}
 	out.fact("diagnosis", scale, "×2 (tp)")
 	return out, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spcheck/spcheck/internal/testenv"
+	"github.com/spcheck/spcheck/model"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
 )
@@ -49,7 +50,7 @@ func BenchmarkForwardBackward(b *testing.B) {
 		b.Fatal(err)
 	}
 	flops := matmulFlops(p.Model)
-	params, in := InitParams(p.Model), MakeInputs(p.Model)
+	params, in := model.InitParams(p.Model), model.MakeInputs(p.Model)
 	for _, impl := range []struct {
 		name  string
 		gonum bool

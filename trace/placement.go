@@ -56,8 +56,8 @@ type AxisPlace struct {
 	Block int // Shard only: rows per shard (0 = ceil(n/parts)); shards may be padded to Block
 	// Segments (Shard only) cuts the dim into segments that are each sharded on their own: a
 	// coordinate holds its chunk of every segment, concatenated in segment order. Nil: one
-	// segment. One value k: k equal segments (DTensor's _StridedShard with split_factor k,
-	// HF's packed gate_up). Several: their lengths (vLLM's QKVParallelLinear, q:k:v rows).
+	// segment. One value k: k equal segments, ceil-sized as torch.chunk cuts them (DTensor's
+	// _StridedShard with split_factor k, HF's packed gate_up). Several: their lengths (vLLM's QKVParallelLinear, q:k:v rows).
 	Segments []int
 	Op       PartialOp // Partial only
 }
@@ -351,14 +351,12 @@ func (a AxisPlace) segmentLengths(n int) ([]int, error) {
 	switch len(a.Segments) {
 	case 0:
 		return []int{n}, nil
-	case 1:
+	case 1: // k segments of ceil(n/k) rows, the last ones short (torch.chunk, as DTensor's _StridedShard)
 		k := a.Segments[0]
-		if n%k != 0 {
-			return nil, fmt.Errorf("%s cuts %d rows into %d equal segments", a, n, k)
-		}
 		segs := make([]int, k)
 		for j := range segs {
-			segs[j] = n / k
+			lo, hi, _ := AxisPlace{}.Range(n, k, j)
+			segs[j] = hi - lo
 		}
 		return segs, nil
 	}

@@ -233,6 +233,8 @@ func TestSpans(t *testing.T) {
 		{"tp=shard(0,segments=8:4:4)", 16, []int{0}, []Span{{0, 4}, {8, 10}, {12, 14}}, "fused QKV with GQA: q, k, v rows of tp0"},
 		{"tp=shard(0,segments=8:4:4)", 16, []int{1}, []Span{{4, 8}, {10, 12}, {14, 16}}, "fused QKV: tp1"},
 		{"tp=shard(0,segments=1)", 4, []int{1}, []Span{{2, 4}}, "one segment is a plain shard"},
+		{"tp=shard(0,segments=2)", 7, []int{0}, []Span{{0, 2}, {4, 6}}, "uneven: segments of 4 and 3 rows (torch.chunk), as _StridedShard._split_tensor gives [0,1,4,5]"},
+		{"tp=shard(0,segments=2)", 7, []int{1}, []Span{{2, 4}, {6, 7}}, "uneven, the other rank: [2,3,6]"},
 	}
 	for _, c := range cases {
 		p, err := ParsePlacement(c.place)
@@ -251,7 +253,6 @@ func TestSpans(t *testing.T) {
 		n      int
 		reason string
 	}{
-		{"tp=shard(0,segments=3)", 8, "8 rows are not 3 equal segments"},
 		{"tp=shard(0,segments=4:4)", 9, "the segments must add up to the dim"},
 	} {
 		p, err := ParsePlacement(c.place)

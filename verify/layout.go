@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -192,6 +193,21 @@ func layoutOf(tr *trace.Trace, rules *Rules) (*traceLayout, error) {
 		return a.name < b.name
 	})
 	return tl, nil
+}
+
+// keep drops the logical tensors whose name re does not match (nothing when re is nil).
+func (tl *traceLayout) keep(re *regexp.Regexp) {
+	if re == nil {
+		return
+	}
+	tl.tensors = slices.DeleteFunc(tl.tensors, func(l *layout) bool {
+		if re.MatchString(l.name) {
+			return false
+		}
+		delete(tl.byName, l.name)
+		tl.stored -= l.stored
+		return true
+	})
 }
 
 // pieceCoord gives the piece its coordinate on every mesh axis: the tensor's own coord, else

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -213,5 +214,38 @@ func TestCleanRunVerifies(t *testing.T) {
 	}
 	if len(rep.First()) != 0 {
 		t.Errorf("a clean run has a first divergence %v", names(rep.First()))
+	}
+}
+
+// TestSignatures: every scenario's first divergence gets the signature its bug has, worked out
+// from full values, with typed coordinates and the whole-tensor factor where there is one.
+func TestSignatures(t *testing.T) {
+	for _, c := range scenario.Cases(t, []struct {
+		s        verifytest.Scenario
+		kind     verify.SignatureKind
+		text     string
+		multiple float64 // 0: not a multiple
+		reason   string
+	}{
+		{verifytest.Seed001("develop"), verify.SigIdenticalReceivers, "identical receivers (2 reference blocks lost)", 0, "PaddleFleet#589: every receiver gathers the same chunks"},
+		{verifytest.Seed002(), verify.SigTP0Right, "TP rank 0 right, the other TP ranks wrong", 0, "vLLM #33322: the residual sliced at offset 0 on every TP rank"},
+		{verifytest.ScaledTP(), verify.SigScaled, "scaled ×2 (tp)", 2, "Megatron-LM 06e9f28b30: the gradient ×tp"},
+		{verifytest.ReplicaSplit(), verify.SigReplicaMismatch, "replica mismatch", 0.3, "an unreduced replicated grad: copies disagree (the rank-0 copy is 3/10 of the sum)"},
+	}) {
+		first := compare(t, c.s, verify.Options{}).First()
+		if len(first) == 0 || first[0].Signature == nil {
+			t.Fatalf("%s: no signature on the first divergence", c.reason)
+		}
+		sig := first[0].Signature
+		if sig.Kind != c.kind || sig.String() != c.text {
+			t.Errorf("%s: signature %s %q, want %s %q", c.reason, sig.Kind, sig.String(), c.kind, c.text)
+		}
+		if want := c.multiple != 0; sig.Multiple != want || (want && math.Abs(sig.Factor-c.multiple) > 1e-12) {
+			t.Errorf("%s: multiple %v ×%g, want %v ×%g", c.reason, sig.Multiple, sig.Factor, want, c.multiple)
+		}
+	}
+	row := compare(t, verifytest.Seed002(), verify.Options{}).First()[0].Diagnosis.Rows[1]
+	if tp, ok := row.Coord.Of("tp"); !ok || tp != 1 || row.Coord.String() != "tp=1" {
+		t.Errorf("row 1 coord %v (tp %d, %v), want tp=1", row.Coord, tp, ok)
 	}
 }

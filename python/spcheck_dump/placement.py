@@ -120,10 +120,12 @@ def global_shape(items, mesh, local_shape, given=None):
     shards (which Megatron's TP and SP require); padded (block) shards need `given`."""
     parts = [1] * len(local_shape)
     block = [None] * len(local_shape)
+    segmented = [False] * len(local_shape)
     for a in items:
         if a.kind == "shard":
             parts[a.dim] *= mesh[a.axis]
             block[a.dim] = a.block
+            segmented[a.dim] = segmented[a.dim] or bool(a.segments)
     if given is None:
         if any(b is not None for b in block):
             raise DumpError(f"placement {render(items)!r} has padded (block) shards: pass the "
@@ -133,7 +135,7 @@ def global_shape(items, mesh, local_shape, given=None):
     if len(given) != len(local_shape):
         raise DumpError(f"global shape {given} and local shape {list(local_shape)} differ in rank")
     for d, g in enumerate(given):
-        most = block[d] if block[d] else -(-g // parts[d])
+        most = block[d] if block[d] else g if segmented[d] else -(-g // parts[d])
         if g < 0 or local_shape[d] > most or (parts[d] == 1 and local_shape[d] != g):
             raise DumpError(f"local dim {d} is {local_shape[d]}, but global {given} split "
                             f"{parts[d]} ways holds at most {most}")

@@ -103,7 +103,8 @@ class NumpyRoundTripTest(unittest.TestCase):
         self.assertTrue(contiguous)
         self.assertEqual(meta["mesh"], {"axes": ["pp", "tp"], "shape": [2, 2]})
         self.assertEqual(meta["coord"], {"pp": 1, "tp": 1}, "rank 3 of pp×tp = 2×2, tp fastest")
-        self.assertEqual((meta["seed"], meta["plan"], meta["extra"]), (5, "tp=2,pp=2", {"device": "cpu"}))
+        self.assertEqual((meta["seed"], meta["plan"], meta["extra"]), (5, "tp=2,pp=2", {"device": "cpu", "step": "0"}),
+                         "extra keeps the caller's facts and adds the step")
         for name, a in self.arrays.items():
             tm, dtype, shape, raw, vals = tensors[name]
             self.assertEqual(shape, list(a.shape), name)

@@ -1,31 +1,25 @@
-package bugs
+package reports_test
 
 import (
 	"bytes"
 	"encoding/xml"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/spcheck/spcheck/internal/scenario"
+	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/reports"
 )
 
 var (
 	gateOnce sync.Once
-	gateRep  *GateReport
+	gateRep  *bugs.GateReport
 )
 
 // sharedGate runs the gate once for the rendering tests.
-func sharedGate() *GateReport {
-	gateOnce.Do(func() { gateRep = Gate() })
+func sharedGate() *bugs.GateReport {
+	gateOnce.Do(func() { gateRep = bugs.Gate() })
 	return gateRep
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	scenario.Golden(t, filepath.Join("testdata", name), got)
 }
 
 // TestGateGolden: the Markdown and JSON reports CI publishes depend only on the outcomes (no
@@ -34,15 +28,18 @@ func TestGateGolden(t *testing.T) {
 	g := *sharedGate()
 	// A correct run's identical/close split depends on the float code the compiler emits
 	// (FMA fusion on GOAMD64=v3 and arm64); everything else in the report does not.
-	g.Cases = append([]Case(nil), g.Cases...)
+	g.Cases = append([]bugs.Case(nil), g.Cases...)
 	for i := range g.Cases {
-		if k := g.Cases[i].Kind; k == CaseCorrect || (k == CaseFixed && g.Cases[i].Plan != "") {
+		if k := g.Cases[i].Kind; k == bugs.CaseCorrect || (k == bugs.CaseFixed && g.Cases[i].Plan != "") {
 			g.Cases[i].Detail = "(tensor counts)"
 		}
 	}
-	for _, f := range []struct{ format, file string }{{"md", "gate.md"}, {"json", "gate.json"}} {
+	for _, f := range []struct {
+		format reports.Format
+		file   string
+	}{{reports.FormatMarkdown, "gate.md"}, {reports.FormatJSON, "gate.json"}} {
 		var b bytes.Buffer
-		if err := WriteGate(&b, &g, f.format); err != nil {
+		if err := reports.Gate(&b, &g, f.format); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, f.file, b.Bytes())
@@ -53,10 +50,10 @@ func TestGateGolden(t *testing.T) {
 // command that reproduces them.
 func TestGateJUnit(t *testing.T) {
 	g := *sharedGate()
-	g.Cases = append([]Case(nil), g.Cases...)
+	g.Cases = append([]bugs.Case(nil), g.Cases...)
 	g.Cases[0].Pass, g.Cases[0].Problems = false, []string{"does not verify: 3 tensors fail"} // a failing case, to render
 	var b bytes.Buffer
-	if err := WriteGate(&b, &g, "junit"); err != nil {
+	if err := reports.Gate(&b, &g, reports.FormatJUnit); err != nil {
 		t.Fatal(err)
 	}
 	var doc reports.JUnitSuites
@@ -71,7 +68,7 @@ func TestGateJUnit(t *testing.T) {
 		t.Errorf("failure %+v", f)
 	}
 	var text bytes.Buffer
-	if err := WriteGate(&text, &g, "text"); err != nil {
+	if err := reports.Gate(&text, &g, reports.FormatText); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"spcheck check: FAILED", "failures:", "reproduce: spcheck verify --plan"} {
@@ -79,7 +76,7 @@ func TestGateJUnit(t *testing.T) {
 			t.Errorf("text report lacks %q", want)
 		}
 	}
-	if err := WriteGate(&text, &g, "html"); err == nil {
+	if err := reports.Gate(&text, &g, reports.FormatHTML); err == nil {
 		t.Error("an unknown format is accepted")
 	}
 }

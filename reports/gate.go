@@ -1,4 +1,4 @@
-package bugs
+package reports
 
 import (
 	"encoding/json"
@@ -7,38 +7,29 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
-	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/bugs"
 )
 
-// GateFormats are the formats WriteGate accepts.
-var GateFormats = []string{"text", "md", "json", "junit"}
-
-// WriteGate renders the gate's report in format. Timings appear only in the text footer and
-// the JUnit time attributes; everything else depends only on the cases' outcomes.
-func WriteGate(w io.Writer, g *GateReport, format string) error {
-	switch format {
-	case "text", "":
-		return gateText(w, g)
-	case "md", "markdown":
-		return gateMarkdown(w, g)
-	case "json":
-		return gateJSON(w, g)
-	case "junit":
-		return gateJUnit(w, g)
-	}
-	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(GateFormats, ", "))
+// Gate renders the gate's report (spcheck check) in format f, one of GateFormats. Timings appear
+// only in the text footer and the JUnit time attributes; everything else depends only on the
+// cases' outcomes.
+func Gate(w io.Writer, g *bugs.GateReport, f Format) error {
+	return writers{
+		FormatText:     func(w io.Writer) error { return gateText(w, g) },
+		FormatMarkdown: func(w io.Writer) error { return gateMarkdown(w, g) },
+		FormatJSON:     func(w io.Writer) error { return gateJSON(w, g) },
+		FormatJUnit:    func(w io.Writer) error { return gateJUnit(w, g) },
+	}.write(w, f, "check report", GateFormats)
 }
 
 var kindTitle = map[string]string{
-	CaseCorrect: "Correct plans (must verify)",
-	CaseBug:     "Bug catalogue (each must be detected with its expected diagnosis)",
-	CaseFixed:   "Fixed forms (bug switched off, same plan: must verify)",
-	CaseExample: "Worked examples (hand-worked numbers of the upstream bugs)",
+	bugs.CaseCorrect: "Correct plans (must verify)",
+	bugs.CaseBug:     "Bug catalogue (each must be detected with its expected diagnosis)",
+	bugs.CaseFixed:   "Fixed forms (bug switched off, same plan: must verify)",
+	bugs.CaseExample: "Worked examples (hand-worked numbers of the upstream bugs)",
 }
 
-var caseKinds = []string{CaseCorrect, CaseBug, CaseFixed, CaseExample}
+var caseKinds = []string{bugs.CaseCorrect, bugs.CaseBug, bugs.CaseFixed, bugs.CaseExample}
 
 func mark(pass bool) string {
 	if pass {
@@ -47,41 +38,38 @@ func mark(pass bool) string {
 	return "FAIL"
 }
 
-// caseColumns are the table columns of a kind.
-func caseRow(c Case) []string {
+// caseRow is a case's row in the table of its kind.
+func caseRow(c bugs.Case) []string {
 	switch c.Kind {
-	case CaseCorrect:
+	case bugs.CaseCorrect:
 		return []string{mark(c.Pass), c.Name, c.Detail}
-	case CaseBug:
+	case bugs.CaseBug:
 		return []string{mark(c.Pass), c.Name, c.Verdict, c.First, c.Signature}
-	case CaseFixed:
+	case bugs.CaseFixed:
 		return []string{mark(c.Pass), c.Name, c.Verdict, c.Detail}
 	}
 	return []string{mark(c.Pass), c.Name, c.Verdict}
 }
 
 var caseHeader = map[string][]string{
-	CaseCorrect: {"", "plan", "outcome"},
-	CaseBug:     {"", "bug", "verdict", "first divergence", "signature"},
-	CaseFixed:   {"", "bug off", "verdict", "outcome"},
-	CaseExample: {"", "example", "numbers"},
+	bugs.CaseCorrect: {"", "plan", "outcome"},
+	bugs.CaseBug:     {"", "bug", "verdict", "first divergence", "signature"},
+	bugs.CaseFixed:   {"", "bug off", "verdict", "outcome"},
+	bugs.CaseExample: {"", "example", "numbers"},
 }
 
-func gateText(w io.Writer, g *GateReport) error {
+func gateText(w io.Writer, g *bugs.GateReport) error {
 	var b strings.Builder
 	fmt.Fprintln(&b, g.Summary())
 	for _, k := range caseKinds {
 		fmt.Fprintf(&b, "\n%s\n", kindTitle[k])
-		t := tablewriter.NewTable(&b, tablewriter.WithHeaderAutoFormat(tw.Off))
-		t.Header(caseHeader[k])
+		var rows [][]string
 		for _, c := range g.Cases {
 			if c.Kind == k {
-				if err := t.Append(caseRow(c)); err != nil {
-					return err
-				}
+				rows = append(rows, caseRow(c))
 			}
 		}
-		if err := t.Render(); err != nil {
+		if err := table(&b, caseHeader[k], rows); err != nil {
 			return err
 		}
 	}
@@ -109,7 +97,7 @@ func mdCell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }
 
-func gateMarkdown(w io.Writer, g *GateReport) error {
+func gateMarkdown(w io.Writer, g *bugs.GateReport) error {
 	var b strings.Builder
 	status := "✅"
 	if !g.OK() {
@@ -127,7 +115,7 @@ func gateMarkdown(w io.Writer, g *GateReport) error {
 			row := caseRow(c)
 			cells := []string{map[bool]string{true: "✅", false: "❌"}[c.Pass]}
 			for i, s := range row[1:] {
-				if i == 0 || (k == CaseBug && i == 2) {
+				if i == 0 || (k == bugs.CaseBug && i == 2) {
 					s = "`" + s + "`"
 				}
 				cells = append(cells, mdCell(s))
@@ -164,7 +152,7 @@ type jsonCase struct {
 	Command   string   `json:"command,omitempty"`
 }
 
-func gateJSON(w io.Writer, g *GateReport) error {
+func gateJSON(w io.Writer, g *bugs.GateReport) error {
 	doc := struct {
 		Format string     `json:"format"`
 		Pass   bool       `json:"pass"`
@@ -182,15 +170,15 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
 // gateJUnit renders one test suite per case kind, one test case per check (class
 // spcheck.check.<kind>), so CI lists every bug by name.
-func gateJUnit(w io.Writer, g *GateReport) error {
-	doc := reports.JUnitSuites{Name: "spcheck check", Time: seconds(g.Elapsed)}
+func gateJUnit(w io.Writer, g *bugs.GateReport) error {
+	doc := JUnitSuites{Name: "spcheck check", Time: seconds(g.Elapsed)}
 	for _, k := range caseKinds {
-		s := reports.JUnitSuite{Name: kindTitle[k]}
+		s := JUnitSuite{Name: kindTitle[k]}
 		for _, c := range g.Cases {
 			if c.Kind != k {
 				continue
 			}
-			jc := reports.JUnitCase{ClassName: "spcheck.check." + k, Name: c.Name, Time: seconds(c.Elapsed)}
+			jc := JUnitCase{ClassName: "spcheck.check." + k, Name: c.Name, Time: seconds(c.Elapsed)}
 			out := fmt.Sprintf("verdict: %s\n", c.Verdict)
 			if c.First != "" {
 				out += fmt.Sprintf("first divergence: %s (%s)\n", c.First, c.Signature)
@@ -207,7 +195,7 @@ func gateJUnit(w io.Writer, g *GateReport) error {
 			if c.Pass {
 				jc.SystemOut = out
 			} else {
-				jc.Failure = &reports.JUnitMessage{Type: c.Kind, Message: strings.Join(c.Problems, "; "), Body: out}
+				jc.Failure = &JUnitMessage{Type: c.Kind, Message: strings.Join(c.Problems, "; "), Body: out}
 				s.Failures++
 			}
 			s.Cases = append(s.Cases, jc)
@@ -217,5 +205,5 @@ func gateJUnit(w io.Writer, g *GateReport) error {
 		doc.Failures += s.Failures
 		doc.Suites = append(doc.Suites, s)
 	}
-	return reports.WriteJUnit(w, doc)
+	return WriteJUnit(w, doc)
 }

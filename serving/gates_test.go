@@ -1,11 +1,8 @@
 package serving
 
 import (
-	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/spcheck/spcheck/internal/scenario"
 )
 
 // The gate table (FastDeploy #7172), cell by cell.
@@ -29,20 +26,4 @@ func TestSection32Table(t *testing.T) {
 			t.Errorf("row %d:\n got %+v\nwant %+v", i, g, w)
 		}
 	}
-	golden(t, "gate_table.golden", tab.String())
-}
-
-func TestPredictionReportGolden(t *testing.T) {
-	cfg := PredictionExample()
-	cfg.Predict = PredictCurrentStep
-	rep, err := Run(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "prediction_current_step.golden", rep.String())
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	scenario.Golden(t, filepath.Join("testdata", name), []byte(got))
 }

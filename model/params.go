@@ -1,4 +1,4 @@
-package oracle
+package model
 
 import (
 	"fmt"
@@ -108,18 +108,4 @@ func InitParams(m plan.Model) Params {
 		p[s.Name] = InitParam(m, s.Name, s.Shape)
 	}
 	return p
-}
-
-// check reports the first parameter that is missing or has the wrong shape.
-func (p Params) check(m plan.Model) error {
-	for _, s := range ParamShapes(m) {
-		t, ok := p[s.Name]
-		if !ok {
-			return fmt.Errorf("oracle: parameter %s is missing", s.Name)
-		}
-		if !tensor.SameShape(t.Shape, s.Shape) || len(t.Data) != tensor.Numel(s.Shape) {
-			return fmt.Errorf("oracle: parameter %s has shape %v, want %v", s.Name, t.Shape, s.Shape)
-		}
-	}
-	return nil
 }
