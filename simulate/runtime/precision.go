@@ -286,3 +286,4 @@ func ringSum(in []*tensor.Dense, d tensor.DType) *tensor.Dense {
 	}
 	return out
 }
+
