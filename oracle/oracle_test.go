@@ -271,3 +271,35 @@ func TestGoldenLosses(t *testing.T) {
 	}
 	scenario.Golden(t, filepath.Join("testdata", "losses.golden"), []byte(b.String()))
 }
+
+// TestBlockedGemmSameBits runs whole models with every product on gonum's Dgemm and on nn's
+// blocked GEMM (the default): every recorded tensor — activations, losses, gradients — must
+// be bit-identical, so the speed-up changes no trace, MD5 or golden file. The plans are large
+// enough for the blocked path, with sizes the tiles do not divide and sequences short enough
+// for gonum's serial dot (a whole-k chunk) beside its 64-chunked parallel one.
+func TestBlockedGemmSameBits(t *testing.T) {
+	for _, s := range []string{
+		"vocab=300,hidden=128,heads=2,layers=1,ffn=256,seq=128,batch=2,mtp=1,packed=100:28",
+		"vocab=251,hidden=96,heads=3,layers=2,ffn=200,seq=150,batch=1,mtp=2,packed=61:70:19,tied=true",
+		"vocab=150,hidden=128,heads=1,layers=1,ffn=160,seq=60,batch=1,mtp=1", // 60 tokens: serial dots over k = 128
+	} {
+		p, err := plan.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(gonum bool) *Result {
+			defer nn.GonumOnly(nn.GonumOnly(gonum))
+			res, err := Run(p.Model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		ref, got := run(true), run(false)
+		for i, r := range ref.Records {
+			if !tensor.BitEqual(r.Tensor, got.Records[i].Tensor) {
+				t.Fatalf("%s: %s differs between gonum's and the blocked GEMM", s, r.Name)
+			}
+		}
+	}
+}

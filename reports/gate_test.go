@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/reports"
 )
 
@@ -34,10 +35,14 @@ func TestGateGolden(t *testing.T) {
 			g.Cases[i].Detail = "(tensor counts)"
 		}
 	}
-	for _, f := range []struct {
+	for _, f := range scenario.Cases(t, []struct {
 		format reports.Format
 		file   string
-	}{{reports.FormatMarkdown, "gate.md"}, {reports.FormatJSON, "gate.json"}} {
+		reason string
+	}{
+		{reports.FormatMarkdown, "gate.md", "the job summary CI publishes"},
+		{reports.FormatJSON, "gate.json", "what tools read"},
+	}) {
 		var b bytes.Buffer
 		if err := reports.Gate(&b, &g, f.format); err != nil {
 			t.Fatal(err)

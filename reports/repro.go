@@ -14,6 +14,45 @@ import (
 // gradient MD5s of the correct and the buggy run), and whether that is the catalogue's
 // expected diagnosis. The bugs package builds the outcomes; these functions only render them.
 
+// Catalogue lists the bugs one line each (name, class, summary, source); verbose adds each
+// one's minimal plan, what spcheck must show and its expected first divergence. A legend of the
+// classes ends it.
+func Catalogue(w io.Writer, bs []*bugs.Bug, verbose bool) error {
+	p := &printer{w: w}
+	for _, b := range bs {
+		p.line("%-37s %s  %s  [%s]", b.Name, b.Class, b.Summary, b.Source)
+		if !verbose {
+			continue
+		}
+		if b.Domain == bugs.Training {
+			p.line("    plan:  %s", b.Plan)
+		}
+		p.line("    shows: %s", b.Expect.Shows)
+		if d := expectLine(b); d != "" {
+			p.line("    first: %s", d)
+		}
+	}
+	var legend []string
+	for _, c := range []bugs.Class{bugs.C1, bugs.C2, bugs.C3, bugs.C4, bugs.C5, bugs.C6, bugs.C7} {
+		legend = append(legend, fmt.Sprintf("%s %s", c, bugs.ClassTitle[c]))
+	}
+	p.line("\nclasses: %s", strings.Join(legend, "; "))
+	return p.err
+}
+
+// expectLine is a bug's expected first divergence in one line.
+func expectLine(b *bugs.Bug) string {
+	ex := b.Expect
+	if b.Domain == bugs.Serving {
+		var cls []string
+		for _, c := range ex.Classes {
+			cls = append(cls, string(c))
+		}
+		return strings.Join(cls, ", ")
+	}
+	return fmt.Sprintf("%s at %s (%s)", ex.Verdict, ex.First, ex.Signature)
+}
+
 // BugHeader is the bug's name, class, summary, source and what spcheck must show.
 func BugHeader(w io.Writer, b *bugs.Bug) error {
 	p := &printer{w: w}

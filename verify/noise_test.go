@@ -3,6 +3,7 @@ package verify_test
 import (
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
@@ -41,7 +42,7 @@ func TestRobustJudgement(t *testing.T) {
 	for i := range scaled {
 		scaled[i] *= 1 + 0.9*rtol
 	}
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason string
 		cand   []float64
 		pass   bool
@@ -65,7 +66,7 @@ func TestRobustJudgement(t *testing.T) {
 			return out
 		}(), 1.1), false},
 		{"a scale of 1 + 0.9·rtol, inside every element's bound", scaled, false},
-	} {
+	}) {
 		mk := func(name string, v []float64) *trace.Trace {
 			tr, err := vt.Single(name, vt.Provenance{}).Add(0, "x", vt.Meta("x", trace.Activation, 1, ""), tensor.F64, []int{rows, cols}, v...).Trace()
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/simulate/ir"
 	"github.com/spcheck/spcheck/tensor"
 )
@@ -52,13 +53,14 @@ func TestRingSumRoundsPartials(t *testing.T) {
 	progs, init := world(3, vals, func(r int) []ir.Op {
 		return []ir.Op{{Op: ir.OpAllReduce, Group: g, In: []string{"x"}, Out: []string{"y"}, Attr: ir.Attrs{Strs: map[string]string{"reduce": "sum"}}}, traceOp("y")}
 	})
-	for _, c := range []struct {
-		d    tensor.DType
-		want []float64
+	for _, c := range scenario.Cases(t, []struct {
+		d      tensor.DType
+		want   []float64
+		reason string
 	}{
-		{tensor.BF16, []float64{1 + 0x1p-7, 1, 1}},
-		{tensor.F64, []float64{1 + 0x1p-7, 1 + 0x1p-7, 1 + 0x1p-7}},
-	} {
+		{tensor.BF16, []float64{1 + 0x1p-7, 1, 1}, "bf16 partial sums are rounded hop by hop: the small addends vanish on later ranks"},
+		{tensor.F64, []float64{1 + 0x1p-7, 1 + 0x1p-7, 1 + 0x1p-7}, "float64 keeps every addend"},
+	}) {
 		res, err := RunIn(c.d, progs, init)
 		if err != nil {
 			t.Fatal(err)
