@@ -286,4 +286,3 @@ func ringSum(in []*tensor.Dense, d tensor.DType) *tensor.Dense {
 	}
 	return out
 }
-
