@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
@@ -49,7 +51,7 @@ func run(t *testing.T, name, planStr string) *Outcome {
 	return o
 }
 
-// example runs a worked example and fails on any number that is not the document's.
+// example runs a worked example and fails on any number that is not the expected one.
 func example(t *testing.T, name string) *ExampleResult {
 	t.Helper()
 	e, ok := LookupExample(name)
@@ -62,7 +64,7 @@ func example(t *testing.T, name string) *ExampleResult {
 	}
 	for _, f := range r.Facts {
 		if !f.OK() {
-			t.Errorf("%s %s: spcheck has %s, seed-bugs.md %s", name, f.What, f.Got, f.Want)
+			t.Errorf("%s %s: spcheck has %s, expected %s", name, f.What, f.Got, f.Want)
 		}
 	}
 	if len(r.Facts) == 0 {
@@ -102,9 +104,9 @@ func TestCatalogue(t *testing.T) {
 		}
 		switch b.Domain {
 		case Training:
-			v, ok := simulate.LookupVariant(b.Name)
-			if !ok || v.Programs == nil || v.Applies == nil {
-				t.Errorf("%s: not registered as a simulate variant with a rewrite and Applies", b.Name)
+			v, err := VariantOf(b.MinimalPlan())
+			if err != nil || v == nil || v.Name != b.Name || v.Programs == nil || v.Applies == nil {
+				t.Errorf("%s: no simulate variant with a rewrite and Applies (%v)", b.Name, err)
 			}
 			if err := b.CanShow(b.MinimalPlan()); err != nil {
 				t.Errorf("%s: its minimal plan cannot show it: %v", b.Name, err)
@@ -113,6 +115,11 @@ func TestCatalogue(t *testing.T) {
 			if b.Config == nil || b.Fixed == nil || len(b.Expect.Classes) == 0 {
 				t.Errorf("%s: a serving bug needs Config, Fixed and expected classes", b.Name)
 			}
+		}
+	}
+	for _, name := range []string{"no-such-bug", "serving.gate-old"} {
+		if _, err := VariantOf(plan.Plan{Bug: name}); err == nil || !strings.Contains(err.Error(), "partial-p2p-under-sp") {
+			t.Errorf("plan naming %s: %v (want an error listing the training bugs)", name, err)
 		}
 	}
 	if _, err := Lookup("no-such-bug"); err == nil || !strings.Contains(err.Error(), "partial-p2p-under-sp") {
@@ -167,7 +174,7 @@ func TestSection14(t *testing.T) {
 	}
 	for _, r := range []*ExampleResult{dev, uni} {
 		first := r.Report.First()
-		if len(first) != 1 || signature(first[0]) != SigIdenticalReceivers || first[0].Diagnosis.Level != verify.LevelChunk {
+		if len(first) != 1 || first[0].Signature == nil || first[0].Signature.Kind != verify.SigIdenticalReceivers || first[0].Diagnosis.Level != verify.LevelChunk {
 			t.Errorf("%s: first divergence %v is not a chunk-level identical-receivers diagnosis", r.Example.Name, first)
 		}
 	}
@@ -183,7 +190,7 @@ func TestSection14(t *testing.T) {
 func TestSection18(t *testing.T) {
 	example(t, "norm-grad")
 	o := run(t, "sp-norm-grad-not-reduced", "")
-	ref, err := simulate.OracleTrace(o.Plan)
+	ref, err := pipeline.Reference(o.Plan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,11 +254,11 @@ func TestSection23(t *testing.T) {
 	if got := fact(t, r, "buggy rank1 residual_out (local)"); got != "[[155 -34] [200 -50]]" {
 		t.Errorf("rank 1's residual %s", got)
 	}
-	for _, c := range []struct{ plan, first, reason string }{
+	for _, c := range scenario.Cases(t, []struct{ plan, first, reason string }{
 		{"", "act/layers.1.attn_residual", "the minimal plan: stage 1's first fused add"},
 		{"tp=4,pp=2,sp=vllm,mtp=0,heads=4", "act/layers.1.attn_residual", "tp=4: ranks 1–3 all wrong"},
 		{"tp=2,sp=vllm,mtp=1", "act/mtp.1.layer.attn_residual", "no PP: the MTP depth's input is a full residual too"},
-	} {
+	}) {
 		o := run(t, "vllm-residual-slice-offset0", c.plan)
 		if o.Signature != SigTP0Right || o.First != c.first {
 			t.Errorf("%s: %s at %s, want %s at %s", c.reason, o.Signature, o.First, SigTP0Right, c.first)
@@ -311,7 +318,7 @@ func TestSection43(t *testing.T) {
 // Σ mask·ℓ / Σ mask with ℓ = logsumexp(z) at ignored labels, computed from the oracle's logits.
 func TestSection44(t *testing.T) {
 	o := run(t, "mtp-loss-counts-ignore-index", "")
-	ref, err := simulate.OracleTrace(o.Plan)
+	ref, err := pipeline.Reference(o.Plan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +359,7 @@ func TestSection45(t *testing.T) {
 	o := run(t, "recompute-config-toggled", "")
 	fixed := o.Plan
 	fixed.Bug = ""
-	ok, err := simulate.Run(fixed)
+	ok, err := simulate.Run(fixed, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package bugs
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -9,9 +10,10 @@ import (
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
+	"github.com/spcheck/spcheck/verify"
 )
 
-// Class is a bug class of seed-bugs.md §0.
+// Class is a class of distributed-parallel bug; each catalogue entry is an instance of one.
 type Class string
 
 const (
@@ -46,7 +48,7 @@ const (
 // Bug is one catalogue entry.
 type Bug struct {
 	Name    string
-	Source  string // the seed and upstream report, and the seed-bugs.md section
+	Source  string // the upstream report: repository, PR or issue, file or commit
 	Class   Class
 	Domain  Domain
 	Summary string // one line
@@ -64,19 +66,22 @@ type Bug struct {
 	Examples []string // names of the worked examples (Examples) that reproduce its numbers
 }
 
-// Signature is the shape of a diagnosis: what the first divergence looks like.
+// Signature is the shape of a diagnosis: what the first divergence looks like. The verifier's
+// signatures (verify.SignatureKind, computed for every diagnosed tensor of any comparison) and
+// three the catalogue's runs add.
 type Signature string
 
 const (
-	SigIdenticalReceivers Signature = "identical-receivers" // every TP piece holds the same data though the reference pieces differ; blocks lost
-	SigTP0Right           Signature = "tp0-right"           // TP rank 0's rows right, every other TP rank's wrong
-	SigReplicaMismatch    Signature = "replica-mismatch"    // copies that must agree do not
-	SigScaled             Signature = "scaled"              // every wrong block is one factor × its reference
-	SigPositions          Signature = "positions"           // wrong at the listed sequence positions
-	SigRecompute          Signature = "recompute"           // the forward agrees; recomputed activations do not, grads diverge
-	SigDiverged           Signature = "diverged"            // a value differs, without a finer structure
-	SigRunError           Signature = "run-error"           // the programs cannot run: the failing computation is named
-	SigServing            Signature = "serving"             // the serving checks' diagnosis classes
+	SigIdenticalReceivers = Signature(verify.SigIdenticalReceivers)
+	SigTP0Right           = Signature(verify.SigTP0Right)
+	SigReplicaMismatch    = Signature(verify.SigReplicaMismatch)
+	SigScaled             = Signature(verify.SigScaled)
+	SigPositions          = Signature(verify.SigPositions)
+	SigDiverged           = Signature(verify.SigDiverged)
+
+	SigRecompute Signature = "recompute" // the forward agrees; recomputed activations do not, grads diverge
+	SigRunError  Signature = "run-error" // the programs cannot run: the failing computation is named
+	SigServing   Signature = "serving"   // the serving checks' diagnosis classes
 )
 
 // Expect is the diagnosis a bug must get on its minimal plan.
@@ -111,18 +116,52 @@ type ScaledTensor struct {
 	Why    string
 }
 
-var catalogue = map[string]*Bug{}
+// catalogue holds every bug by name.
+var catalogue = func() map[string]*Bug {
+	m := map[string]*Bug{}
+	for _, b := range append(trainingBugs(), servingBugs()...) {
+		if b.Name == "" || m[b.Name] != nil {
+			panic(fmt.Sprintf("bugs: %q listed twice or unnamed", b.Name))
+		}
+		m[b.Name] = b
+	}
+	return m
+}()
 
-// register adds b to the catalogue and, for a training bug, registers its simulate variant so
-// that `bug=NAME` plans, the GPUs and the fuzzer find it.
-func register(b *Bug) {
-	if b.Name == "" || catalogue[b.Name] != nil {
-		panic(fmt.Sprintf("bugs: %q registered twice or unnamed", b.Name))
+// Variant is a training bug's rewrite as the simulator (and the GPUs, which run the same
+// programs) applies it; nil for a serving bug.
+func (b *Bug) Variant() *simulate.Variant {
+	if b.Domain != Training {
+		return nil
 	}
-	catalogue[b.Name] = b
-	if b.Domain == Training {
-		simulate.RegisterVariant(simulate.Variant{Name: b.Name, Summary: b.Summary, Programs: b.Programs, Applies: b.Applies})
+	return &simulate.Variant{Name: b.Name, Summary: b.Summary, Programs: b.Programs, Applies: b.Applies}
+}
+
+// Variants lists the training bugs' variants by name (what the fuzzer mutates with).
+func Variants() []*simulate.Variant {
+	var out []*simulate.Variant
+	for _, name := range slices.Sorted(maps.Keys(catalogue)) {
+		if v := catalogue[name].Variant(); v != nil {
+			out = append(out, v)
+		}
 	}
+	return out
+}
+
+// VariantOf resolves the bug a plan names (its bug key) to its variant: nil when it names
+// none; an error naming the known training bugs when the catalogue has no such training bug.
+func VariantOf(p plan.Plan) (*simulate.Variant, error) {
+	if p.Bug == "" {
+		return nil, nil
+	}
+	if b := catalogue[p.Bug]; b != nil && b.Domain == Training {
+		return b.Variant(), nil
+	}
+	var names []string
+	for _, v := range Variants() {
+		names = append(names, v.Name)
+	}
+	return nil, fmt.Errorf("plan %q names bug variant %q, which is not a training bug of the catalogue (known: %s)", p.String(), p.Bug, strings.Join(names, ", "))
 }
 
 // All lists the catalogue: training bugs by class then name, then serving bugs.

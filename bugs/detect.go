@@ -1,19 +1,18 @@
 package bugs
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 
 	"github.com/spcheck/spcheck/nn"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/simulate/ir"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
-	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -24,11 +23,6 @@ const (
 	VerdictError = "error"
 	VerdictClean = "verified"
 )
-
-// scaleRelTol is how close a tensor must be to factor × its reference to count as scaled, in
-// norm (‖a − c·r‖ ≤ scaleRelTol·‖a‖): far above float64 rounding of these tiny models (~1e-15),
-// far below any other corruption the catalogue makes (O(1)).
-const scaleRelTol = 1e-9
 
 // Outcome is what spcheck saw when it ran a bug on a plan.
 type Outcome struct {
@@ -81,32 +75,35 @@ func Run(b *Bug, p plan.Plan) (*Outcome, error) {
 	}
 	p.Bug = b.Name
 	o := &Outcome{Bug: b, Plan: p, Command: ReproCommand(b, p)}
-	c, err := simulate.Compile(p)
+	run, err := pipeline.Run(p, b.Variant(), pipeline.Simulator{Recompute: true}, pipeline.Options{Verify: verify.Options{Command: o.Command}})
 	if err != nil {
 		return nil, err
 	}
-	c.TraceRecomputed()
-	res, err := simrt.Run(c.Programs, c.Init)
-	var re *simrt.Error
-	if errors.As(err, &re) && re.Kind != simrt.ErrProgram {
-		o.runError(c, re)
+	if re, ok := run.RunErr.(*simrt.Error); ok {
+		o.runError(run.Compiled, re)
 		return o, nil
 	}
+	o.Recomputed, o.Trace, o.Report = run.Recomputed, run.Cand, run.Report
+	o.classify()
+	return o, nil
+}
+
+// GradientMD5s compares the MD5s of the loss and gradients of the correct run (the bug off, the
+// same plan; A) with the buggy run's (B).
+func (o *Outcome) GradientMD5s() (*verify.DiffReport, error) {
+	if o.Trace == nil {
+		return nil, fmt.Errorf("bugs: %s refused to run: no tensors to hash", o.Bug.Name)
+	}
+	q := o.Plan
+	q.Bug = ""
+	ok, err := pipeline.Execute(q, nil, pipeline.Simulator{})
+	if err == nil {
+		err = ok.RunErr
+	}
 	if err != nil {
 		return nil, err
 	}
-	o.Recomputed = splitRecomputed(res)
-	if o.Trace, err = c.Trace(res); err != nil {
-		return nil, err
-	}
-	ref, err := simulate.OracleTrace(p)
-	if err != nil {
-		return nil, err
-	}
-	if o.Report, err = verify.Compare(ref, o.Trace, verify.Options{Command: o.Command}); err != nil {
-		return nil, err
-	}
-	return o, o.classify(ref)
+	return verify.Diff(ok.Cand, o.Trace, verify.Options{})
 }
 
 // ReproCommand is the command that re-runs b on p.
@@ -167,37 +164,9 @@ func orNone(s string) string {
 	return s
 }
 
-// splitRecomputed removes the recompute probes (simulate.TraceRecomputed) from res and returns
-// the logical names of the activations whose recompute differs bitwise from the forward.
-func splitRecomputed(res *simrt.Result) []string {
-	var differ []string
-	for r, traced := range res.Traces {
-		byKey := map[string]*tensor.Dense{}
-		for _, t := range traced {
-			byKey[t.Tag.Key] = t.T
-		}
-		kept := traced[:0]
-		for _, t := range traced {
-			orig, isProbe := strings.CutPrefix(t.Tag.Key, simulate.RecomputeTraceKey)
-			if !isProbe {
-				kept = append(kept, t)
-				continue
-			}
-			if fwd := byKey[orig]; fwd == nil || !tensor.BitEqual(fwd, t.T) {
-				name := strings.TrimPrefix(t.Tag.Name, simulate.RecomputeTraceKey)
-				if !slices.Contains(differ, name) {
-					differ = append(differ, name)
-				}
-			}
-		}
-		res.Traces[r] = kept
-	}
-	return differ
-}
-
-// classify reads the verifier's report: the first divergence, its signature, and the
-// measurements the bug's expectation asks for.
-func (o *Outcome) classify(ref *trace.Trace) error {
+// classify reads the verifier's report: the first divergence and its signature, and the
+// factors of the tensors the bug's expectation names.
+func (o *Outcome) classify() {
 	first := o.Report.First()
 	if len(first) == 0 {
 		o.Verdict, o.Signature = VerdictClean, ""
@@ -208,217 +177,43 @@ func (o *Outcome) classify(ref *trace.Trace) error {
 		if len(o.Recomputed) > 0 {
 			o.Detail += "; recomputed activations differ from the forward: " + strings.Join(o.Recomputed, ", ")
 		}
-		return nil
+		return
 	}
 	res := first[0]
 	o.Verdict, o.First, o.Ranks = string(res.Verdict), res.Name, res.Ranks
-	o.Signature = signature(res)
-	if o.Signature == SigScaled {
-		o.Scale, o.ScaleName = blockScale(res.Diagnosis)
+	o.Signature = SigDiverged
+	if sig := res.Signature; sig != nil {
+		o.Signature = Signature(sig.Kind)
+		o.Scale, o.ScaleName = sig.Scale, sig.ScaleName
+		valid := validAt(o.Plan, o.Bug.Expect.ValidDepth)
+		for _, i := range sig.Positions {
+			if valid(i) {
+				o.Positions = append(o.Positions, i)
+			}
+		}
 	}
 	if len(o.Recomputed) > 0 {
 		o.Signature = SigRecompute
 	}
-	ex := o.Bug.Expect
-	if ex.Signature == SigPositions || len(ex.Scaled) > 0 {
-		if err := o.measure(ref, res); err != nil {
-			return err
+	if ex := o.Bug.Expect; len(ex.Scaled) > 0 {
+		o.Scales = map[string]float64{}
+		for _, st := range ex.Scaled {
+			o.Scales[st.Name] = math.NaN()
+			for _, r := range o.Report.Results {
+				if r.Name == st.Name && r.Signature != nil && r.Signature.Multiple {
+					o.Scales[st.Name] = r.Signature.Factor
+				}
+			}
 		}
 	}
 	o.Detail = o.describe(res)
-	return nil
-}
-
-// signature classifies the first divergence.
-func signature(res *verify.Result) Signature {
-	if res.Verdict == verify.ReplicaMismatch {
-		return SigReplicaMismatch
-	}
-	d := res.Diagnosis
-	switch {
-	case d == nil:
-		return SigDiverged
-	case identicalReceivers(d):
-		return SigIdenticalReceivers
-	case allScaled(d):
-		return SigScaled
-	case tp0Right(d):
-		return SigTP0Right
-	}
-	return SigDiverged
-}
-
-// identicalReceivers: several pieces, all holding the same values though their references
-// differ, and reference blocks lost — C1's frankentensor.
-func identicalReceivers(d *verify.Diagnosis) bool {
-	if len(d.Rows) < 2 || len(d.Lost) == 0 {
-		return false
-	}
-	same := func(f func(b verify.Block) verify.Values) bool {
-		for _, r := range d.Rows[1:] {
-			for j, b := range r.Blocks {
-				if !sameValues(f(b), f(d.Rows[0].Blocks[j])) {
-					return false
-				}
-			}
-		}
-		return true
-	}
-	return same(func(b verify.Block) verify.Values { return b.Actual }) &&
-		!same(func(b verify.Block) verify.Values { return b.Expected })
-}
-
-func sameValues(a, b verify.Values) bool {
-	return slices.Equal(a.Head, b.Head) && slices.Equal(a.Tail, b.Tail) && a.Elided == b.Elided
-}
-
-// allScaled: every wrong block is the same factor × its reference.
-func allScaled(d *verify.Diagnosis) bool {
-	c, _ := blockScale(d)
-	return c != 0
-}
-
-// blockScale is the common factor of the wrong blocks (0 if they are not all scaled alike).
-func blockScale(d *verify.Diagnosis) (float64, string) {
-	var c float64
-	var name string
-	for _, r := range d.Rows {
-		for _, b := range r.Blocks {
-			switch {
-			case b.Class == verify.Correct:
-			case b.Class == verify.Scaled && (c == 0 || c == b.Scale):
-				c, name = b.Scale, b.ScaleName
-			default:
-				return 0, ""
-			}
-		}
-	}
-	return c, name
-}
-
-// tp0Right: pieces on TP rank 0 are right, pieces on every other TP rank wrong.
-func tp0Right(d *verify.Diagnosis) bool {
-	seen := false
-	for _, r := range d.Rows {
-		t, ok := coordOf(r.Coord, "tp")
-		if !ok {
-			return false
-		}
-		if (t == 0) != r.OK() {
-			return false
-		}
-		seen = seen || t > 0
-	}
-	return seen
-}
-
-// coordOf reads axis's coordinate from a piece label such as "pp=1,tp=0".
-func coordOf(label, axis string) (int, bool) {
-	for _, kv := range strings.Split(label, ",") {
-		if a, v, ok := strings.Cut(kv, "="); ok && a == axis {
-			var n int
-			_, err := fmt.Sscanf(v, "%d", &n)
-			return n, err == nil
-		}
-	}
-	return 0, false
-}
-
-// measure fills Positions and Scales from the reassembled tensors.
-func (o *Outcome) measure(ref *trace.Trace, first *verify.Result) error {
-	refT, err := verify.Assemble(ref)
-	if err != nil {
-		return err
-	}
-	candT, err := verify.Assemble(o.Trace)
-	if err != nil {
-		return err
-	}
-	byName := func(ls []*verify.Logical, name string) *tensor.Dense {
-		for _, l := range ls {
-			if l.Name == name {
-				return l.Dense()
-			}
-		}
-		return nil
-	}
-	ex := o.Bug.Expect
-	if ex.Signature == SigPositions {
-		r, c := byName(refT, first.Name), byName(candT, first.Name)
-		if r != nil && c != nil && len(r.Shape) >= 2 && tensor.SameShape(r.Shape, c.Shape) {
-			o.Positions = divergedPositions(r, c, first.RTol, first.Floor, validAt(o.Plan, ex.ValidDepth))
-			if len(o.Positions) > 0 {
-				o.Signature = SigPositions
-			}
-		}
-	}
-	if len(ex.Scaled) > 0 {
-		o.Scales = map[string]float64{}
-		for _, s := range ex.Scaled {
-			o.Scales[s.Name] = factorOf(byName(candT, s.Name), byName(refT, s.Name))
-		}
-	}
-	return nil
 }
 
 // validAt says which positions of a row count at MTP depth k: i+k+1 < the end of i's
-// sequence (seed-bugs.md §4.1); every position when k = 0.
+// sequence (the MTP loss of depth k has no target past it); every position when k = 0.
 func validAt(p plan.Plan, k int) func(i int) bool {
 	ends := nn.SeqEnds(p.CuSeqlens())
 	return func(i int) bool { return k == 0 || i+k+1 < ends[i] }
-}
-
-// divergedPositions lists the positions i (dim 1) where some element of c[:, i, …] is outside
-// the verifier's tolerance (rtol·(|ref| + floor)) and valid(i).
-func divergedPositions(r, c *tensor.Dense, rtol, floor float64, valid func(int) bool) []int {
-	b, s := r.Shape[0], r.Shape[1]
-	inner := r.Numel() / (b * s)
-	var out []int
-	for i := 0; i < s; i++ {
-		if !valid(i) {
-			continue
-		}
-		bad := false
-		for row := 0; row < b && !bad; row++ {
-			for j := 0; j < inner; j++ {
-				k := (row*s+i)*inner + j
-				if e, a := r.Data[k], c.Data[k]; math.Abs(a-e) > rtol*(math.Abs(e)+floor) {
-					bad = true
-					break
-				}
-			}
-		}
-		if bad {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-// factorOf is c with cand = c·ref (in norm, scaleRelTol), NaN when cand is not a multiple.
-func factorOf(cand, ref *tensor.Dense) float64 {
-	if cand == nil || ref == nil || !tensor.SameShape(cand.Shape, ref.Shape) {
-		return math.NaN()
-	}
-	var ar, rr, aa float64
-	for i, x := range ref.Data {
-		ar += cand.Data[i] * x
-		rr += x * x
-		aa += cand.Data[i] * cand.Data[i]
-	}
-	if rr == 0 {
-		return math.NaN()
-	}
-	c := ar / rr
-	var res float64
-	for i, x := range ref.Data {
-		d := cand.Data[i] - c*x
-		res += d * d
-	}
-	if math.Sqrt(res) > scaleRelTol*math.Sqrt(aa) {
-		return math.NaN()
-	}
-	return c
 }
 
 // describe is the outcome in one line.
@@ -427,22 +222,13 @@ func (o *Outcome) describe(res *verify.Result) string {
 	if len(res.Ranks) > 0 {
 		s += fmt.Sprintf(" on ranks %v", res.Ranks)
 	}
-	switch o.Signature {
-	case SigIdenticalReceivers:
-		s += fmt.Sprintf("; every receiver holds the same data, %s lost", verify.Plural(len(res.Diagnosis.Lost), "reference block"))
-	case SigTP0Right:
-		s += "; TP rank 0's rows right, every other TP rank's wrong"
-	case SigScaled:
-		s += "; every wrong block is " + verify.FormatScale(o.Scale, o.ScaleName) + " its reference"
-	case SigReplicaMismatch:
-		s += "; the copies disagree"
-	case SigPositions:
-		s += fmt.Sprintf("; wrong at positions %v", o.Positions)
-		if d := o.Bug.Expect.ValidDepth; d > 0 {
-			s += fmt.Sprintf(" (valid at depth %d)", d)
-		}
-	case SigRecompute:
+	switch {
+	case o.Signature == SigRecompute:
 		s += "; recomputed " + strings.Join(o.Recomputed, ", ") + " differ from the forward"
+	case o.Signature == SigPositions && o.Bug.Expect.ValidDepth > 0:
+		s += fmt.Sprintf("; wrong at positions %v (valid at depth %d)", o.Positions, o.Bug.Expect.ValidDepth)
+	case res.Signature != nil && o.Signature != SigDiverged && o.Signature != SigReplicaMismatch: // the verdict says replica mismatch
+		s += "; " + res.Signature.String()
 	}
 	for _, st := range o.Bug.Expect.Scaled {
 		if c := o.Scales[st.Name]; !math.IsNaN(c) {
@@ -533,7 +319,7 @@ func (o *Outcome) Mismatches() []string {
 		}
 	}
 	for _, s := range ex.Scaled {
-		if got := o.Scales[s.Name]; math.IsNaN(got) || math.Abs(got-s.Factor) > scaleRelTol*math.Abs(s.Factor) {
+		if got := o.Scales[s.Name]; math.IsNaN(got) || math.Abs(got-s.Factor) > verify.MultipleRelTol*math.Abs(s.Factor) {
 			bad = append(bad, fmt.Sprintf("%s is %v × its reference, want ×%g (%s)", s.Name, got, s.Factor, s.Why))
 		}
 	}

@@ -1,18 +1,22 @@
-// Package bugs is spcheck's catalogue of real distributed-parallel bugs (seed-bugs.md): each
-// entry names a bug, where it came from, its class (C1–C7 of seed-bugs.md §0), the minimal plan
+// Package bugs is spcheck's catalogue of real distributed-parallel bugs found in Paddle,
+// PaddleFleet, Megatron-LM, vLLM, FastDeploy and ms-swift: each entry names a bug, the upstream
+// PR or commit it came from, its class (C1–C7, see Class), the minimal plan
 // it shows on, the rewrite that injects it, and the diagnosis spcheck must give — the verdict
 // and tensor of the first divergence, its signature (every receiver holding the same
 // frankentensor, TP rank 0 right and the others wrong, ×tp, a replica mismatch, wrong valid
-// MTP positions, …) and the document's exact numbers.
+// MTP positions, …) and the exact numbers worked out by hand for it.
 //
 // Training bugs are rewrites of the per-rank programs (and, where the bug lives in the data a
-// rank starts from, of its starting tensors), registered in init as simulate variants, so the
-// simulator, the GPUs (cuda/ runs the same programs) and the fuzzer (simulate.Variants) all see
-// them; Run executes one on a plan, compares it with the oracle and classifies the outcome.
+// rank starts from, of its starting tensors). Callers resolve a plan's bug key with VariantOf and
+// pass the variant to the simulator (simulate.Compile), the GPUs (cuda/ runs the same programs)
+// and the fuzzer (Variants); there is no registry. Run executes a bug on a plan through package
+// pipeline and checks the verifier's first divergence and signature (computed by package verify
+// for any comparison) against the bug's expectation.
 // Serving bugs switch the variants of package serving's decode loop. Worked examples (Examples)
-// rerun the documents' own numbers — seed 001's table (§1.4), vLLM's residual rows (§2.3, §2.4),
-// the norm-grad partials (§1.8), the eh_proj adjoint (§4.7), the §3.2 gate table and the §3.3
-// launch counts — on tiny hand-written programs or configs, through the same rewrites.
+// rerun small hand-worked cases of the upstream bugs — the table of PaddleFleet#589's discussion,
+// vLLM's residual rows (#33322, #24021), the SP norm-grad partials, the eh_proj adjoint
+// (Megatron-LM 06e9f28b30), FastDeploy #7172's gate table and launch counts — on tiny
+// hand-written programs or configs, through the same rewrites.
 //
 // Gate is `spcheck check`: correct plans that must verify, every bug detected with its expected
 // diagnosis, every bug's fixed form verifying clean on the same plan, every worked example's

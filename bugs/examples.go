@@ -17,25 +17,26 @@ import (
 	"github.com/spcheck/spcheck/verify"
 )
 
-// Example is a worked example of seed-bugs.md: the document's numbers, recomputed by spcheck —
-// tiny hand-written programs run through the simulator's runtime with the catalogue's own
-// rewrites, compared by the verifier; or package serving's loop on the document's deployment.
+// Example is a worked example of an upstream bug: numbers worked out by hand from the upstream
+// code (and, for PaddleFleet#589, the PR discussion's table), recomputed by spcheck — tiny
+// hand-written programs run through the simulator's runtime with the catalogue's own rewrites,
+// compared by the verifier; or package serving's loop on the example's deployment.
 type Example struct {
-	Name    string
-	Section string // seed-bugs.md section
-	Title   string
-	Bugs    []string // the catalogue entries it illustrates
-	run     func() (*ExampleResult, error)
+	Name   string
+	Source string // the upstream report the numbers are worked out from
+	Title  string
+	Bugs   []string // the catalogue entries it illustrates
+	run    func() (*ExampleResult, error)
 }
 
-// Fact is one number (or list) of the document as spcheck computed it, next to the document's.
+// Fact is one number (or list) as spcheck computed it, next to the hand-worked expected value.
 type Fact struct {
 	What string
 	Got  string
 	Want string
 }
 
-// OK reports whether spcheck's value is the document's.
+// OK reports whether spcheck's value is the expected one.
 func (f Fact) OK() bool { return f.Got == f.Want }
 
 // ExampleResult is a worked example's outcome.
@@ -46,10 +47,13 @@ type ExampleResult struct {
 	// run programs; Seed001 asks for PaddleFleet#589's layout under its block table.
 	Report  *verify.Report
 	Seed001 bool
-	Text    string // the serving examples' tables
+	// The serving examples' evidence, as tables (package reports renders them): the emission
+	// gate under each deployment, and the decode loop whose launches were under-predicted.
+	Gates    *serving.GateTable
+	Launches *serving.Report
 }
 
-// OK reports whether every fact matches the document.
+// OK reports whether every fact matches its expected value.
 func (r *ExampleResult) OK() bool {
 	for _, f := range r.Facts {
 		if !f.OK() {
@@ -63,28 +67,28 @@ func (r *ExampleResult) fact(what, got, want string) {
 	r.Facts = append(r.Facts, Fact{what, got, want})
 }
 
-// Examples lists the worked examples in document order.
+// Examples lists the worked examples, training before serving before MTP.
 func Examples() []*Example {
 	return []*Example{
-		{Name: "seed001-develop", Section: "§1.4", Title: "partial send/recv under SP, develop branch (NormPipe backward ×2 before the boundary)",
+		{Name: "seed001-develop", Source: "PaddleFleet#589", Title: "partial send/recv under SP, develop branch (NormPipe backward ×2 before the boundary)",
 			Bugs: []string{"partial-p2p-under-sp"}, run: func() (*ExampleResult, error) { return seed001("seed001-develop", 2) }},
-		{Name: "seed001-unify", Section: "§1.4", Title: "partial send/recv under SP, unify branch (identity EmptyLayer before the boundary)",
+		{Name: "seed001-unify", Source: "PaddleFleet#589", Title: "partial send/recv under SP, unify branch (identity EmptyLayer before the boundary)",
 			Bugs: []string{"partial-p2p-under-sp"}, run: func() (*ExampleResult, error) { return seed001("seed001-unify", 1) }},
-		{Name: "norm-grad", Section: "§1.8", Title: "SP norm-weight grads: 4 tokens, tp=2, per-token contributions 1,2,3,4",
+		{Name: "norm-grad", Source: "Megatron-LM finalize_model_grads.py", Title: "SP norm-weight grads: 4 tokens, tp=2, per-token contributions 1,2,3,4",
 			Bugs: []string{"sp-norm-grad-not-reduced", "sp-norm-grad-avg"}, run: normGrad},
-		{Name: "vllm33322", Section: "§2.3", Title: "vLLM MiddleAllReduceRMSNorm residual slice, tp=2, N=4 (3 tokens + 1 pad), H=2",
+		{Name: "vllm33322", Source: "vLLM #33322", Title: "vLLM MiddleAllReduceRMSNorm residual slice, tp=2, N=4 (3 tokens + 1 pad), H=2",
 			Bugs: []string{"vllm-residual-slice-offset0"}, run: vllm33322},
-		{Name: "vllm24021", Section: "§2.4", Title: "vLLM PP+SP residual sent by slice + all-gather (pre-#24021), tp=2",
+		{Name: "vllm24021", Source: "vLLM #24021", Title: "vLLM PP+SP residual sent by slice + all-gather (pre-#24021), tp=2",
 			Bugs: []string{"vllm-residual-send-allgather"}, run: vllm24021},
-		{Name: "gate-table", Section: "§3.2", Title: "FastDeploy emission gates, TP=2 × DP=2 (EP)",
+		{Name: "gate-table", Source: "FastDeploy #7172", Title: "FastDeploy emission gates, TP=2 × DP=2 (EP)",
 			Bugs: []string{"serving.gate-old", "serving.gate-global-rank"}, run: gateTable},
-		{Name: "launch-prediction", Section: "§3.3", Title: "FastDeploy next-launch token count, k=3",
+		{Name: "launch-prediction", Source: "FastDeploy #7172", Title: "FastDeploy next-launch token count, k=3",
 			Bugs: []string{"serving.predict-current-step"}, run: launchPrediction},
-		{Name: "cu-seqlens", Section: "§4.3", Title: "MTP cu_seqlens for packed lengths 4,3,5 (depth 1)",
+		{Name: "cu-seqlens", Source: "ms-swift #6496", Title: "MTP cu_seqlens for packed lengths 4,3,5 (depth 1)",
 			Bugs: []string{"mtp-cu-seqlens-shifted", "mtp-cu-seqlens-compacted"}, run: cuSeqlens},
-		{Name: "recompute-positions", Section: "§4.5", Title: "RoPE positions of the forward vs the recompute, packed lengths 2,3,5 (the document's rolled table, then spcheck's per-sequence positions read from the compiled programs)",
+		{Name: "recompute-positions", Source: "ms-swift #6496", Title: "RoPE positions of the forward vs the recompute, packed lengths 2,3,5 (ms-swift's rolled table, then spcheck's per-sequence positions read from the compiled programs)",
 			Bugs: []string{"recompute-config-toggled"}, run: recomputePositions},
-		{Name: "eh-proj", Section: "§4.7", Title: "MTP eh_proj gather adjoint, tp=2, H=4, G=[1,2,3,4]",
+		{Name: "eh-proj", Source: "Megatron-LM 06e9f28b30", Title: "MTP eh_proj gather adjoint, tp=2, H=4, G=[1,2,3,4]",
 			Bugs: []string{"mtp-eh-proj-reduce-scatter"}, run: ehProj},
 	}
 }
@@ -109,7 +113,7 @@ func (e *Example) Run() (*ExampleResult, error) {
 	return r, nil
 }
 
-// list prints values as the document does, rounded to 4 decimals: [1.3814 -0.303].
+// list prints values as the hand-worked examples do, rounded to 4 decimals: [1.3814 -0.303].
 func list(xs []float64) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
@@ -146,7 +150,7 @@ func twoRuns(build func() *mini, rewrite func(c *simulate.Compiled) error, examp
 	return ok, bad, rep, err
 }
 
-// ---- §1.4 ----
+// ---- PaddleFleet#589: partial send/recv under SP ----
 
 // seed001 is PaddleFleet#589's table: the last stage's TP ranks hold the LMHead backward output
 // (8 elements each), pass it through the layer before the boundary (×c) and send it back to the
@@ -206,7 +210,7 @@ func lostValues(rep *verify.Report) map[int][]string {
 	return out
 }
 
-// ---- §1.8 ----
+// ---- SP norm-weight gradients (Megatron-LM finalize_model_grads.py) ----
 
 // normGrad: each TP rank's partial gradient of a replicated weight is Σ over its own tokens of
 // the per-token contributions (linear_grad_weight of ones), then the SP SUM all-reduce.
@@ -248,7 +252,7 @@ func normGrad() (*ExampleResult, error) {
 	return out, nil
 }
 
-// ---- §2.3 ----
+// ---- vLLM #33322: the residual slice ----
 
 // vllm33322 is the SP replacement of all_reduce + fused_add_rms_norm: reduce-scatter the
 // row-parallel partials, add this rank's rows of the full residual, norm, all-gather.
@@ -284,14 +288,14 @@ func vllm33322() (*ExampleResult, error) {
 	out.fact("buggy rank1 residual_out (local)", rows(tensorOf(bad, 1, "act/residual_out")), "[[155 -34] [200 -50]]")
 	out.fact("buggy all_gather(y) on every rank", rows(tensorOf(bad, 0, "act/y")), "[[1.1571 -0.8131] [1.4137 -0.0364] [1.3814 -0.303] [1.372 -0.343]]")
 	first, sig := "", Signature("")
-	if f := rep.First(); len(f) > 0 {
-		first, sig = f[0].Name, signature(f[0])
+	if f := rep.First(); len(f) > 0 && f[0].Signature != nil {
+		first, sig = f[0].Name, Signature(f[0].Signature.Kind)
 	}
 	out.fact("first divergence", first+" ("+string(sig)+")", "act/residual_out ("+string(SigTP0Right)+")")
 	return out, nil
 }
 
-// ---- §2.4 ----
+// ---- vLLM #24021: the PP+SP residual transport ----
 
 // vllm24021 sends stage k's scattered residual shards to stage k+1 (send_tensor_dict), then the
 // receivers all-gather them (post-#33322 sync_and_gather_intermediate_tensors).
@@ -326,14 +330,14 @@ func vllm24021() (*ExampleResult, error) {
 	return out, nil
 }
 
-// ---- §3.2, §3.3 ----
+// ---- FastDeploy #7172: emission gate and launch prediction ----
 
 func gateTable() (*ExampleResult, error) {
 	t, err := serving.CompareGates(serving.GateExample())
 	if err != nil {
 		return nil, err
 	}
-	out := &ExampleResult{Text: t.String()}
+	out := &ExampleResult{Gates: &t}
 	want := [][4]string{
 		{"old, use_ep=False (pure TP, DP=1)", "r0", "A,B | -", "ok"},
 		{"old, use_ep=True", "r0,r1,r2,r3", "A,B,A,B | C,D,C,D", "duplicates x2"},
@@ -372,11 +376,11 @@ func launchPrediction() (*ExampleResult, error) {
 		break
 	}
 	out.fact("in the decode loop, first under-prediction", got, "step 2 DP0: predicted 14, actual 16")
-	out.Text = rep.LaunchTable()
+	out.Launches = &rep
 	return out, nil
 }
 
-// ---- §4.3, §4.5 ----
+// ---- ms-swift #6496: MTP cu_seqlens and the recompute's RoPE positions ----
 
 func cuSeqlens() (*ExampleResult, error) {
 	cu := []int{0, 4, 7, 12}
@@ -405,7 +409,7 @@ func recomputePositions() (*ExampleResult, error) {
 		return nil, err
 	}
 	p := b.MinimalPlan()
-	c, err := simulate.Compile(p)
+	c, err := simulate.Compile(p, b.Variant())
 	if err != nil {
 		return nil, err
 	}
@@ -429,8 +433,8 @@ func recomputePositions() (*ExampleResult, error) {
 		return fmt.Sprint(pos[cu[2]:cu[3]])
 	}
 	out := &ExampleResult{}
-	// The document's table rolls the positions with the ids (ms-swift); the same kernel
-	// mapping on it gives the document's numbers.
+	// ms-swift rolls the positions with the ids; the same kernel mapping on its rolled table
+	// gives the hand-worked numbers.
 	rolled := []int{1, 0, 1, 2, 0, 1, 2, 3, 4, 0}
 	out.fact("ms-swift's rolled table: forward positions of sequence C", seqC(rolled), "[1 2 3 4 0]")
 	out.fact("ms-swift's rolled table: the fused recompute reads freqs[0..4]", seqC(FusedPositions(rolled, cu)), "[1 0 1 2 0]")
@@ -446,7 +450,7 @@ func recomputePositions() (*ExampleResult, error) {
 	return out, nil
 }
 
-// ---- §4.7 ----
+// ---- Megatron-LM 06e9f28b30: the eh_proj gather's adjoint ----
 
 // ehProj: the eh_proj output's TP shards are gathered on the last dim; its incoming gradient G is
 // the same on every rank, and the gather's adjoint gives each rank its slice.
@@ -472,9 +476,8 @@ func ehProj() (*ExampleResult, error) {
 	out.fact("correct (split)", list(tensorOf(ok, 0, key).Data)+" "+list(tensorOf(ok, 1, key).Data), "[1 2] [3 4]")
 	out.fact("buggy (reduce-scatter)", list(tensorOf(bad, 0, key).Data)+" "+list(tensorOf(bad, 1, key).Data), "[2 4] [6 8]")
 	scale := ""
-	if f := rep.First(); len(f) > 0 && f[0].Diagnosis != nil {
-		c, name := blockScale(f[0].Diagnosis)
-		scale = verify.FormatScale(c, name)
+	if f := rep.First(); len(f) > 0 && f[0].Signature != nil && f[0].Signature.Kind == verify.SigScaled {
+		scale = verify.FormatScale(f[0].Signature.Scale, f[0].Signature.ScaleName)
 	}
 	out.fact("diagnosis", scale, "×2 (tp)")
 	return out, nil

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -38,7 +38,7 @@ const (
 	CaseCorrect = "correct" // a correct plan verifies
 	CaseBug     = "bug"     // a catalogue bug is detected with its expected diagnosis
 	CaseFixed   = "fixed"   // the bug switched off verifies clean on the same plan
-	CaseExample = "example" // a worked example reproduces the document's numbers
+	CaseExample = "example" // a worked example reproduces its hand-worked numbers
 )
 
 // Case is one check of the gate.
@@ -98,7 +98,7 @@ func (g *GateReport) Count(kind string) int {
 // Gate runs `spcheck check`: every correct plan must verify; every catalogue bug must be
 // detected on its minimal plan with its expected verdict, first-divergence tensor and signature
 // (and numbers); its fixed form must verify clean on the same plan; every worked example must
-// reproduce the document's numbers. Cases run on GOMAXPROCS workers; the report lists them in
+// reproduce their hand-worked numbers. Cases run on GOMAXPROCS workers; the report lists them in
 // a fixed order.
 func Gate() *GateReport {
 	start := time.Now()
@@ -135,8 +135,6 @@ func Gate() *GateReport {
 	return g
 }
 
-func verifyCommand(p plan.Plan) string { return fmt.Sprintf("spcheck verify --plan '%s'", p) }
-
 func correctCase(s string) Case {
 	c := Case{Kind: CaseCorrect, Name: s}
 	p, err := plan.Parse(s)
@@ -149,8 +147,8 @@ func correctCase(s string) Case {
 
 // verifyCase runs p through oracle, simulator and verifier: it passes when everything verifies.
 func verifyCase(c Case, p plan.Plan) Case {
-	c.Plan, c.Command = p.String(), verifyCommand(p)
-	rep, err := simulate.Verify(p, verify.Options{Command: c.Command})
+	c.Plan, c.Command = p.String(), pipeline.VerifyCommand(p)
+	rep, err := pipeline.Verify(p, nil, verify.Options{Command: c.Command})
 	if err != nil {
 		c.Verdict, c.Problems = VerdictError, []string{err.Error()}
 		return c
@@ -223,11 +221,11 @@ func exampleCase(e *Example) Case {
 	}
 	for _, f := range r.Facts {
 		if !f.OK() {
-			c.Problems = append(c.Problems, fmt.Sprintf("%s: %s, the document has %s", f.What, f.Got, f.Want))
+			c.Problems = append(c.Problems, fmt.Sprintf("%s: %s, expected %s", f.What, f.Got, f.Want))
 		}
 	}
 	c.Pass = r.OK()
-	c.Verdict = fmt.Sprintf("%d/%d numbers as in seed-bugs.md %s", len(r.Facts)-len(c.Problems), len(r.Facts), e.Section)
+	c.Verdict = fmt.Sprintf("%d/%d numbers as worked out for %s", len(r.Facts)-len(c.Problems), len(r.Facts), e.Source)
 	c.Detail = e.Title
 	return c
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // mini is a tiny hand-written set of per-rank programs on a dp × pp × tp mesh (ranks row-major,
-// tp innermost, as the planner numbers them), so that a worked example of seed-bugs.md runs the
-// document's own numbers through the simulator's runtime and the catalogue's rewrites.
+// tp innermost, as the planner numbers them), so that a worked example runs its hand-worked
+// numbers through the simulator's runtime and the catalogue's rewrites.
 type mini struct {
 	c     *simulate.Compiled
 	order int

@@ -324,7 +324,7 @@ func mtpCoef(c *simulate.Compiled) float64 {
 	return c.Plan.MTPLambda / float64(c.Plan.MTP)
 }
 
-// FusedPositions is what the fused THD RoPE kernel reads in seed 003's recompute (§4.5): the
+// FusedPositions is what the fused THD RoPE kernel reads in the recompute of ms-swift #6496's intermediate revision: the
 // per-token position table pos (rows of cu[-1] tokens) indexed by each token's in-sequence offset
 // instead of its own index — token j of a sequence starting at s gets pos[row + (j − s)].
 func FusedPositions(pos, cu []int) []int {

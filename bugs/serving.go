@@ -2,14 +2,9 @@ package bugs
 
 import "github.com/spcheck/spcheck/serving"
 
-// The serving bugs of seed 000 (FastDeploy #7172/#7192, seed-bugs.md §3) are variants of
+// The serving bugs of FastDeploy's MTP decode loop (PaddlePaddle/FastDeploy #7172, cherry-picked
+// as #7192) are variants of
 // package serving's decode loop; their names match package fuzz's serving bugs.
-
-func init() {
-	for _, b := range servingBugs() {
-		register(b)
-	}
-}
 
 // fixedServing is the post-fix loop: TP-local rank-0 gate, next-real-bsz prediction, state
 // updates on every replica.
@@ -17,7 +12,7 @@ func fixedServing(c *serving.Config) {
 	c.Gate, c.Predict, c.GateStateUpdates = serving.GateNew, serving.PredictNextRealBsz, false
 }
 
-// gateExample is §3.2's deployment (TP=2, DP=2 under EP) with f applied.
+// gateExample is the gate table's deployment (TP=2, DP=2 under EP) with f applied.
 func gateExample(f func(c *serving.Config)) func() serving.Config {
 	return func() serving.Config {
 		c := serving.GateExample()
@@ -30,31 +25,31 @@ func servingBugs() []*Bug {
 	return []*Bug{
 		{
 			Name:    "serving.gate-old",
-			Source:  "seed 000: FastDeploy speculate_save_output.cc before #7172 (save_each_rank = use_ep); seed-bugs.md §3.2",
+			Source:  "FastDeploy custom_ops/gpu_ops/speculate_decoding/speculate_save_output.cc before #7172 (save_each_rank = use_ep)",
 			Class:   C5,
 			Domain:  Serving,
 			Summary: "emission gate `save_each_rank || rank_id == 0` with save_each_rank = use_ep: under EP every TP rank emits its (TP-broadcast, identical) tokens",
 			Config:  gateExample(func(c *serving.Config) { c.Gate = serving.GateOld }),
 			Fixed:   fixedServing,
 			Expect: Expect{Signature: SigServing, Classes: []serving.Class{serving.ClassDuplicated},
-				Shows: "every request's tokens duplicated ×tp in its DP group's queue (§3.2: A,B,A,B | C,D,C,D)"},
+				Shows: "every request's tokens duplicated ×tp in its DP group's queue (gate table: A,B,A,B | C,D,C,D)"},
 			Examples: []string{"gate-table"},
 		},
 		{
 			Name:    "serving.gate-global-rank",
-			Source:  "seed 000: #7172 review (the new gate fed a global rank id); seed-bugs.md §3.2",
+			Source:  "FastDeploy #7172 review (the new gate fed a global rank id)",
 			Class:   C5,
 			Domain:  Serving,
 			Summary: "emission gate `rank_id == 0` fed a global rank: only global rank 0 emits, every DP group ≥ 1 is silently dropped",
 			Config:  gateExample(func(c *serving.Config) { c.Gate = serving.GateGlobalRank }),
 			Fixed:   fixedServing,
 			Expect: Expect{Signature: SigServing, Classes: []serving.Class{serving.ClassLost},
-				Shows: "DP group 1's requests never reach its queue (§3.2: C,D lost)"},
+				Shows: "DP group 1's requests never reach its queue (gate table: C,D lost)"},
 			Examples: []string{"gate-table"},
 		},
 		{
 			Name:    "serving.gate-state-updates",
-			Source:  "seed 000: #7172 review (\"不能提前return\": gate only the emission); seed-bugs.md §3.2",
+			Source:  "FastDeploy #7172 review (\"不能提前return\": gate only the emission)",
 			Class:   C5,
 			Domain:  Serving,
 			Summary: "the gate's early return also skips the state updates every replica must run, so non-emitting ranks fall out of lockstep",
@@ -65,7 +60,7 @@ func servingBugs() []*Bug {
 		},
 		{
 			Name:    "serving.predict-current-step",
-			Source:  "seed 000: FastDeploy _predict_next_launch_token_num before #7172; seed-bugs.md §3.3",
+			Source:  "FastDeploy fastdeploy/worker/gpu_model_runner.py _predict_next_launch_token_num before #7172",
 			Class:   C6,
 			Domain:  Serving,
 			Summary: "the overlapped runner predicts the next launch's token count from the current step's seq_lens_this_time",
@@ -76,7 +71,7 @@ func servingBugs() []*Bug {
 			},
 			Fixed: fixedServing,
 			Expect: Expect{Signature: SigServing, Classes: []serving.Class{serving.ClassUnder},
-				Shows: "step 2 of DP0 predicted 14 tokens, launched 16 (§3.3): pre_process drops 2"},
+				Shows: "step 2 of DP0 predicted 14 tokens, launched 16: pre_process drops 2"},
 			Examples: []string{"launch-prediction"},
 		},
 	}

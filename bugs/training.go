@@ -3,11 +3,11 @@ package bugs
 import (
 	"errors"
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"slices"
 	"strings"
 
 	"github.com/spcheck/spcheck/nn"
-	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
@@ -50,7 +50,7 @@ var (
 	needCoef    = cond{"mtp_lambda ≠ mtp (λ/D ≠ 1)", func(p plan.Plan) bool { return p.MTPLambda != float64(p.MTP) }}
 	// An ignored label (−100) with loss mask 1 at some MTP depth: the bug counts it.
 	needIgnoredLabel = cond{"an ignored (−100) MTP label with loss mask 1", func(p plan.Plan) bool {
-		in := oracle.MakeInputs(p.Model)
+		in := model.MakeInputs(p.Model)
 		for k := 1; k <= p.MTP; k++ {
 			lab := nn.RollSequences(in.Labels, in.CuSeqlens, k, 0)
 			mask := nn.RollSequences(in.LossMask, in.CuSeqlens, k, 0)
@@ -67,7 +67,7 @@ var (
 		if p.TP < 2 || p.SP == plan.SPOff {
 			return false
 		}
-		in := oracle.MakeInputs(p.Model)
+		in := model.MakeInputs(p.Model)
 		block := (p.Seq + p.TP - 1) / p.TP
 		for k := 1; k <= p.MTP; k++ {
 			ids := nn.RollSequences(in.IDs, in.CuSeqlens, k, 0)
@@ -114,7 +114,7 @@ var (
 // mtpWeights are each MTP depth's per-token loss weights (mask·[label ≠ −100] after the depth's
 // per-sequence roll; unnormalised), flattened [B·S].
 func mtpWeights(p plan.Plan) [][]float64 {
-	in := oracle.MakeInputs(p.Model)
+	in := model.MakeInputs(p.Model)
 	var out [][]float64
 	for k := 1; k <= p.MTP; k++ {
 		lab := nn.RollSequences(in.Labels, in.CuSeqlens, k, 0)
@@ -128,17 +128,11 @@ func mtpWeights(p plan.Plan) [][]float64 {
 	return out
 }
 
-func init() {
-	for _, b := range trainingBugs() {
-		register(b)
-	}
-}
-
 func trainingBugs() []*Bug {
 	return []*Bug{
 		{
 			Name:     "partial-p2p-under-sp",
-			Source:   "seed 001: PaddleFleet#589 (Paddle enable_partial_send_recv, default on); seed-bugs.md §1",
+			Source:   "PaddleFleet#589 (Paddle p2p_communication.py enable_partial_send_recv, default on; PaddleFleet#590 turns it off under SP)",
 			Class:    C1,
 			Domain:   Training,
 			Summary:  "partial send/recv left on under sequence parallelism: each TP rank sends flat chunk tp_rank of its own sequence shard, every receiver all-gathers the same frankentensor (forward and backward)",
@@ -151,7 +145,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "vllm-residual-send-allgather",
-			Source:   "vLLM #24021 (send_tensor_dict all_gather_group for the SP residual); seed-bugs.md §2.4, §1.6",
+			Source:   "vLLM #24021 (GroupCoordinator.send_tensor_dict all_gather_group for the SP residual)",
 			Class:    C1,
 			Domain:   Training,
 			Summary:  "PP+SP: the scattered residual is sent to the next stage by slice + all-gather like the replicated hidden states, so every receiver rebuilds the same mixed residual",
@@ -164,7 +158,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "vllm-residual-slice-offset0",
-			Source:   "seed 002: vLLM #33322 (MiddleAllReduceRMSNorm residual[0:L]); seed-bugs.md §2.3",
+			Source:   "vLLM #33322 (sequence_parallelism.py MiddleAllReduceRMSNormPattern residual[0:L])",
 			Class:    C2,
 			Domain:   Training,
 			Summary:  "SP rewrite cuts the full residual at offset 0 on every TP rank instead of rank·L: rank 0 right, every other rank adds rank 0's rows",
@@ -177,7 +171,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "vllm-pp-residual-not-gathered",
-			Source:   "seed 002: vLLM #33322 (sync_and_slice_intermediate_tensors), issue #27894; seed-bugs.md §2.4",
+			Source:   "vLLM #33322 (gpu_model_runner.py sync_and_slice_intermediate_tensors), issue #27894",
 			Class:    C2,
 			Domain:   Training,
 			Summary:  "PP+SP receiver keeps its peer's residual shard [L,H] instead of all-gathering it, but the stage's first norm runs unsharded on [N,H]",
@@ -189,7 +183,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "sp-norm-grad-not-reduced",
-			Source:   "Megatron #1446, PaddleFleet #1146/#1154/#1162, PaddleFleetX #671; seed-bugs.md §1.8",
+			Source:   "Megatron #1446, PaddleFleet #1146/#1154/#1162, PaddleFleetX #671",
 			Class:    C3,
 			Domain:   Training,
 			Summary:  "SP: the replicated norm weights' gradients (partial: each rank saw its own rows) are never all-reduced over TP",
@@ -202,7 +196,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "sp-norm-grad-avg",
-			Source:   "Megatron finalize_model_grads (SUM vs average_gradients_across_tp_domain); seed-bugs.md §1.8",
+			Source:   "Megatron-LM megatron/core/distributed/finalize_model_grads.py (SUM vs average_gradients_across_tp_domain)",
 			Class:    C3,
 			Domain:   Training,
 			Summary:  "SP: the norm weights' partial gradients are AVG- instead of SUM-reduced over TP",
@@ -216,7 +210,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "mtp-eh-proj-reduce-scatter",
-			Source:   "Megatron !3594 (06e9f28b30): all_gather_last_dim_from_tensor_parallel_region → gather_from_tensor_model_parallel_region; seed-bugs.md §4.7",
+			Source:   "Megatron !3594 (06e9f28b30): all_gather_last_dim_from_tensor_parallel_region → gather_from_tensor_model_parallel_region",
 			Class:    C3,
 			Domain:   Training,
 			Summary:  "MTP eh_proj output gathered with a collective whose adjoint reduce-scatters a gradient that is already replicated: grads ×tp upstream of the projection",
@@ -230,7 +224,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "mtp-cu-seqlens-shifted",
-			Source:   "seed 003: ms-swift #6496 intermediate revision (author's cu_seqlens); seed-bugs.md §4.3",
+			Source:   "ms-swift #6496 intermediate revision (author's cu_seqlens)",
 			Class:    C4,
 			Domain:   Training,
 			Summary:  "MTP layer attention gets concat([0], cu[1:]−1, cu[-1:]): each cross-boundary position moves to the start of the next sequence, where its valid positions attend to it",
@@ -243,7 +237,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "mtp-cu-seqlens-compacted",
-			Source:   "seed 003: ms-swift #6496 review (gemini-code-assist: cu − arange); seed-bugs.md §4.3",
+			Source:   "ms-swift #6496 review (gemini-code-assist: cu − arange)",
 			Class:    C4,
 			Domain:   Training,
 			Summary:  "MTP layer attention gets cu − arange(len(cu)), the cu_seqlens of a compacted tensor Megatron never builds: segments misaligned, the tail outside every segment",
@@ -256,7 +250,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "mtp-loss-counts-ignore-index",
-			Source:   "ms-swift #6496 as merged, fixed by #8194 (f57b75488); seed-bugs.md §4.4",
+			Source:   "ms-swift #6496 as merged, fixed by #8194 (f57b75488)",
 			Class:    C4,
 			Domain:   Training,
 			Summary:  "MTP loss mask not cleared where the label is −100: native vocab-parallel CE adds those tokens' logsumexp and the token count includes them",
@@ -280,7 +274,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:    "mtp-loss-no-lambda-over-d",
-			Source:  "Megatron MTPLossAutoScaler / process_mtp_loss (mtp_loss_scale = λ/D); seed-bugs.md §4.1, §4.6",
+			Source:  "Megatron-LM multi_token_prediction.py MTPLossAutoScaler / process_mtp_loss (mtp_loss_scale = λ/D)",
 			Class:   C4,
 			Domain:  Training,
 			Summary: "the MTP losses' gradient is injected without the λ/D weight",
@@ -298,7 +292,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:    "mtp-loss-not-per-microbatch",
-			Source:  "Megatron schedules main_loss_backward_scale = loss_scale / num_microbatches; seed-bugs.md §4.1",
+			Source:  "Megatron-LM pipeline_parallel/schedules.py main_loss_backward_scale = loss_scale / num_microbatches",
 			Class:   C4,
 			Domain:  Training,
 			Summary: "the MTP loss gradient is not divided by the number of micro-batches like the main loss's",
@@ -325,7 +319,7 @@ func trainingBugs() []*Bug {
 		},
 		{
 			Name:     "recompute-config-toggled",
-			Source:   "seed 003: ms-swift #6496 intermediate revision (apply_rope_fusion toggled on the shared config around the checkpointed MTP layer); seed-bugs.md §4.5",
+			Source:   "ms-swift #6496 intermediate revision (apply_rope_fusion toggled on the shared config around the checkpointed MTP layer)",
 			Class:    C7,
 			Domain:   Training,
 			Summary:  "the MTP layer is recomputed in the backward under the config restored after the forward: the fused RoPE kernel indexes positions by in-sequence offset",

@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/simulate/runtime"
@@ -17,7 +19,7 @@ import (
 // tensor on rank 0 by (1+nudge) directly in its file bytes.
 func candidate(t *testing.T, q plan.Plan, name string, nudge float64) *trace.Trace {
 	t.Helper()
-	c, err := simulate.Compile(q)
+	c, err := simulate.Compile(q, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func TestCalibratedToleranceCatchesWhatTheConstantMisses(t *testing.T) {
 	if len(cal.Plans) < 3 {
 		t.Fatalf("only %d recomputations: %v", len(cal.Plans), cal.Plans)
 	}
-	ref, err := simulate.OracleTrace(p)
+	ref, err := pipeline.Reference(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func TestCalibratedToleranceCatchesWhatTheConstantMisses(t *testing.T) {
 		{"1e-12 corruption, constant tolerance misses it", 1e-12, false, verify.Close},
 		{"1e-12 corruption, calibrated catches it", 1e-12, true, verify.Diverged},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		opt := verify.Options{}
 		if c.calibrated {
 			opt.Calibrated = cal.RTol

@@ -12,7 +12,8 @@ import (
 	"github.com/spcheck/spcheck/tensor"
 )
 
-// Region is one communication region as the planner uses it (seed-bugs.md §5.1, docs/ir.md):
+// Region is one communication region as the planner uses it (docs/ir.md; the collectives of
+// Megatron-LM megatron/core/tensor_parallel/mappings.py with their autograd backwards):
 // a forward redistribution over a TP group, or a hand-off to the next pipeline stage, and
 // the backward the planner emits for it, with the layouts of the value and of its gradient
 // on either side. Every region is a logical identity (it moves a value, it does not change

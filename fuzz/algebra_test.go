@@ -8,6 +8,7 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/leanovate/gopter/prop"
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/simulate/ir"
 )
@@ -48,7 +49,7 @@ func region(t *testing.T, prefix string) Region {
 }
 
 // TestWrongPairingsBreakALaw: the laws have teeth. Each case is a real bug class of
-// seed-bugs.md (a wrong adjoint, a rank-unaware slice, partial P2P of a shard) built by
+// the catalogue (a wrong adjoint, a rank-unaware slice, partial P2P of a shard) built by
 // changing one op of a correct region; the law named must catch it.
 func TestWrongPairingsBreakALaw(t *testing.T) {
 	ehProj := region(t, "gather_from_tensor_model_parallel_region")
@@ -61,7 +62,7 @@ func TestWrongPairingsBreakALaw(t *testing.T) {
 		r      Region
 		law    string
 	}{
-		{"all-gather whose backward reduce-scatters a replicated gradient (grad × tp, seed-bugs §4.7)",
+		{"all-gather whose backward reduce-scatters a replicated gradient (grad × tp, Megatron-LM 06e9f28b30)",
 			with(ehProj, func(r *Region) { r.Bwd = func(m *mini, g gval) gval { return m.reduceScatter(g, 2) } }), "adjoint law"},
 		{"sequence all-gather whose backward splits a partial gradient (other ranks' contributions lost)",
 			with(seqGather, func(r *Region) { r.Bwd = func(m *mini, g gval) gval { return m.narrowRankAware(g, 1) } }), "adjoint law"},
@@ -79,7 +80,7 @@ func TestWrongPairingsBreakALaw(t *testing.T) {
 		{"copy_to_tensor_model_parallel_region with no backward all-reduce",
 			with(copyTP, func(r *Region) { r.Bwd = identity }), "backward law"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		err := CheckRegion(c.r, 2, []int{1, 2, 2}, 3)
 		if err == nil || !strings.Contains(err.Error(), c.law) {
 			t.Errorf("%s: got %v, want a %s violation", c.reason, err, c.law)
@@ -100,7 +101,7 @@ func TestRegionsCoverThePlanner(t *testing.T) {
 	covered := map[string]bool{}
 	for i := 0; i < 100; i++ {
 		p := Draw(r, Mesh2Space())
-		c, err := simulate.Compile(p)
+		c, err := simulate.Compile(p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,8 @@ import (
 	"github.com/spcheck/spcheck/tensor"
 )
 
-// LayoutKind says how the ranks of a group hold a value (seed-bugs.md §5.1).
+// LayoutKind says how the ranks of a group hold a value (replicated, sharded, partial, as the
+// Megatron-LM tensor_parallel/mappings.py collectives assume of their inputs and outputs).
 type LayoutKind uint8
 
 const (

@@ -10,9 +10,9 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/leanovate/gopter/prop"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
-	"github.com/spcheck/spcheck/simulate/simtest"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -37,16 +37,16 @@ func (f *Failure) Error() string {
 	return b.String()
 }
 
-// Check runs p through the oracle, the simulator and the verifier; nil when every tensor is
+// Check runs p (with its bug variant v, nil for none) through the oracle, the simulator and the verifier; nil when every tensor is
 // within tolerance. It compares on the calling goroutine (a campaign runs plans in parallel)
 // and skips the MD5s, which only a printed report needs.
-func Check(p plan.Plan) *Failure { return check(p, 0, false) }
+func Check(p plan.Plan, v *simulate.Variant) *Failure { return check(p, v, 0, false) }
 
 // check is Check with at most maxDiagnosed block diagnoses (0: the verifier's default), and
 // with the tensors' MD5s when the report is to be printed.
-func check(p plan.Plan, maxDiagnosed int, hashes bool) *Failure {
-	opt := verify.Options{Command: simtest.Command(p), Workers: 1, MaxDiagnosed: maxDiagnosed, SkipHashes: !hashes}
-	rep, err := simulate.Verify(p, opt)
+func check(p plan.Plan, v *simulate.Variant, maxDiagnosed int, hashes bool) *Failure {
+	opt := verify.Options{Workers: 1, MaxDiagnosed: maxDiagnosed, SkipHashes: !hashes}
+	rep, err := pipeline.Verify(p, v, opt)
 	switch {
 	case err != nil:
 		return &Failure{Plan: p, Err: err}
@@ -61,33 +61,34 @@ func check(p plan.Plan, maxDiagnosed int, hashes bool) *Failure {
 type Target struct {
 	Bug   string
 	Space Space
+	// Variants is the catalogue Bug is looked up in (the caller's: package bugs' Variants,
+	// or a test's own).
+	Variants []*simulate.Variant
 	// Blind draws and shrinks without asking where the bug can show: the generator is the
 	// correct simulator's (Draw with the bug key set), so detection measures what equivalence
 	// fuzzing would find, not what a steered search finds.
 	Blind bool
 }
 
-// variant is the target's bug variant (ok false for the correct simulator or an unknown name).
-func (t Target) variant() (simulate.Variant, bool) {
-	if t.Bug == "" {
-		return simulate.Variant{}, false
+// variant is the target's bug variant (nil for the correct simulator or an unknown name).
+func (t Target) variant() *simulate.Variant { return lookupVariant(t.Variants, t.Bug) }
+
+// lookupVariant finds the variant called name in vs (nil if none).
+func lookupVariant(vs []*simulate.Variant, name string) *simulate.Variant {
+	for _, v := range vs {
+		if name != "" && v.Name == name {
+			return v
+		}
 	}
-	return simulate.LookupVariant(t.Bug)
+	return nil
 }
 
 // Validate reports an unknown bug name, listing the known ones.
 func (t Target) Validate() error {
-	if _, ok := t.variant(); ok || t.Bug == "" {
+	if t.variant() != nil || t.Bug == "" {
 		return nil
 	}
-	var names []string
-	for _, v := range simulate.Variants() {
-		names = append(names, v.Name)
-	}
-	for _, b := range ServingBugs {
-		names = append(names, b.Name)
-	}
-	return fmt.Errorf("unknown bug %q (known: %s)", t.Bug, strings.Join(names, ", "))
+	return fmt.Errorf("unknown bug %q (known: %s)", t.Bug, strings.Join(MutationBugs(t.Variants), ", "))
 }
 
 // normalise sets the bug key and applies the variant's plan rewrite, so the plan shows what
@@ -95,7 +96,7 @@ func (t Target) Validate() error {
 // makes invalid.
 func (t Target) normalise(p plan.Plan) (plan.Plan, bool) {
 	p.Bug = t.Bug
-	if v, ok := t.variant(); ok && v.Plan != nil {
+	if v := t.variant(); v != nil && v.Plan != nil {
 		p.Packed = slices.Clone(p.Packed)
 		v.Plan(&p)
 	}
@@ -124,20 +125,20 @@ func (t Target) CanShow(p plan.Plan) error {
 	if t.Bug == "" {
 		return nil
 	}
-	v, ok := t.variant()
-	if !ok {
+	v := t.variant()
+	if v == nil {
 		return t.Validate()
 	}
 	if err := v.CanShow(p); err != nil {
 		return err
 	}
-	bad, err := simulate.Compile(p)
+	bad, err := simulate.Compile(p, v)
 	if err != nil {
 		return fmt.Errorf("does not compile: %w", err)
 	}
 	q := p
 	q.Bug = ""
-	good, err := simulate.Compile(q)
+	good, err := simulate.Compile(q, nil)
 	if err != nil {
 		return fmt.Errorf("the correct plan does not compile: %w", err)
 	}
@@ -219,7 +220,7 @@ func (t Target) Property(observe func(plan.Plan, *Failure)) gopter.Prop {
 // the target's shrinker).
 func (t Target) property(g gopter.Gen, observe func(plan.Plan, *Failure)) gopter.Prop {
 	return prop.ForAll(func(p plan.Plan) *gopter.PropResult {
-		f := Check(p)
+		f := Check(p, t.variant())
 		if observe != nil {
 			observe(p, f)
 		}

@@ -4,10 +4,8 @@ import (
 	"testing"
 
 	"github.com/leanovate/gopter"
-	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/serving"
-	"github.com/spcheck/spcheck/simulate"
 )
 
 // The properties run with small fixed budgets: a few seconds in all on 2 cores.
@@ -16,7 +14,7 @@ func TestEquivalencePropertyHolds(t *testing.T) {
 	params := gopter.DefaultTestParametersWithSeed(2)
 	params.MinSuccessfulTests = 40
 	props := gopter.NewProperties(params)
-	props.Property("every plan of TinySpace verifies against the oracle", Target{Space: TinySpace()}.Property(nil))
+	props.Property("every plan of TinySpace verifies against the oracle", Target{Variants: testCatalogue, Space: TinySpace()}.Property(nil))
 	props.TestingRun(t)
 }
 
@@ -25,11 +23,11 @@ func TestEquivalencePropertyHolds(t *testing.T) {
 // counterexample. Shrinking is off here (TestShrunkPlansAreMinimal shrinks); the mutation
 // score (spcheck fuzz --mutation) runs the same detection on the full space from fresh seeds.
 func TestDetectionFindsEveryBug(t *testing.T) {
-	if n := len(simulate.Variants()); n < 4 {
-		t.Fatalf("only %d bug variants registered: the catalogue did not register", n)
+	if n := len(testCatalogue); n < 4+len(testVariants) {
+		t.Fatalf("only %d bug variants: the catalogue gave too few", n)
 	}
-	for _, bug := range MutationBugs() {
-		s, err := Run(Config{Seed: 1, Count: 40, Bug: bug, Space: Mesh2Space(), MaxShrinks: -1})
+	for _, bug := range MutationBugs(testCatalogue) {
+		s, err := Run(Config{Variants: testCatalogue, Seed: 1, Count: 40, Bug: bug, Space: Mesh2Space(), MaxShrinks: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,8 +53,8 @@ func TestShrunkPlansAreMinimal(t *testing.T) {
 		{"eh_proj gather whose backward reduce-scatters: tp=2 and one MTP depth",
 			testEHProjAdjoint, func(p plan.Plan) bool { return p.TP == 2 && p.PP == 1 && p.MTP == 1 && p.SP == plan.SPOff }},
 	}
-	for _, c := range cases {
-		s, err := Run(Config{Seed: 1, Count: 20, Bug: c.bug, Space: Mesh2Space()})
+	for _, c := range scenario.Cases(t, cases) {
+		s, err := Run(Config{Variants: testCatalogue, Seed: 1, Count: 20, Bug: c.bug, Space: Mesh2Space()})
 		if err != nil || !s.Failed() {
 			t.Fatalf("%s: %v %v", c.reason, err, s)
 		}
@@ -71,9 +69,9 @@ func TestShrunkPlansAreMinimal(t *testing.T) {
 		if !c.want(p) || !simplest {
 			t.Errorf("%s: shrunk to %s", c.reason, Compact(p))
 		}
-		tg := Target{Bug: c.bug, Space: Mesh2Space()}
+		tg := Target{Variants: testCatalogue, Bug: c.bug, Space: Mesh2Space()}
 		for _, q := range Simpler(p) {
-			if q, ok := tg.normalise(q); ok && tg.CanShow(q) == nil && Check(q) != nil {
+			if q, ok := tg.normalise(q); ok && tg.CanShow(q) == nil && Check(q, tg.variant()) != nil {
 				t.Errorf("%s: shrunk to %s, but the simpler %s still fails", c.reason, Compact(p), Compact(q))
 			}
 		}
@@ -83,7 +81,7 @@ func TestShrunkPlansAreMinimal(t *testing.T) {
 // TestDetectionDrawsOnlyPlansWhereTheBugCanShow: the generator of a bug needing pp > 1, SP
 // and partial P2P draws only such plans, and its shrinker never leaves them.
 func TestDetectionDrawsOnlyPlansWhereTheBugCanShow(t *testing.T) {
-	tg := Target{Bug: "partial-p2p-under-sp", Space: Mesh2Space()}
+	tg := Target{Variants: testCatalogue, Bug: "partial-p2p-under-sp", Space: Mesh2Space()}
 	gp := gopter.DefaultGenParameters()
 	for i := 0; i < 2; i++ {
 		res := tg.Gen()(gp)
@@ -108,36 +106,8 @@ func TestDetectionDrawsOnlyPlansWhereTheBugCanShow(t *testing.T) {
 }
 
 func TestUnknownBugIsAnError(t *testing.T) {
-	if _, err := Run(Config{Seed: 1, Count: 1, Bug: "no-such-bug"}); err == nil {
+	if _, err := Run(Config{Variants: testCatalogue, Seed: 1, Count: 1, Bug: "no-such-bug"}); err == nil {
 		t.Fatal("an unknown bug ran")
-	}
-}
-
-// TestServingBugsAreTheCatalogues: the serving bugs fuzzed here are the catalogue's, by name
-// and by the switch they turn on.
-func TestServingBugsAreTheCatalogues(t *testing.T) {
-	var names []string
-	for _, b := range bugs.All() {
-		if b.Domain != bugs.Serving {
-			continue
-		}
-		names = append(names, b.Name)
-		mine, ok := LookupServingBug(b.Name)
-		if !ok {
-			t.Errorf("catalogue serving bug %s is not fuzzed", b.Name)
-			continue
-		}
-		want := b.Config()
-		var got serving.Config
-		FixedServing(&got)
-		mine.Variant(&got)
-		if got.Gate != want.Gate || got.Predict != want.Predict || got.GateStateUpdates != want.GateStateUpdates {
-			t.Errorf("%s: switches gate=%s predict=%s updates=%v, the catalogue's %s/%s/%v", b.Name,
-				got.Gate, got.Predict, got.GateStateUpdates, want.Gate, want.Predict, want.GateStateUpdates)
-		}
-	}
-	if len(names) != len(ServingBugs) {
-		t.Errorf("catalogue serving bugs %v, fuzzed %d", names, len(ServingBugs))
 	}
 }
 

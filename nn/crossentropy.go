@@ -35,7 +35,7 @@ func CrossEntropy(logits *tensor.Dense, labels []int, mask []float64) CE {
 }
 
 // TokenCrossEntropy returns ℓ_i = logsumexp(z_i) − z_i[label_i] per row, 0 for IgnoreIndex
-// (the −100 labels never leak a logsumexp term into the loss; cf. seed-bugs §4.4).
+// (the −100 labels never leak a logsumexp term into the loss; cf. ms-swift #8194).
 func TokenCrossEntropy(logits *tensor.Dense, labels []int) []float64 {
 	ceShape("TokenCrossEntropy", logits, labels)
 	m := RowMax(logits)

@@ -3,6 +3,7 @@ package nn
 import (
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn/nntest"
 	"github.com/spcheck/spcheck/tensor"
 )
@@ -80,13 +81,13 @@ func TestRoPEGrad(t *testing.T) {
 }
 
 func TestAttentionGrad(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		cu     []int
 	}{
 		{"one causal sequence per row", []int{0, 7}},
 		{"three packed sequences 3:1:3 (a length-1 sequence attends only to itself)", []int{0, 3, 4, 7}},
-	} {
+	}) {
 		q, k, v := randT("q", 1, 2, 7, 2, 4), randT("k", 1, 2, 7, 2, 4), randT("v", 1, 2, 7, 2, 4)
 		r := randT("r", 1, 2, 7, 2, 4)
 		_, p := Attention(q, k, v, tc.cu)

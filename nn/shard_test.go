@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -109,8 +110,8 @@ func TestEmbeddingVocabShards(t *testing.T) {
 	assertClose(t, "vocab shards' grads concatenate to the grad", tensor.Concat(0, dws...), dwFull)
 }
 
-// TestRollSequencesSeedExample is seed-bugs.md §4.3's example: lengths 4, 3, 5; the
-// per-sequence roll ("seq roll ids'") of depth 1.
+// TestRollSequencesSeedExample: lengths 4, 3, 5 packed, the per-sequence roll of depth 1 as
+// Megatron-LM #2173 (8c4df6b077, _roll_tensor_packed_seq) rolls each sequence and zeroes its end.
 func TestRollSequencesSeedExample(t *testing.T) {
 	ids := tensor.FromData([]int{1, 12}, []float64{101, 102, 103, 104, 201, 202, 203, 301, 302, 303, 304, 305})
 	cu := []int{0, 4, 7, 12}
@@ -128,7 +129,7 @@ func TestRollSequencesSeedExample(t *testing.T) {
 }
 
 func TestCheckCuSeqlens(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		cu     []int
 		ok     bool
@@ -140,7 +141,7 @@ func TestCheckCuSeqlens(t *testing.T) {
 		{"empty sequence", []int{0, 4, 4, 12}, false},
 		{"does not start at 0", []int{1, 12}, false},
 		{"too short", []int{12}, false},
-	} {
+	}) {
 		if err := CheckCuSeqlens(tc.cu, 12); (err == nil) != tc.ok {
 			t.Errorf("%s: CheckCuSeqlens(%v) = %v", tc.reason, tc.cu, err)
 		}
@@ -148,7 +149,7 @@ func TestCheckCuSeqlens(t *testing.T) {
 }
 
 func TestShapeMisusePanics(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason string
 		f      func()
 	}{
@@ -158,7 +159,7 @@ func TestShapeMisusePanics(t *testing.T) {
 		{"attention cu not ending at S", func() { Attention(tensor.New(1, 3, 1, 2), tensor.New(1, 3, 1, 2), tensor.New(1, 3, 1, 2), []int{0, 2}) }},
 		{"embedding id out of range", func() { Embedding([]int{5}, tensor.New(5, 2)) }},
 		{"label out of range", func() { CrossEntropy(tensor.New(1, 3), []int{3}, []float64{1}) }},
-	} {
+	}) {
 		func() {
 			defer func() {
 				var se *ShapeError

@@ -10,13 +10,14 @@
 // L_main + (λ/D)·Σ_k L_k.
 //
 // Everything is deterministic: parameters and inputs come from tensor.NewRNG(seed, name)
-// indexed by each element's global flat index (InitValue, so a rank can generate only its
-// shard), and every product goes through gonum's native BLAS, so the same plan gives the same
-// bits on any GOMAXPROCS.
+// indexed by each element's global flat index (model.InitValue, so a rank can generate only its
+// shard), and every product goes through package nn's GEMM, which sums each element in gonum's
+// native Dgemm order on any number of threads, so the same plan gives the same bits on any
+// GOMAXPROCS (and the same bits as a gonum-only build: TestBlockedGemmSameBits).
 //
 // Run gives every tensor as an ordered Record (forward in the order computed, then backward);
 // WriteTrace writes them as a world-1 trace. The oracle is trusted because it is checked
 // independently: finite differences of every kernel and of every parameter of a packed MTP
-// model, the packed-vs-alone equivalence of seed-bugs.md §4.3, and oracle/torchref, a PyTorch
+// model, the packed-vs-alone equivalence (ms-swift #6496, Megatron-LM #2173), and oracle/torchref, a PyTorch
 // float64 autograd implementation that must match every gradient to 1e-10.
 package oracle

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"math"
 	"testing"
 
@@ -17,8 +18,8 @@ import (
 const aloneTol = 1e-12
 
 // sliceInputs returns the tokens [lo,hi) of every row of in as an unpacked batch.
-func sliceInputs(in Inputs, lo, hi int) Inputs {
-	return Inputs{IDs: in.IDs.Narrow(1, lo, hi-lo), Labels: in.Labels.Narrow(1, lo, hi-lo),
+func sliceInputs(in model.Inputs, lo, hi int) model.Inputs {
+	return model.Inputs{IDs: in.IDs.Narrow(1, lo, hi-lo), Labels: in.Labels.Narrow(1, lo, hi-lo),
 		LossMask: in.LossMask.Narrow(1, lo, hi-lo), CuSeqlens: []int{0, hi - lo}}
 }
 
@@ -26,12 +27,12 @@ func sliceInputs(in Inputs, lo, hi int) Inputs {
 // (k = 0: the main model): its target ids[i+k+1] lies inside the sequence.
 func validAt(i, end, k int) bool { return i+k+1 < end }
 
-// TestPackedEqualsAlone is seed-bugs.md §4.3: with sequences of lengths 4, 3, 5 packed in each
+// TestPackedEqualsAlone (the cu_seqlens question of ms-swift #6496): with sequences of lengths 4, 3, 5 packed in each
 // row, the outputs of every depth at valid positions equal each sequence run alone, and the
 // loss numerators add up.
 func TestPackedEqualsAlone(t *testing.T) {
 	m := smallPlan(t, "mtp=2,packed=4:3:5").Model
-	p, in := InitParams(m), MakeInputs(m)
+	p, in := model.InitParams(m), model.MakeInputs(m)
 	packed, err := RunWith(m, p, in)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +72,7 @@ func TestPackedEqualsAlone(t *testing.T) {
 // positions of the later sequences.
 func TestPackedCheckCanFail(t *testing.T) {
 	m := smallPlan(t, "mtp=1,packed=4:3:5").Model
-	p, in := InitParams(m), MakeInputs(m)
+	p, in := model.InitParams(m), model.MakeInputs(m)
 	packed, err := RunWith(m, p, in)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,8 @@ func TestPackedCheckCanFail(t *testing.T) {
 	}
 }
 
-// TestMTPInvalidTail checks seed-bugs.md §4.1's validity rule on the rolled inputs: at depth
+// TestMTPInvalidTail checks Megatron-LM's MTP validity rule (multi_token_prediction.py
+// roll_tensor) on the rolled inputs: at depth
 // k the last k+1 positions of every sequence carry zero loss weight.
 func TestMTPInvalidTail(t *testing.T) {
 	m := smallPlan(t, "mtp=2,packed=4:3:5").Model

@@ -1,6 +1,10 @@
 package plan
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/spcheck/spcheck/internal/scenario"
+)
 
 func TestStringParseRoundTrip(t *testing.T) {
 	cases := []struct {
@@ -11,7 +15,7 @@ func TestStringParseRoundTrip(t *testing.T) {
 		{"parallel keys", "tp=2,pp=2,dp=2,sp=megatron,microbatches=2,batch=4,schedule=gpipe"},
 		{"packed sets seq", "packed=4:3:5,mtp=2,dtype=bf16,seed=9"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		p, err := Parse(c.in)
 		if err != nil {
 			t.Fatalf("%s: %v", c.reason, err)
@@ -28,7 +32,7 @@ func TestStringParseRoundTrip(t *testing.T) {
 }
 
 func TestInvalidPlansSayWhy(t *testing.T) {
-	for _, c := range []struct{ reason, in string }{
+	for _, c := range scenario.Cases(t, []struct{ reason, in string }{
 		{"heads not divisible by tp", "heads=2,tp=4"},
 		{"odd head dim", "hidden=6,heads=2"},
 		{"more stages than layers", "pp=3,layers=2"},
@@ -37,7 +41,7 @@ func TestInvalidPlansSayWhy(t *testing.T) {
 		{"unknown sp style", "sp=ring"},
 		{"NaN lambda", "mtp_lambda=NaN"},
 		{"infinite lambda", "mtp_lambda=Inf"},
-	} {
+	}) {
 		if _, err := Parse(c.in); err == nil {
 			t.Errorf("%s: %q parsed without error", c.reason, c.in)
 		}

@@ -25,7 +25,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 		page.Tol = r.Tol.String()
 	}
 	for _, res := range r.First() {
-		page.First = append(page.First, htmlFirst{Line: firstLine(res), Detail: detailLine(res), Replicas: replicaLines(res)})
+		page.First = append(page.First, htmlFirst{Line: firstLine(res), Detail: detailLine(res), Replicas: append(signatureLines(res), replicaLines(res)...)})
 	}
 	for _, res := range r.Results {
 		page.Rows = append(page.Rows, htmlResult{Order: res.Order, Name: res.Name, Kind: string(res.Kind),

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/verify/verifytest"
@@ -69,7 +70,7 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		{verifytest.Seed001("develop"), true, "seed 001: two diagnosed tensors, half of each rank's chunks wrong"},
 		{verifytest.Clean(), false, "a verified run has no diagnosis and so no heatmap"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		var b bytes.Buffer
 		if err := reports.HTML(&b, report(t, c.scenario)); err != nil {
 			t.Fatal(err)

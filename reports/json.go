@@ -99,7 +99,18 @@ type jTensor struct {
 	Ranks     []int       `json:"ranks"`
 	Replicas  jReplicas   `json:"replicas"`
 	Diagnosis *jDiagnosis `json:"diagnosis"`
+	Signature *jSignature `json:"signature"`
 	Note      string      `json:"note"`
+}
+
+type jSignature struct {
+	Kind      string `json:"kind"`
+	Text      string `json:"text"`
+	Scale     jnum   `json:"scale"`
+	ScaleName string `json:"scale_name"`
+	Multiple  *jnum  `json:"multiple"`
+	Lost      int    `json:"lost"`
+	Positions []int  `json:"positions"`
 }
 
 type jRegion struct {
@@ -234,8 +245,11 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 	if d := res.Diagnosis; d != nil {
 		jd := &jDiagnosis{Level: d.Level, Parts: d.Parts, Rows: []jRow{}, Lost: []jBlockID{}, Findings: orEmpty(d.Findings)}
 		for _, row := range d.Rows {
-			jr := jRow{Rank: row.Rank, Coord: row.Coord, Region: row.Region, Numel: row.Numel, Outside: row.Outside,
+			jr := jRow{Rank: row.Rank, Coord: row.Coord.String(), Region: row.Region, Numel: row.Numel, Outside: row.Outside,
 				MaxUnits: jnum(row.MaxUnits), Heat: jnums(row.Heat)}
+			if row.Rank < 0 {
+				jr.Coord = "sum"
+			}
 			for _, b := range row.Blocks {
 				jb := jBlock{Lo: b.Lo, Hi: b.Hi, Class: string(b.Class), Scale: jnum(b.Scale), ScaleName: b.ScaleName,
 					Actual: jValuesOf(b.Actual), Expected: jValuesOf(b.Expected)}
@@ -252,6 +266,17 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 		}
 		t.Diagnosis = jd
 	}
+	if s := res.Signature; s != nil {
+		js := &jSignature{Kind: string(s.Kind), Text: s.String(), Scale: jnum(s.Scale), ScaleName: s.ScaleName, Lost: s.Lost, Positions: s.Positions}
+		if s.Multiple {
+			f := jnum(s.Factor)
+			js.Multiple = &f
+		}
+		if js.Positions == nil {
+			js.Positions = []int{}
+		}
+		t.Signature = js
+	}
 	return t
 }
 
@@ -264,7 +289,7 @@ func jDisagreements(ds []verify.Disagreement) []jDisagreement {
 }
 
 func jBlockIDOf(id verify.BlockID) jBlockID {
-	return jBlockID{Rank: id.Rank, Coord: id.Coord, Block: id.Block, Values: jValuesOf(id.Values)}
+	return jBlockID{Rank: id.Rank, Coord: id.Coord.String(), Block: id.Block, Values: jValuesOf(id.Values)}
 }
 
 func jValuesOf(v verify.Values) jValues {

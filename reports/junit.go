@@ -108,7 +108,7 @@ func failureBody(res *verify.Result, repro string) string {
 	p.line("%s", firstLine(res))
 	p.line("%s", detailLine(res))
 	p.line("reference md5 %s, candidate md5 %s", dash(res.RefMD5), dash(res.CandMD5))
-	for _, s := range replicaLines(res) {
+	for _, s := range append(signatureLines(res), replicaLines(res)...) {
 		p.line("%s", s)
 	}
 	if d := res.Diagnosis; d != nil {

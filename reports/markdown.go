@@ -23,7 +23,7 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 		for _, res := range first {
 			p.line("**First divergence:** %s  ", mdEscape(firstLine(res)))
 			p.line("%s", mdEscape(detailLine(res)))
-			for _, s := range replicaLines(res) {
+			for _, s := range append(signatureLines(res), replicaLines(res)...) {
 				p.line("- %s", mdEscape(s))
 			}
 		}

@@ -5,8 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -24,7 +22,7 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 		for _, res := range first {
 			p.line("first divergence: %s", firstLine(res))
 			p.line("  %s", detailLine(res))
-			for _, s := range replicaLines(res) {
+			for _, s := range append(signatureLines(res), replicaLines(res)...) {
 				p.line("  %s", s)
 			}
 		}
@@ -88,13 +86,9 @@ func textDiagnosis(p *printer, w io.Writer, res *verify.Result, o Options) error
 		p.line("- %s", f)
 	}
 	if o.Seed001 {
-		seed001(p, d)
+		seed001(p, res)
 	}
 	return nil
-}
-
-func newTable(w io.Writer) *tablewriter.Table {
-	return tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
 }
 
 // printer writes lines and keeps the first error.
@@ -111,11 +105,13 @@ func (p *printer) line(format string, args ...any) {
 }
 
 // seed001 renders a chunk-level diagnosis where all receivers hold the same data in the layout of
-// PaddleFleet#589: the gathered tensor with chunks in the document's (reversed) order, the lost
-// chunks, and each rank's correct value under the document's (swapped) TP label. seed-bugs.md §1.4
-// explains both differences from NCCL's semantics; the values are the same.
-func seed001(p *printer, d *verify.Diagnosis) {
-	if d.Level != verify.LevelChunk || len(d.Rows) < 2 || !sameActual(d.Rows) {
+// PaddleFleet#589: the gathered tensor with chunks in the PR discussion's (reversed) order, the
+// lost chunks, and each rank's correct value under its (swapped) TP label. NCCL's all-gather
+// (Paddle process_group_nccl.cc AllGather) puts chunks in group-rank order and the P2P peer of TP t
+// is TP t, so both differ from that table; the values are the same.
+func seed001(p *printer, res *verify.Result) {
+	d := res.Diagnosis
+	if d.Level != verify.LevelChunk || res.Signature == nil || res.Signature.Kind != verify.SigIdenticalReceivers {
 		return // the layout only describes receivers that all hold one gathered tensor
 	}
 	chunks := make([]string, len(d.Rows[0].Blocks))
@@ -139,15 +135,4 @@ func seed001(p *printer, d *verify.Diagnosis) {
 		}
 		p.line("  TP%d: [%s]", i, strings.Join(vals, ","))
 	}
-}
-
-func sameActual(rows []verify.Row) bool {
-	for _, r := range rows[1:] {
-		for j, b := range r.Blocks {
-			if values(b.Actual, ",") != values(rows[0].Blocks[j].Actual, ",") {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -65,7 +65,7 @@ type Cut struct {
 }
 
 // Under reports an under-prediction: the packed input is truncated. Over-prediction only pads
-// the launch with junk tokens (seed-bugs §3.3: "the safe direction"), so it is listed but passes.
+// the launch with junk tokens (the safe direction), so it is listed but passes.
 func (l LaunchRecord) Under() bool { return l.Predicted >= 0 && l.Predicted < l.Actual }
 
 // Over reports an over-prediction (padding).
@@ -236,7 +236,7 @@ func (r Report) Classes() []Class {
 	return out
 }
 
-// EmitVerdict is the one-line EmitOnce verdict of seed-bugs §3.2's table: "ok",
+// EmitVerdict is the one-line EmitOnce verdict of the gate table (GateTable): "ok",
 // "duplicates x2", "C,D lost", … (parts joined by "; ").
 func (r Report) EmitVerdict() string {
 	var copies []int

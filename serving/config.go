@@ -176,7 +176,7 @@ func contains[T comparable](s []T, v T) bool {
 	return false
 }
 
-// GateExample is seed-bugs §3.2's deployment: TP=2, DP=2 under EP (4 ranks); DP0 serves A,B
+// GateExample is the gate table's deployment (FastDeploy #7172 and its review): TP=2, DP=2 under EP (4 ranks); DP0 serves A,B
 // and DP1 serves C,D, all from step 0. It runs the post-fix gate and prediction; switch
 // Gate/Predict/UseEP to get the other rows.
 func GateExample() Config {
@@ -190,7 +190,7 @@ func GateExample() Config {
 		}}
 }
 
-// PredictionExample is seed-bugs §3.3's step, embedded in a multi-step run (k=3): in DP0, A, B
+// PredictionExample is the launch-prediction step of FastDeploy #7172, embedded in a multi-step run (k=3): in DP0, A, B
 // and D run from step 0; C is inserted at step 1 as a PD-decode request whose first step
 // launches 2 tokens; D is in a block step at step 1. Step 1 therefore launches
 // seq_lens_this_time=[4,4,2,0] with is_block_step=[0,0,0,1], and step 2 launches 16 tokens.

@@ -1,6 +1,7 @@
 // Package serving simulates the decode loop of a speculative-decoding (MTP) server under
 // TP × DP (EP), after FastDeploy's GPU model runner, and checks it against a single-device
-// greedy decoding of the same requests (seed-bugs §3, seed 000).
+// greedy decoding of the same requests (FastDeploy fastdeploy/worker/gpu_model_runner.py and
+// custom_ops/gpu_ops/speculate_decoding/speculate_save_output.cc, #7172).
 //
 // Every global rank r (TP rank r%TP, DP group r/TP) holds its own copy of its DP group's batch
 // state. Each Step: the scheduler inserts arrivals and moves requests in and out of block steps;

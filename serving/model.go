@@ -23,7 +23,7 @@ func (g Gate) Emits(useEP bool, tp, dp, tpRank int) bool {
 	panic(&Error{"gate", fmt.Sprintf("unknown gate %q", g)})
 }
 
-// Label is the gate's row label in seed-bugs §3.2's table for a deployment.
+// Label is the gate's row label in the gate table (GateTable) for a deployment.
 func (g Gate) Label(useEP bool, dp int) string {
 	switch g {
 	case GateOld:

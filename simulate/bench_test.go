@@ -7,42 +7,19 @@ import (
 
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/runtime"
-	"github.com/spcheck/spcheck/verify"
 )
-
-// BenchmarkTinyEndToEnd: the tiny plan (hidden 16, 2 layers, seq 8, tp 2 × pp 2; the
-// defaults otherwise) through oracle, simulator and comparison.
-func BenchmarkTinyEndToEnd(b *testing.B) {
-	p, err := plan.Parse("tp=2,pp=2,hidden=16,layers=2,seq=8")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
-		name string
-		opt  verify.Options
-	}{{"with-md5s", verify.Options{}}, {"verdicts-only", verify.Options{SkipHashes: true}}} {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				rep, err := Verify(p, c.opt)
-				if err != nil || !rep.Verified() {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
 
 // benchStages runs one phase of the simulator on p per iteration: compile, execute, or render
 // the trace files.
 func benchStages(b *testing.B, p plan.Plan) {
 	b.Run("compile", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := Compile(p); err != nil {
+			if _, err := Compile(p, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	c, err := Compile(p)
+	c, err := Compile(p, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,8 @@ import (
 	"github.com/spcheck/spcheck/tensor"
 )
 
-// tpPlace is how a value is laid out over its TP group (seed-bugs.md §5.1).
+// tpPlace is how a value is laid out over its TP group (replicated, sharded, partial, as the
+// Megatron-LM tensor_parallel/mappings.py collectives assume).
 type tpPlace uint8
 
 const (
@@ -438,7 +439,7 @@ func (b *builder) crossEntropy(logits, labels, weights *val, coef float64, gradR
 	return loss
 }
 
-// ---- TP collectives and their adjoints (seed-bugs.md §5.1) ----
+// ---- TP collectives and their adjoints (Megatron-LM megatron/core/tensor_parallel/mappings.py) ----
 
 func (b *builder) tpCollective(name string, x *val, a ir.Attrs, out *val, role string) *val {
 	b.emit(ir.Op{Op: name, In: []string{x.sym}, Out: []string{out.sym}, Attr: a, Group: b.l.tpGroup(b.c), Role: role})
@@ -556,7 +557,7 @@ func (b *builder) scatterSeq(x *val, role string) *val {
 
 // gatherLast is gather_from_tensor_model_parallel_region on a column-parallel output: all-gather
 // of the last dim; backward splits (each rank keeps its columns) — the adjoint Megatron's MTP
-// eh_proj needs (seed-bugs.md §4.7); a partial gradient would be reduce-scattered instead.
+// eh_proj needs (Megatron-LM 06e9f28b30, !3594); a partial gradient would be reduce-scattered instead.
 func (b *builder) gatherLast(x *val, role string) *val {
 	mustPlace(x, shrd, "input of a last-dim all-gather")
 	d := len(x.shape) - 1

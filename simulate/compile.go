@@ -2,12 +2,12 @@ package simulate
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"maps"
 	"slices"
 	"strings"
 
 	"github.com/spcheck/spcheck/nn"
-	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/ir"
 	"github.com/spcheck/spcheck/tensor"
@@ -38,29 +38,29 @@ type Compiled struct {
 }
 
 // Compile turns a valid plan into per-rank programs and their starting tensors: parameter
-// shards cut from the oracle's initial values (oracle.InitParam) and micro-batch inputs cut
-// from the oracle's batch (oracle.MakeInputs).
-func Compile(p plan.Plan) (c *Compiled, err error) { return compilePlan(p, false) }
+// shards cut from the model's initial values (model.InitParam) and micro-batch inputs cut
+// from its batch (model.MakeInputs), the data the oracle starts from too. v is the bug variant
+// p.Bug names (nil when it names none); Compile applies its rewrites.
+func Compile(p plan.Plan, v *Variant) (*Compiled, error) { return compilePlan(p, v, false) }
 
 // CompileGenerated compiles like Compile but leaves the parameter shards out of Init:
 // Generated says how to make each, and nothing of size hidden² is held in memory. For emitting
 // plans whose executor generates its own parameters (WriteDir, cuda/); a bug variant that
 // replaces a parameter's starting tensor still puts it in Init.
-func CompileGenerated(p plan.Plan) (*Compiled, error) { return compilePlan(p, true) }
+func CompileGenerated(p plan.Plan, v *Variant) (*Compiled, error) { return compilePlan(p, v, true) }
 
-func compilePlan(p plan.Plan, lazy bool) (c *Compiled, err error) {
+func compilePlan(p plan.Plan, v *Variant, lazy bool) (c *Compiled, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if w := p.World(); w > MaxWorld {
 		return nil, fmt.Errorf("simulate: plan %q has %d ranks; the simulator runs at most %d", p.String(), w, MaxWorld)
 	}
-	if p.Bug == "" {
-		return compile(p, p, lazy)
-	}
-	v, err := lookupVariant(p)
-	if err != nil {
+	if err := checkVariant(p, v); err != nil {
 		return nil, err
+	}
+	if v == nil {
+		return compile(p, p, lazy)
 	}
 	q := p
 	q.Packed = slices.Clone(p.Packed)
@@ -116,7 +116,7 @@ func compile(p, orig plan.Plan, lazy bool) (c *Compiled, err error) {
 // batch is the whole batch's inputs as the oracle builds them, and the per-token loss
 // weights of the main head and of every MTP depth.
 type batch struct {
-	in      oracle.Inputs
+	in      model.Inputs
 	weights *tensor.Dense
 	depths  []depthInputs
 }
@@ -124,7 +124,7 @@ type batch struct {
 type depthInputs struct{ ids, labels, mask, weights *tensor.Dense }
 
 func newBatch(m plan.Model) *batch {
-	in := oracle.MakeInputs(m)
+	in := model.MakeInputs(m)
 	bt := &batch{in: in, weights: lossWeights(in.Labels, in.LossMask)}
 	for k := 1; k <= m.MTP; k++ { // the oracle's per-sequence rolls (Megatron's roll_tensor, 0 fill)
 		d := depthInputs{
@@ -187,7 +187,7 @@ func (b *builder) stageHolds(name string) bool {
 // oracle's parameter order; it returns their names.
 func (b *builder) loadParams() []string {
 	var names []string
-	for _, ps := range oracle.ParamShapes(b.l.p.Model) {
+	for _, ps := range model.ParamShapes(b.l.p.Model) {
 		if !b.stageHolds(ps.Name) {
 			continue
 		}
@@ -229,14 +229,14 @@ func (l *layout) paramSplit(name string) (pl tpPlace, dim, n, block int) {
 	return rep, 0, 0, 0
 }
 
-// paramShard is this rank's shard of a parameter, cut from the oracle's initial value (each
+// paramShard is this rank's shard of a parameter, cut from the model's initial value (each
 // parameter is generated once per compilation and shared by the ranks that hold a piece);
 // vocab padding rows are zero. The shard is also recorded as Generated; under
 // CompileGenerated only that record is made.
-func (b *builder) paramShard(ps oracle.ParamSpec) *val {
+func (b *builder) paramShard(ps model.ParamSpec) *val {
 	pl, dim, n, block := b.l.paramSplit(ps.Name)
 	v := &val{sym: "param/" + ps.Name, pl: pl, param: ps.Name}
-	gen := Generated{Name: "param/" + ps.Name, Shape: slices.Clone(ps.Shape), Len: ps.Shape[0], Rule: oracle.InitRuleOf(ps.Name, ps.Shape)}
+	gen := Generated{Name: "param/" + ps.Name, Shape: slices.Clone(ps.Shape), Len: ps.Shape[0], Rule: model.InitRuleOf(ps.Name, ps.Shape)}
 	switch {
 	case pl == rep:
 	case block > 0: // vocab rows, padded
@@ -256,11 +256,11 @@ func (b *builder) paramShard(ps oracle.ParamSpec) *val {
 	return v
 }
 
-// fullParam is a parameter's initial value (oracle.InitParam), generated on first use.
-func (l *layout) fullParam(ps oracle.ParamSpec) *tensor.Dense {
+// fullParam is a parameter's initial value (model.InitParam), generated on first use.
+func (l *layout) fullParam(ps model.ParamSpec) *tensor.Dense {
 	t := l.paramCache[ps.Name]
 	if t == nil {
-		t = oracle.InitParam(l.p.Model, ps.Name, ps.Shape)
+		t = model.InitParam(l.p.Model, ps.Name, ps.Shape)
 		l.paramCache[ps.Name] = t
 	}
 	return t

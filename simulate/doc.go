@@ -7,8 +7,8 @@
 // micro-batch inputs). The planner is written once, SPMD style: a builder emits one rank's
 // forward for each micro-batch, with every value typed by its TP placement (replicated, sharded,
 // partial), and pushes the matching backward onto a tape; replaying the tape emits the backward,
-// each collective's adjoint chosen from the placement of the gradient that reaches it (seed-
-// bugs.md §5.1). Pipeline schedules interleave these per micro-batch, and the gradients are
+// each collective's adjoint chosen from the placement of the gradient that reaches it (as in
+// Megatron-LM megatron/core/tensor_parallel/mappings.py). Pipeline schedules interleave these per micro-batch, and the gradients are
 // finally reduced over TP (SP norms), the embedding group and DP.
 //
 // Run executes the programs with package simulate/runtime and returns the per-rank trace, every

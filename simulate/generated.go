@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/model"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -15,16 +15,16 @@ import (
 // (tensor.NewRNG(seed, Name)) instead of reading it from a file: a shard of a full tensor of
 // Shape, the rows [Start, Start+Len) of dim Dim, followed by Pad rows of zeros on dim 0 (the
 // vocab padding of a vocab-parallel shard). Element flat of the full tensor (row-major) is
-// Rule.Value(Normal(flat)) — oracle.InitValue's rule, so a shard holds exactly the values the
+// Rule.Value(Normal(flat)) — model.InitValue's rule, so a shard holds exactly the values the
 // oracle's full parameter has there.
 type Generated struct {
-	Name  string          `json:"name"`
-	Shape []int           `json:"shape"`
-	Dim   int             `json:"dim"`
-	Start int             `json:"start"`
-	Len   int             `json:"len"`
-	Pad   int             `json:"pad,omitempty"`
-	Rule  oracle.InitRule `json:"rule"`
+	Name  string         `json:"name"`
+	Shape []int          `json:"shape"`
+	Dim   int            `json:"dim"`
+	Start int            `json:"start"`
+	Len   int            `json:"len"`
+	Pad   int            `json:"pad,omitempty"`
+	Rule  model.InitRule `json:"rule"`
 }
 
 // GeneratedDir holds one JSON manifest per rank (GeneratedFile) in an emitted plan directory.

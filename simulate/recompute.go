@@ -3,8 +3,11 @@ package simulate
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/spcheck/spcheck/simulate/ir"
+	"github.com/spcheck/spcheck/simulate/runtime"
+	"github.com/spcheck/spcheck/tensor"
 )
 
 // Region is one layer's forward on a rank, the unit of activation recompute: its name
@@ -40,7 +43,7 @@ func (b *builder) region(prefix string, start int, st *stream) {
 // Recompute turns on activation recompute for every region whose name match accepts: on each
 // rank holding one, the region's forward is re-run just before its backward, which then reads
 // the recomputed activations (ir.Recompute). patch, if not nil, edits each recomputed op — how a
-// bug variant makes the re-run differ from the forward (seed-bugs.md §4.5). With a nil patch
+// bug variant makes the re-run differ from the forward (ms-swift #6496's apply_rope_fusion toggle). With a nil patch
 // the result is bit-identical to no recompute. It returns the number of regions recomputed.
 func (c *Compiled) Recompute(match func(region string) bool, patch func(o *ir.Op)) (int, error) {
 	n := 0
@@ -93,4 +96,33 @@ func (c *Compiled) TraceRecomputed() {
 		prog.Ops = out
 		ir.InsertFrees(prog)
 	}
+}
+
+// SplitRecomputed removes the recompute probes (TraceRecomputed) from res and returns the
+// logical names of the activations whose recompute differs bitwise from their forward, in the
+// order ranks first record them.
+func SplitRecomputed(res *runtime.Result) []string {
+	var differ []string
+	for r, traced := range res.Traces {
+		byKey := map[string]*tensor.Dense{}
+		for _, t := range traced {
+			byKey[t.Tag.Key] = t.T
+		}
+		kept := traced[:0]
+		for _, t := range traced {
+			orig, isProbe := strings.CutPrefix(t.Tag.Key, RecomputeTraceKey)
+			if !isProbe {
+				kept = append(kept, t)
+				continue
+			}
+			if fwd := byKey[orig]; fwd == nil || !tensor.BitEqual(fwd, t.T) {
+				name := strings.TrimPrefix(t.Tag.Name, RecomputeTraceKey)
+				if !slices.Contains(differ, name) {
+					differ = append(differ, name)
+				}
+			}
+		}
+		res.Traces[r] = kept
+	}
+	return differ
 }

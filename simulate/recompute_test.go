@@ -22,7 +22,7 @@ func TestRecomputeIsBitIdentical(t *testing.T) {
 	} {
 		p := mustParse(t, s)
 		want := traceBytes(t, p)
-		c, err := Compile(p)
+		c, err := Compile(p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func TestRecomputeIsBitIdentical(t *testing.T) {
 // TestRecomputeTwiceIsANoOp: once a region's backward reads its recomputed twins, nothing
 // reads the originals after the forward, so a second recompute finds nothing to do.
 func TestRecomputeTwiceIsANoOp(t *testing.T) {
-	c, err := Compile(mustParse(t, "mtp=1"))
+	c, err := Compile(mustParse(t, "mtp=1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestRecomputeTwiceIsANoOp(t *testing.T) {
 
 // TestTPGroupOf reads the TP communicator from a program's mesh, as the planner numbers ranks.
 func TestTPGroupOf(t *testing.T) {
-	c, err := Compile(mustParse(t, "tp=2,pp=2,dp=2,batch=4"))
+	c, err := Compile(mustParse(t, "tp=2,pp=2,dp=2,batch=4"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,10 @@ import (
 // Producer is the trace producer name of the simulator.
 const Producer = "simulate"
 
-// Run compiles p, executes it on CPU ranks and returns the per-rank trace (in memory).
-func Run(p plan.Plan) (*trace.Trace, error) {
-	c, err := Compile(p)
+// Run compiles p (with its bug variant v, nil for none), executes it on CPU ranks and returns
+// the per-rank trace (in memory).
+func Run(p plan.Plan, v *Variant) (*trace.Trace, error) {
+	c, err := Compile(p, v)
 	if err != nil {
 		return nil, err
 	}
@@ -29,26 +30,21 @@ func Run(p plan.Plan) (*trace.Trace, error) {
 // trip). Each rank's traced tensors are dropped from the runtime's result as soon as its file is
 // built, so a large run never holds them twice.
 func (c *Compiled) Run() (*trace.Trace, error) {
-	res, err := runtime.Run(c.Programs, c.Init)
+	res, err := runtime.RunIn(c.Plan.DType, c.Programs, c.Init)
 	if err != nil {
 		return nil, err
 	}
-	return c.trace(res, true)
+	return c.Trace(res)
 }
 
 // Trace renders a run's traced tensors as the simulator's in-memory trace (what Run returns),
-// leaving res intact.
-func (c *Compiled) Trace(res *runtime.Result) (*trace.Trace, error) { return c.trace(res, false) }
-
-// trace builds the in-memory trace of res; with consume it drops each rank's tensors from res
-// as soon as its file is built.
-func (c *Compiled) trace(res *runtime.Result, consume bool) (*trace.Trace, error) {
+// dropping each rank's tensors from res as soon as its file is built, so a large run never
+// holds them twice.
+func (c *Compiled) Trace(res *runtime.Result) (*trace.Trace, error) {
 	files := make([]*trace.File, len(res.Traces))
 	err := forRanks(len(files), func(r int) error {
 		w, err := c.traceWriter(r, res.Traces[r])
-		if consume {
-			res.Traces[r] = nil
-		}
+		res.Traces[r] = nil
 		if err != nil {
 			return err
 		}

@@ -33,7 +33,8 @@ func (b *builder) boundary() []*val {
 // usePartial says whether a tensor crosses the boundary by partial P2P (Paddle's
 // enable_partial_send_recv, Megatron's scatter_gather_tensors_in_pipeline): only when the plan
 // asks for it, the tensor is replicated over TP — the optimisation's precondition, so under SP
-// the planner keeps it off for sequence shards (the frameworks' guard, seed-bugs.md §1.5) — and
+// the planner keeps it off for sequence shards (the frameworks' guard: PaddleFleetX config.py process_global_configs, Megatron-LM's
+// `not args.sequence_parallel` in p2p_communication.py) — and
 // its size divides by tp (else the full send is the fallback).
 func (b *builder) usePartial(v *val) bool {
 	return b.l.p.PartialP2P && b.l.tp > 1 && v.pl == rep && tensor.Numel(v.shape)%b.l.tp == 0

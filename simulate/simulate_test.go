@@ -10,7 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/internal/scenario"
+	"github.com/spcheck/spcheck/model"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/ir"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
@@ -31,7 +32,7 @@ func mustParse(t *testing.T, s string) plan.Plan {
 // traceBytes compiles and runs p and returns every rank's trace file.
 func traceBytes(t *testing.T, p plan.Plan) [][]byte {
 	t.Helper()
-	c, err := Compile(p)
+	c, err := Compile(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +115,9 @@ func TestMismatchedProgramsFailFast(t *testing.T) {
 			})
 		}, simrt.ErrMismatch, []string{"collective mismatch on group tp[0 1]: the members issued different collectives", "rank 0 op", "reduce_scatter(dim=1) tp[0 1]", "rank 1 op", "all_reduce(sum) tp[0 1]", "(tp.embedding.reduce)"}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		synctest.Test(t, func(t *testing.T) {
-			comp, err := Compile(p)
+			comp, err := Compile(p, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +140,7 @@ func TestMismatchedProgramsFailFast(t *testing.T) {
 // ReadDir (what cuda/ will execute) run to the very same trace bytes.
 func TestEmitRoundTrip(t *testing.T) {
 	p := mustParse(t, "tp=2,pp=2,sp=vllm,microbatches=2,mtp=1,partial_p2p=true,vocab=37,seq=7")
-	c, err := Compile(p)
+	c, err := Compile(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,47 +185,34 @@ func TestUsePartial(t *testing.T) {
 		{"a partial sum differs across TP", on, &val{shape: []int{1, 2, 4}, pl: part}, false},
 		{"the plan does not ask for it", off, &val{shape: []int{1, 2, 4}, pl: rep}, false},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		if got := newBuilder(c.l, 0).usePartial(c.v); got != c.want {
 			t.Errorf("%s: usePartial = %v, want %v", c.reason, got, c.want)
 		}
 	}
 }
 
-// TestVariantHook: a bug variant registered as a program rewrite (here vLLM's residual sliced
-// at offset 0 on every TP rank, seed 002) is applied when the plan names it, and the verifier
-// sees the divergence start at the first fused add after a stage's unsharded first norm.
-func TestVariantHook(t *testing.T) {
-	RegisterVariant(Variant{Name: "simulate-test.residual-at-zero", Summary: "rank-unaware residual slice",
-		Programs: func(c *Compiled) error {
-			for _, prog := range c.Programs {
-				ir.Rewrite(prog, func(o ir.Op) ([]ir.Op, bool) {
-					if o.Role != RoleResidualSlice {
-						return nil, false
-					}
-					o.Attr.Ints = map[string][]int{"dim": o.Attr.Ints["dim"], "start": {0}, "len": o.Attr.Ints["len"]}
-					return []ir.Op{o}, true
-				})
-			}
-			return nil
-		}})
-	p := mustParse(t, "tp=2,pp=2,sp=vllm,mtp=0,bug=simulate-test.residual-at-zero")
-	rep, err := Verify(p, verify.Options{})
-	if err != nil {
-		t.Fatal(err)
+// TestVariantMustMatchThePlan: a plan naming a bug compiles only with that bug's variant,
+// and a variant compiles only a plan that names it, so a trace's plan string reproduces it.
+func TestVariantMustMatchThePlan(t *testing.T) {
+	v := &Variant{Name: "simulate-test.noop"}
+	for _, c := range scenario.Cases(t, []struct {
+		reason string
+		plan   string
+		v      *Variant
+		want   string
+	}{
+		{"a bug named, no variant given", "bug=simulate-test.noop", nil, "no variant was given"},
+		{"a variant given for a plan naming none", "tp=2", v, `the variant given is "simulate-test.noop"`},
+		{"another bug's variant", "bug=other", v, `names bug variant "other"`},
+	}) {
+		if _, err := Compile(mustParse(t, c.plan), c.v); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error containing %q", c.reason, err, c.want)
+		}
 	}
-	if rep.Verified() {
-		t.Fatal("the rank-unaware slice went unnoticed")
-	}
-	first := rep.First()
-	if len(first) == 0 || first[0].Name != "act/layers.1.attn_residual" {
-		t.Errorf("first divergence %v, want act/layers.1.attn_residual", first)
-	}
-	if c, err := Compile(p); err != nil || !strings.Contains(c.Programs[0].Plan, "bug=simulate-test.residual-at-zero") {
+	c, err := Compile(mustParse(t, "tp=2,bug=simulate-test.noop"), v)
+	if err != nil || !strings.Contains(c.Programs[0].Plan, "bug=simulate-test.noop") {
 		t.Errorf("the programs do not carry the plan string with its bug: %v", err)
-	}
-	if _, err := Compile(mustParse(t, "bug=no-such-bug")); err == nil || !strings.Contains(err.Error(), "simulate-test.residual-at-zero") {
-		t.Errorf("an unknown bug name: %v (want an error listing the known ones)", err)
 	}
 }
 
@@ -232,11 +220,11 @@ func TestVariantHook(t *testing.T) {
 // micro-batch order under both, so every gradient accumulates in the same order).
 func TestScheduleInvariance(t *testing.T) {
 	base := "tp=2,pp=3,layers=3,dp=2,batch=8,microbatches=4,sp=megatron,mtp=1,partial_p2p=true"
-	a, err := Run(mustParse(t, base+",schedule=gpipe"))
+	a, err := Run(mustParse(t, base+",schedule=gpipe"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Run(mustParse(t, base+",schedule=1f1b"))
+	b, err := Run(mustParse(t, base+",schedule=1f1b"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,12 +247,12 @@ func TestScheduleInvariance(t *testing.T) {
 // norms, MTP weights.
 func TestEmitGeneratesParams(t *testing.T) {
 	p := mustParse(t, "tp=2,pp=2,sp=megatron,mtp=1,vocab=37,seed=9")
-	want, err := Compile(p)
+	want, err := Compile(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, compile := range []func(plan.Plan) (*Compiled, error){Compile, CompileGenerated} {
-		c, err := compile(p)
+	for _, compile := range []func(plan.Plan, *Variant) (*Compiled, error){Compile, CompileGenerated} {
+		c, err := compile(p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +291,7 @@ func TestEmitGeneratesParams(t *testing.T) {
 
 // TestGeneratedValidate: descriptions that do not fit their shape are refused.
 func TestGeneratedValidate(t *testing.T) {
-	ok := Generated{Name: "param/x", Shape: []int{4, 6}, Dim: 1, Start: 3, Len: 3, Rule: oracle.InitRuleOf("x", []int{4, 6})}
+	ok := Generated{Name: "param/x", Shape: []int{4, 6}, Dim: 1, Start: 3, Len: 3, Rule: model.InitRuleOf("x", []int{4, 6})}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,17 +2,14 @@ package simulate
 
 import (
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
-	"sync"
 
 	"github.com/spcheck/spcheck/plan"
 )
 
 // Variant is a named bug: a rewrite of the plan before it is compiled, of the compiled programs,
 // or both. plan.Plan.Bug names it; the same rewrite serves the simulator and the GPUs, which
-// execute the same programs.
+// execute the same programs. Callers resolve a plan's bug name to its Variant (package bugs
+// holds the catalogue) and pass it to Compile.
 type Variant struct {
 	Name    string
 	Summary string
@@ -37,55 +34,14 @@ func (v Variant) CanShow(p plan.Plan) error {
 	return v.Applies(p)
 }
 
-// LookupVariant returns the registered variant called name.
-func LookupVariant(name string) (Variant, bool) {
-	variantsMu.RLock()
-	defer variantsMu.RUnlock()
-	v, ok := variants[name]
-	return v, ok
-}
-
-var (
-	variantsMu sync.RWMutex
-	variants   = map[string]Variant{}
-)
-
-// RegisterVariant adds a bug variant; registering a name twice panics (a programming error).
-func RegisterVariant(v Variant) {
-	variantsMu.Lock()
-	defer variantsMu.Unlock()
-	if v.Name == "" || variants[v.Name].Name != "" {
-		panic(fmt.Sprintf("simulate: bug variant %q registered twice or unnamed", v.Name))
+// checkVariant reports a variant that is not the one p names: the plan string the traces carry
+// must reproduce the run.
+func checkVariant(p plan.Plan, v *Variant) error {
+	switch {
+	case v == nil && p.Bug != "":
+		return fmt.Errorf("simulate: plan %q names bug variant %q, but no variant was given to compile it with", p.String(), p.Bug)
+	case v != nil && v.Name != p.Bug:
+		return fmt.Errorf("simulate: plan %q names bug variant %q, but the variant given is %q", p.String(), p.Bug, v.Name)
 	}
-	variants[v.Name] = v
-}
-
-// Variants lists the registered bug variants by name.
-func Variants() []Variant {
-	variantsMu.RLock()
-	defer variantsMu.RUnlock()
-	out := make([]Variant, 0, len(variants))
-	for _, v := range variants {
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-func lookupVariant(p plan.Plan) (Variant, error) {
-	variantsMu.RLock()
-	v, ok := variants[p.Bug]
-	variantsMu.RUnlock()
-	if ok {
-		return v, nil
-	}
-	names := []string{}
-	for _, v := range Variants() {
-		names = append(names, v.Name)
-	}
-	known := "none are registered"
-	if len(names) > 0 {
-		known = "known: " + strings.Join(slices.Clip(names), ", ")
-	}
-	return Variant{}, fmt.Errorf("simulate: plan %q names bug variant %q, which the simulator does not know (%s)", p.String(), p.Bug, known)
+	return nil
 }

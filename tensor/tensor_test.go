@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
 func seq(shape ...int) *Dense {
@@ -39,7 +41,7 @@ func TestShardRangeUneven(t *testing.T) {
 		{"ceil shards, last shorter", 5, 2, 1, 3, 5},
 		{"trailing empty shard", 2, 4, 3, 2, 2},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		lo, hi := ShardRange(c.n, c.parts, c.i)
 		if lo != c.wantLo || hi != c.wantH {
 			t.Errorf("%s: ShardRange(%d,%d,%d) = [%d,%d), want [%d,%d)", c.reason, c.n, c.parts, c.i, lo, hi, c.wantLo, c.wantH)
@@ -101,12 +103,17 @@ func TestRoundMatchesBruteForce(t *testing.T) {
 }
 
 func TestHalfBitsRoundTripAllPatterns(t *testing.T) {
+	formats := scenario.Cases(t, []struct {
+		name   string
+		dec    func(uint16) float64
+		enc    func(float64) uint16
+		reason string
+	}{
+		{"bf16", BF16FromBits, BF16Bits, "every bf16 bit pattern decodes and encodes back"},
+		{"fp16", F16FromBits, F16Bits, "every fp16 bit pattern decodes and encodes back"},
+	})
 	for b := 0; b < 1<<16; b++ {
-		for _, f := range []struct {
-			name string
-			dec  func(uint16) float64
-			enc  func(float64) uint16
-		}{{"bf16", BF16FromBits, BF16Bits}, {"fp16", F16FromBits, F16Bits}} {
+		for _, f := range formats {
 			v := f.dec(uint16(b))
 			if math.IsNaN(v) {
 				if !math.IsNaN(f.dec(f.enc(v))) {
@@ -137,7 +144,7 @@ func TestKnownHalfValues(t *testing.T) {
 		{"bf16 tie to even rounds up (exact in fp16)", 1 + 3*0x1p-8, 0x3c0c, 0x3f82},
 		{"negative zero", math.Copysign(0, -1), 0x8000, 0x8000},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		if got := F16Bits(c.x); got != c.f16 {
 			t.Errorf("%s: F16Bits(%g) = %#04x, want %#04x", c.reason, c.x, got, c.f16)
 		}

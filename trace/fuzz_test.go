@@ -29,7 +29,7 @@ func FuzzRead(f *testing.F) {
 
 // FuzzParsePlacement: parsing never panics and what parses prints back to itself.
 func FuzzParsePlacement(f *testing.F) {
-	for _, s := range []string{"tp=shard(0)", "dp=shard(0),tp=shard(1,block=6)", "tp=partial,pp=stage", "x=(", "a=shard(99999999999999999999)"} {
+	for _, s := range []string{"tp=shard(0)", "dp=shard(0),tp=shard(1,block=6)", "tp=partial,pp=stage", "tp=partial(avg)", "dp=shard(0,segments=2),tp=shard(1,segments=3:1)", "x=(", "a=shard(99999999999999999999)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

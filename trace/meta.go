@@ -174,16 +174,20 @@ func (t TensorMeta) validateGlobalShape(mesh Mesh, p Placement, local []int) err
 		if g < 0 {
 			return fieldErr("shape", "negative dim in %v", t.Shape)
 		}
-		parts, block := 1, 0
+		parts, block, segmented := 1, 0, false
 		for _, a := range p {
 			if a.Kind == Shard && a.Dim == d {
 				parts *= mesh.Size(a.Axis)
 				block = a.Block
+				segmented = segmented || len(a.Segments) > 0
 			}
 		}
 		maxLocal := (g + parts - 1) / parts
-		if block > 0 {
+		switch {
+		case block > 0:
 			maxLocal = block
+		case segmented: // each segment rounds up on its own; the verifier checks the exact runs
+			maxLocal = g
 		}
 		if local[d] > maxLocal || (parts == 1 && local[d] != g) {
 			return fieldErr("shape", "local dim %d is %d, but global %v split %d ways holds at most %d", d, local[d], t.Shape, parts, maxLocal)

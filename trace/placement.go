@@ -13,12 +13,40 @@ const (
 	Replicate PlaceKind = iota + 1
 	// Shard: coordinate i holds block i of dim Dim (see AxisPlace.Range).
 	Shard
-	// Partial: coordinate i holds a summand; the logical tensor is the sum over the axis.
+	// Partial: coordinate i holds an operand of a reduction (AxisPlace.Op, a sum by default);
+	// the logical tensor is that reduction over the axis.
 	Partial
 	// Stage: only some coordinates hold the tensor (a pipeline stage's own tensors, or a
 	// weight shared by the first and last stage); where held, copies must agree.
 	Stage
 )
+
+// PartialOp is the reduction that combines the operands of a Partial axis.
+type PartialOp uint8
+
+const (
+	// OpSum: the logical tensor is the sum of the operands (a row-parallel output before its
+	// all-reduce; DTensor Partial("sum")).
+	OpSum PartialOp = iota
+	// OpAvg: their mean (DTensor Partial("avg"); a data-parallel mean before its all-reduce).
+	OpAvg
+	// OpMax, OpMin: their element-wise maximum / minimum (DTensor Partial("max"/"min")).
+	OpMax
+	OpMin
+)
+
+var opNames = [...]string{OpSum: "sum", OpAvg: "avg", OpMax: "max", OpMin: "min"}
+
+func (o PartialOp) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "?"
+}
+
+// Linear reports whether the reduction is a linear combination (sum or mean): such axes
+// compose with each other in any order; max and min do not.
+func (o PartialOp) Linear() bool { return o == OpSum || o == OpAvg }
 
 // AxisPlace is the placement of a tensor along one named mesh axis.
 type AxisPlace struct {
@@ -26,7 +54,16 @@ type AxisPlace struct {
 	Kind  PlaceKind
 	Dim   int // Shard only
 	Block int // Shard only: rows per shard (0 = ceil(n/parts)); shards may be padded to Block
+	// Segments (Shard only) cuts the dim into segments that are each sharded on their own: a
+	// coordinate holds its chunk of every segment, concatenated in segment order. Nil: one
+	// segment. One value k: k equal segments, ceil-sized as torch.chunk cuts them (DTensor's
+	// _StridedShard with split_factor k, HF's packed gate_up). Several: their lengths (vLLM's QKVParallelLinear, q:k:v rows).
+	Segments []int
+	Op       PartialOp // Partial only
 }
+
+// maxSegments bounds the segments of one shard spec (a fused projection has a handful).
+const maxSegments = 64
 
 // Placement lists a tensor's layout per axis, outermost split first: "dp=shard(0),tp=shard(0)"
 // splits dim 0 by dp, then each dp block by tp. Axes not listed are replicated.
@@ -47,7 +84,10 @@ func validAxisName(s string) bool {
 // ParsePlacement parses the placement grammar of docs/trace-format.md:
 //
 //	placement := "" | item ("," item)*
-//	item      := axis "=" ("replicate" | "partial" | "stage" | "shard(" dim [",block=" n] ")")
+//	item      := axis "=" spec
+//	spec      := "replicate" | "stage" | "partial" ["(" op ")"]
+//	           | "shard(" dim [",block=" n] ")" | "shard(" dim ",segments=" n (":" n)* ")"
+//	op        := "sum" | "avg" | "max" | "min"
 func ParsePlacement(s string) (Placement, error) {
 	s = strings.ReplaceAll(s, " ", "")
 	if s == "" {
@@ -69,6 +109,9 @@ func ParsePlacement(s string) (Placement, error) {
 			return nil, fmt.Errorf("placement %q: %w", s, err)
 		}
 		p = append(p, ap)
+	}
+	if err := p.checkReductions(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -102,34 +145,66 @@ func parseSpec(axis, spec string) (AxisPlace, error) {
 	case "stage":
 		return AxisPlace{Axis: axis, Kind: Stage}, nil
 	}
-	dim, block, ok := parseShard(spec)
-	if !ok {
-		return AxisPlace{}, fmt.Errorf("axis %s: unknown spec %q (want replicate, partial, stage, shard(d) or shard(d,block=n))", axis, spec)
+	if op, ok := strings.CutPrefix(spec, "partial("); ok {
+		for o, name := range opNames {
+			if op == name+")" {
+				return AxisPlace{Axis: axis, Kind: Partial, Op: PartialOp(o)}, nil
+			}
+		}
+		return AxisPlace{}, fmt.Errorf("axis %s: unknown reduction in %q (want partial(sum), partial(avg), partial(max) or partial(min))", axis, spec)
 	}
-	if dim > 64 || block == 0 {
+	ap, ok := parseShard(spec)
+	if !ok {
+		return AxisPlace{}, fmt.Errorf("axis %s: unknown spec %q (want replicate, partial, partial(op), stage, shard(d), shard(d,block=n) or shard(d,segments=n[:n…]))", axis, spec)
+	}
+	if ap.Dim > 64 || ap.Block < 0 {
 		return AxisPlace{}, fmt.Errorf("axis %s: bad shard spec %q", axis, spec)
 	}
-	if block < 0 {
-		block = 0
-	}
-	return AxisPlace{Axis: axis, Kind: Shard, Dim: dim, Block: block}, nil
+	ap.Axis = axis
+	return ap, nil
 }
 
-// parseShard reads "shard(d)" or "shard(d,block=n)"; block is -1 when absent.
-func parseShard(spec string) (dim, block int, ok bool) {
+// parseShard reads "shard(d)", "shard(d,block=n)" or "shard(d,segments=a[:b…])". A zero block,
+// a zero or empty segment, or more than maxSegments segments make Block -1 (refused).
+func parseShard(spec string) (AxisPlace, bool) {
 	inner, found := strings.CutPrefix(spec, "shard(")
-	if inner, ok = strings.CutSuffix(inner, ")"); !found || !ok {
-		return 0, 0, false
+	inner, ok := strings.CutSuffix(inner, ")")
+	if !found || !ok {
+		return AxisPlace{}, false
 	}
-	d, b, hasBlock := strings.Cut(inner, ",block=")
-	if dim, ok = decimal(d); !ok {
-		return 0, 0, false
+	d, opt, hasOpt := strings.Cut(inner, ",")
+	dim, ok := decimal(d)
+	if !ok {
+		return AxisPlace{}, false
 	}
-	if !hasBlock {
-		return dim, -1, true
+	ap := AxisPlace{Kind: Shard, Dim: dim}
+	if !hasOpt {
+		return ap, true
 	}
-	block, ok = decimal(b)
-	return dim, block, ok
+	if b, isBlock := strings.CutPrefix(opt, "block="); isBlock {
+		if ap.Block, ok = decimal(b); !ok {
+			return AxisPlace{}, false
+		}
+		if ap.Block == 0 {
+			ap.Block = -1
+		}
+		return ap, true
+	}
+	segs, isSeg := strings.CutPrefix(opt, "segments=")
+	if !isSeg {
+		return AxisPlace{}, false
+	}
+	for _, f := range strings.Split(segs, ":") {
+		n, ok := decimal(f)
+		if !ok {
+			return AxisPlace{}, false
+		}
+		if n == 0 || len(ap.Segments) == maxSegments {
+			ap.Block = -1
+		}
+		ap.Segments = append(ap.Segments, n)
+	}
+	return ap, true
 }
 
 // decimal parses a non-empty string of ASCII digits (no sign, no spaces) below 2^31.
@@ -152,12 +227,22 @@ func (a AxisPlace) spec() string {
 	case Replicate:
 		return "replicate"
 	case Partial:
-		return "partial"
+		if a.Op == OpSum {
+			return "partial"
+		}
+		return "partial(" + a.Op.String() + ")"
 	case Stage:
 		return "stage"
 	case Shard:
-		if a.Block > 0 {
+		switch {
+		case a.Block > 0:
 			return fmt.Sprintf("shard(%d,block=%d)", a.Dim, a.Block)
+		case len(a.Segments) > 0:
+			segs := make([]string, len(a.Segments))
+			for i, n := range a.Segments {
+				segs[i] = fmt.Sprint(n)
+			}
+			return fmt.Sprintf("shard(%d,segments=%s)", a.Dim, strings.Join(segs, ":"))
 		}
 		return fmt.Sprintf("shard(%d)", a.Dim)
 	}
@@ -165,6 +250,23 @@ func (a AxisPlace) spec() string {
 }
 
 func (a AxisPlace) String() string { return a.Axis + "=" + a.spec() }
+
+// checkReductions refuses a max or min partial axis combined with any other partial axis: the
+// operands of a maximum cannot be told apart from summands split further.
+func (p Placement) checkReductions() error {
+	var partial []AxisPlace
+	for _, a := range p {
+		if a.Kind == Partial {
+			partial = append(partial, a)
+		}
+	}
+	for _, a := range partial {
+		if !a.Op.Linear() && len(partial) > 1 {
+			return fmt.Errorf("placement %q combines %s with another partial axis (a max or min reduction must be the only one)", p, a)
+		}
+	}
+	return nil
+}
 
 // String prints p in the grammar ParsePlacement reads.
 func (p Placement) String() string {
@@ -194,4 +296,93 @@ func (a AxisPlace) Range(n, parts, i int) (lo, hi, padded int) {
 	}
 	lo, hi = min(i*block, n), min((i+1)*block, n)
 	return lo, hi, block
+}
+
+// Span is a half-open run [Lo, Hi) of one dim of the global tensor.
+type Span struct{ Lo, Hi int }
+
+// Len is the number of rows in the span.
+func (s Span) Len() int { return s.Hi - s.Lo }
+
+// Spans narrows a shard's region along its dim to what coordinate i of parts holds. region
+// lists the global runs whose concatenation the outer splits left this coordinate (one run
+// [0, n) when a is the outermost split of its dim); the result lists the runs of coordinate i
+// in the order its local tensor stores them. padded is the row count a stored shard may be
+// padded to (Block), or -1. An error says how segments fail to fit the region.
+func (a AxisPlace) Spans(region []Span, parts, i int) (out []Span, padded int, err error) {
+	n := 0
+	for _, s := range region {
+		n += s.Len()
+	}
+	segs, err := a.segmentLengths(n)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(segs) == 1 {
+		lo, hi, pad := a.Range(n, parts, i)
+		return emptyAt(region, lo, cutSpans(region, lo, hi, nil)), pad, nil
+	}
+	off := 0
+	for _, m := range segs {
+		c := (m + parts - 1) / parts
+		out = cutSpans(region, off+min(i*c, m), off+min((i+1)*c, m), out)
+		off += m
+	}
+	return emptyAt(region, min(i*((segs[0]+parts-1)/parts), segs[0]), out), -1, nil
+}
+
+// emptyAt returns out, or, when it holds no rows, one empty run at row v of region's
+// concatenation (where the coordinate's rows would start).
+func emptyAt(region []Span, v int, out []Span) []Span {
+	if len(out) > 0 {
+		return out
+	}
+	for _, s := range region {
+		if v <= s.Len() {
+			return []Span{{s.Lo + v, s.Lo + v}}
+		}
+		v -= s.Len()
+	}
+	return []Span{{0, 0}}
+}
+
+// segmentLengths is the lengths of a's segments of a dim of n rows.
+func (a AxisPlace) segmentLengths(n int) ([]int, error) {
+	switch len(a.Segments) {
+	case 0:
+		return []int{n}, nil
+	case 1: // k segments of ceil(n/k) rows, the last ones short (torch.chunk, as DTensor's _StridedShard)
+		k := a.Segments[0]
+		segs := make([]int, k)
+		for j := range segs {
+			lo, hi, _ := AxisPlace{}.Range(n, k, j)
+			segs[j] = hi - lo
+		}
+		return segs, nil
+	}
+	total := 0
+	for _, m := range a.Segments {
+		total += m
+	}
+	if total != n {
+		return nil, fmt.Errorf("%s: the segments add up to %d rows, but the dim has %d here", a, total, n)
+	}
+	return a.Segments, nil
+}
+
+// cutSpans appends to out the runs holding rows [lo, hi) of region's concatenation.
+func cutSpans(region []Span, lo, hi int, out []Span) []Span {
+	off := 0
+	for _, s := range region {
+		a, b := max(lo, off), min(hi, off+s.Len())
+		switch {
+		case a >= b:
+		case len(out) > 0 && out[len(out)-1].Hi == s.Lo+a-off: // adjacent: one run
+			out[len(out)-1].Hi = s.Lo + b - off
+		default:
+			out = append(out, Span{s.Lo + a - off, s.Lo + b - off})
+		}
+		off += s.Len()
+	}
+	return out
 }

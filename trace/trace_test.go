@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -151,7 +152,7 @@ func TestBadFilesNameTheField(t *testing.T) {
 			m["tensors"].(map[string]any)["ghost"] = map[string]any{"name": "x", "kind": "param"}
 		})), `tensor "ghost"`},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		_, err := readBytes(c.data, "rank-00000.safetensors")
 		if err == nil {
 			t.Errorf("%s: no error", c.reason)
@@ -191,16 +192,73 @@ func TestOpenDirChecksRanks(t *testing.T) {
 }
 
 func TestPlacementGrammarRoundTrip(t *testing.T) {
-	for _, s := range []string{"", "tp=shard(0)", "dp=shard(0),tp=shard(1,block=6)", "tp=partial,pp=stage", "dp=replicate"} {
+	for _, s := range []string{"", "tp=shard(0)", "dp=shard(0),tp=shard(1,block=6)", "tp=partial,pp=stage", "dp=replicate",
+		"tp=partial(avg)", "tp=partial(max)", "dp=partial(min)", "tp=partial(avg),dp=partial", "dp=shard(0,segments=2),tp=shard(0)", "tp=shard(0,segments=64:16:16)"} {
 		p, err := ParsePlacement(s)
 		must(t, err)
 		if p.String() != s {
 			t.Errorf("%q printed back as %q", s, p.String())
 		}
 	}
-	for _, s := range []string{"tp", "tp=shard()", "tp=shard(0,block=0)", "tp=partial,tp=stage", "TP=stage", "tp=sharded(0)"} {
+	if p, _ := ParsePlacement("tp=partial(sum)"); p.String() != "tp=partial" {
+		t.Errorf("partial(sum) printed back as %q, want the plain partial it means", p)
+	}
+	for _, s := range []string{"tp", "tp=shard()", "tp=shard(0,block=0)", "tp=partial,tp=stage", "TP=stage", "tp=sharded(0)",
+		"tp=partial(mean)", "tp=partial()", "tp=shard(0,segments=0)", "tp=shard(0,segments=2:0)", "tp=shard(0,segments=)",
+		"tp=shard(0,segments=2,block=3)", "tp=shard(0,stride=2)", "tp=partial(max),dp=partial", "dp=partial(avg),tp=partial(min)"} {
 		if _, err := ParsePlacement(s); err == nil {
 			t.Errorf("%q parsed without error", s)
+		}
+	}
+}
+
+// TestSpans: the runs of the global dim each coordinate holds, for plain, nested, strided and
+// segmented shards.
+func TestSpans(t *testing.T) {
+	whole := func(n int) []Span { return []Span{{0, n}} }
+	cases := []struct {
+		place  string
+		n      int
+		coords []int // per item of the placement, on axes of size 2
+		want   []Span
+		reason string
+	}{
+		{"tp=shard(0)", 8, []int{1}, []Span{{4, 8}}, "a plain shard is one run"},
+		{"tp=shard(0)", 7, []int{1}, []Span{{4, 7}}, "uneven: ceil-sized chunks, the last one short (torch.chunk)"},
+		{"dp=shard(0),tp=shard(0)", 8, []int{1, 0}, []Span{{4, 6}}, "nested: dp halves, then tp halves inside"},
+		{"dp=shard(0,segments=2),tp=shard(0)", 8, []int{0, 1}, []Span{{4, 6}},
+			"FSDP2+TP (_StridedShard(0, split_factor=2) on dp, Shard(0) on tp): tp1 holds [4,8), dp0 its first half"},
+		{"dp=shard(0,segments=2),tp=shard(0)", 8, []int{1, 0}, []Span{{2, 4}}, "the same, dp1 tp0"},
+		{"tp=shard(0,segments=2)", 8, []int{1}, []Span{{2, 4}, {6, 8}}, "packed gate_up: tp1 holds the second half of gate and of up"},
+		{"tp=shard(0,segments=8:4:4)", 16, []int{0}, []Span{{0, 4}, {8, 10}, {12, 14}}, "fused QKV with GQA: q, k, v rows of tp0"},
+		{"tp=shard(0,segments=8:4:4)", 16, []int{1}, []Span{{4, 8}, {10, 12}, {14, 16}}, "fused QKV: tp1"},
+		{"tp=shard(0,segments=1)", 4, []int{1}, []Span{{2, 4}}, "one segment is a plain shard"},
+		{"tp=shard(0,segments=2)", 7, []int{0}, []Span{{0, 2}, {4, 6}}, "uneven: segments of 4 and 3 rows (torch.chunk), as _StridedShard._split_tensor gives [0,1,4,5]"},
+		{"tp=shard(0,segments=2)", 7, []int{1}, []Span{{2, 4}, {6, 7}}, "uneven, the other rank: [2,3,6]"},
+	}
+	for _, c := range scenario.Cases(t, cases) {
+		p, err := ParsePlacement(c.place)
+		must(t, err)
+		region := whole(c.n)
+		for j, ap := range p {
+			region, _, err = ap.Spans(region, 2, c.coords[j])
+			must(t, err)
+		}
+		if !reflect.DeepEqual(region, c.want) {
+			t.Errorf("%s: %s at %v holds %v, want %v", c.reason, c.place, c.coords, region, c.want)
+		}
+	}
+	for _, c := range scenario.Cases(t, []struct {
+		place  string
+		n      int
+		reason string
+	}{
+		{"tp=shard(0,segments=4:4)", 9, "the segments must add up to the dim"},
+	}) {
+		p, err := ParsePlacement(c.place)
+		must(t, err)
+		if _, _, err := p[0].Spans(whole(c.n), 2, 0); err == nil {
+			t.Errorf("%s: %s of %d rows gave no error", c.reason, c.place, c.n)
 		}
 	}
 }
@@ -237,12 +295,20 @@ func TestSegmentsReadAcrossParts(t *testing.T) {
 	for _, part := range []string{"ab", "", "cde", "f"} {
 		s.add([]byte(part))
 	}
-	for _, c := range []struct {
-		off  int64
-		n    int
-		want string
-		eof  bool
-	}{{0, 6, "abcdef", false}, {1, 3, "bcd", false}, {2, 2, "cd", false}, {5, 1, "f", false}, {4, 4, "ef", true}, {6, 1, "", true}} {
+	for _, c := range scenario.Cases(t, []struct {
+		off    int64
+		n      int
+		want   string
+		eof    bool
+		reason string
+	}{
+		{0, 6, "abcdef", false, "the whole stream across every part"},
+		{1, 3, "bcd", false, "a read spanning an empty part"},
+		{2, 2, "cd", false, "a read inside one part"},
+		{5, 1, "f", false, "the last byte"},
+		{4, 4, "ef", true, "a read past the end returns what there is and EOF"},
+		{6, 1, "", true, "a read at the end is EOF"},
+	}) {
 		buf := make([]byte, c.n)
 		n, err := s.ReadAt(buf, c.off)
 		if string(buf[:n]) != c.want || (err != nil) != c.eof {

@@ -102,16 +102,23 @@ func (a *assembler) assemble(l *layout, dst []byte, rtol float64) ([]byte, []Dis
 	}
 	if l.partial {
 		a.acc = growFloats(a.acc, tensor.Numel(l.shape))
-		clear(a.acc)
 		a.absAcc = growFloats(a.absAcc, tensor.Numel(l.shape))
 		clear(a.absAcc)
+		switch l.op {
+		case trace.OpMax:
+			fill(a.acc, math.Inf(-1))
+		case trace.OpMin:
+			fill(a.acc, math.Inf(1))
+		default:
+			clear(a.acc)
+		}
 	}
 	var reps []Disagreement
 	for _, c := range l.cells {
 		rep := c.copies[0]
-		box := boxShape(c.lo, c.hi)
+		box := c.box()
 		var repReal []byte
-		if !l.partial && slices.Equal(rep.entry.Shape, box) && contiguous(l.shape, c.lo, c.hi) {
+		if !l.partial && !c.segmented && slices.Equal(rep.entry.Shape, box) && contiguous(l.shape, c.lo, c.hi) {
 			// The piece is exactly one contiguous span of the global tensor: read it in place.
 			off := flatIndex(l.shape, c.lo) * es
 			repReal = dst[off : off+tensor.Numel(box)*es]
@@ -127,9 +134,9 @@ func (a *assembler) assemble(l *layout, dst []byte, rtol float64) ([]byte, []Dis
 			a.compact = compactBox(a.local, rep.entry.Shape, box, es, a.compact)
 			repReal = a.compact
 			if l.partial {
-				a.addInto(l, c, repReal, box)
+				a.addInto(l, c, repReal)
 			} else {
-				boxRuns(l.shape, c.lo, box, zeros(len(box)), box, func(d, s, n int) {
+				l.cellRuns(c, func(d, s, n int) {
 					copy(dst[d*es:(d+n)*es], repReal[s*es:(s+n)*es])
 				})
 			}
@@ -146,6 +153,10 @@ func (a *assembler) assemble(l *layout, dst []byte, rtol float64) ([]byte, []Dis
 	}
 	if l.partial {
 		for i, v := range a.acc {
+			if l.scale != 1 {
+				v *= l.scale
+				a.absAcc[i] *= l.scale
+			}
 			l.dtype.PutValue(dst[i*es:], v)
 		}
 	}
@@ -155,7 +166,8 @@ func (a *assembler) assemble(l *layout, dst []byte, rtol float64) ([]byte, []Dis
 // partialScale returns, for a partial tensor just assembled, Σ_q |x_q| per element copied into
 // buf (nil for any other layout). Each summand was rounded to the storage dtype on its own
 // rank, so the sum carries rounding error up to u·Σ|x_q|, which exceeds u·|Σ x_q| wherever the
-// summands cancel: the tolerance must scale with the summands, not with the sum.
+// summands cancel: the tolerance must scale with the summands, not with the sum. (A mean's is
+// scaled like the mean; a max or min's is max_q |x_q|, the rounding of the operand it picks.)
 func (a *assembler) partialScale(l *layout, buf []float64) []float64 {
 	if !l.partial {
 		return nil
@@ -184,16 +196,32 @@ func compactBox(local []byte, shape, box []int, es int, buf []byte) []byte {
 	return buf
 }
 
-// addInto adds a partial summand (compact, of shape box) into the accumulator at c's region.
-func (a *assembler) addInto(l *layout, c *cell, src []byte, box []int) {
+// addInto folds a partial operand (compact, of shape c.box()) into the accumulator at c's
+// region: a sum (scaled at the end for avg axes), or an element-wise max or min.
+func (a *assembler) addInto(l *layout, c *cell, src []byte) {
 	es := l.dtype.Size()
-	boxRuns(l.shape, c.lo, box, zeros(len(box)), box, func(d, s, n int) {
+	l.cellRuns(c, func(d, s, n int) {
 		for i := 0; i < n; i++ {
 			v := l.dtype.Value(src[(s+i)*es:])
-			a.acc[d+i] += v
-			a.absAcc[d+i] += math.Abs(v)
+			switch l.op {
+			case trace.OpMax:
+				a.acc[d+i] = max(a.acc[d+i], v)
+				a.absAcc[d+i] = max(a.absAcc[d+i], math.Abs(v))
+			case trace.OpMin:
+				a.acc[d+i] = min(a.acc[d+i], v)
+				a.absAcc[d+i] = max(a.absAcc[d+i], math.Abs(v))
+			default:
+				a.acc[d+i] += v
+				a.absAcc[d+i] += math.Abs(v)
+			}
 		}
 	})
+}
+
+func fill(xs []float64, v float64) {
+	for i := range xs {
+		xs[i] = v
+	}
 }
 
 // checkCopies compares every further copy of cell c with the representative (repReal, compact).

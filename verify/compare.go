@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -24,11 +25,19 @@ type Options struct {
 	// --tol calibrate flag). They apply to float64 tensors that Tol does not override; other
 	// dtypes keep their constants, which their own rounding dominates.
 	Calibrated map[string]float64
+	// Noise gives the noise of correct low-precision executions per logical name (MeasureNoise:
+	// a single-device run in the candidate's dtype against the float64 oracle, or a second
+	// independent reference). fp32, bf16 and fp16 tensors with an entry are judged against it
+	// (noiseTol) unless Tol overrides their dtype.
+	Noise NoiseScales
 	// Depth gives a logical tensor's reduction depth where the caller knows it (e.g. the
 	// contraction length of the matmul that produced it); default tolerances scale by √depth.
 	Depth func(name string) int
 	// Rename maps framework names to logical names in both traces (the --rename file).
 	Rename *Rules
+	// Filter, when set, keeps only the logical tensors (after renaming) whose name it matches
+	// (the --filter flag); the first divergence is then the first among them.
+	Filter *regexp.Regexp
 	// AllowMissing lists tensors present in only one trace without failing on them.
 	AllowMissing bool
 	// MaxDiagnosed bounds how many failing tensors get a block diagnosis, earliest first
@@ -94,6 +103,7 @@ type Result struct {
 	RefReplicas  []Disagreement
 	CandReplicas []Disagreement
 	Diagnosis    *Diagnosis
+	Signature    *Signature // the shape of the divergence (diagnosed tensors)
 	Note         string
 
 	ref, cand *layout
@@ -115,6 +125,9 @@ type Report struct {
 	AllowMissing bool
 	Tol          Tolerances // overrides in effect
 	Undiagnosed  int        // failing tensors past MaxDiagnosed, left without a block diagnosis
+	// Bias lists the shards of low-precision tensors whose error is systematically larger than
+	// their peers' (RankBias), failing or not: a finding, not a verdict.
+	Bias []RankBias
 }
 
 // Verified reports whether every tensor is identical or close (tensors in only one trace pass
@@ -218,6 +231,8 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rl.keep(opt.Filter)
+	cl.keep(opt.Filter)
 	c := &comparer{opt: opt, rl: rl, cl: cl, ref: traceInfo(rl), cand: traceInfo(cl)}
 	rep := &Report{Ref: c.ref, Cand: c.cand, Command: opt.Command, AllowMissing: opt.AllowMissing, Tol: opt.Tol}
 	pairs := pairUp(rl, cl)
@@ -235,6 +250,9 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	}
 	assignRoles(rep.Results)
 	if err := c.diagnoseFailures(rep); err != nil {
+		return nil, err
+	}
+	if err := c.rankBias(rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -459,7 +477,8 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	if candDT == 0 {
 		candDT = refDT
 	}
-	res.RTol = c.opt.rtolFor(p.name, refDT, candDT)
+	var normTol float64
+	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT)
 	var refRaw, candRaw []byte
 	var err error
 	if l := p.ref; l != nil {
@@ -504,6 +523,10 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	} else {
 		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, c.kindFloors[res.Kind], summandScale(w, p), &w.fbuf)
 	}
+	// One element at its bound makes NormDev about rtol/√numel: the normwise test must not be
+	// stricter than that on a small tensor (a loss, a norm weight), where one element is no
+	// structure.
+	res.NormTol = max(normTol, res.RTol/math.Sqrt(float64(max(res.Numel, 1))))
 	switch {
 	case len(res.CandReplicas) > 0 || len(res.RefReplicas) > 0:
 		res.Verdict = ReplicaMismatch
@@ -514,7 +537,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		res.Verdict = NonFinite
 	case identical:
 		res.Verdict = Identical
-	case res.Pass():
+	case res.judge(res.NormTol):
 		res.Verdict = Close
 	default:
 		res.Verdict = Diverged
@@ -608,7 +631,7 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
 			return err
 		}
-		if res.Diagnosis, err = c.diagnose(res.ref, res.cand, w.refBuf, w.candBuf, res.RTol, res.Floor); err != nil {
+		if res.Diagnosis, res.Signature, err = c.diagnose(res, w.refBuf, w.candBuf); err != nil {
 			return err
 		}
 		for _, row := range res.Diagnosis.Rows {

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
-	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 )
@@ -63,7 +63,7 @@ func abbreviate(v []float64) Values {
 type BlockID struct {
 	Row    int
 	Rank   int
-	Coord  string
+	Coord  Coord
 	Block  int
 	Values Values
 }
@@ -82,7 +82,7 @@ type Block struct {
 // Row is one piece of the candidate (one rank's shard or copy) against the reference.
 type Row struct {
 	Rank     int    // -1 for the assembled sum of a partial tensor
-	Coord    string // the piece's mesh coordinates, e.g. "pp=1,tp=0"
+	Coord    Coord  // the piece's mesh coordinates on axes of size > 1, e.g. pp=1,tp=0
 	Region   string // the global region it holds, e.g. "[2:4, 0:2]"
 	Numel    int
 	Outside  int     // elements outside tolerance
@@ -110,12 +110,14 @@ type diagRow struct {
 	region           string
 }
 
-// diagnose explains how cand (rebuilt from cl) differs from ref; both have the same global shape.
-func (c *comparer) diagnose(rl, cl *layout, refRaw, candRaw []byte, rtol, floor float64) (*Diagnosis, error) {
+// diagnose explains how res's candidate differs from its reference, given both assembled (the
+// same global shape): the block diagnosis and the divergence's signature.
+func (c *comparer) diagnose(res *Result, refRaw, candRaw []byte) (*Diagnosis, *Signature, error) {
+	rl, cl, rtol, floor := res.ref, res.cand, res.RTol, res.Floor
 	refAll := tensor.Decode(rl.dtype, refRaw, make([]float64, 0, tensor.Numel(rl.shape)))
 	rows, err := c.diagRows(cl, refAll, candRaw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range rows {
 		rows[i].measure(rtol, floor)
@@ -136,14 +138,15 @@ func (c *comparer) diagnose(rl, cl *layout, refRaw, candRaw []byte, rtol, floor 
 		d.Rows = append(d.Rows, rows[i].Row)
 	}
 	d.Findings = findings(rows, d, best)
-	return d, nil
+	candAll := tensor.Decode(cl.dtype, candRaw, make([]float64, 0, tensor.Numel(cl.shape)))
+	return d, signatureOf(res.Verdict, res.Kind, res.RefShape, d, rows, refAll, candAll, rtol, floor), nil
 }
 
 // diagRows gives every candidate piece with its reference values; a tensor with a partial axis
 // has one row, its assembled sum.
 func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]diagRow, error) {
 	if cl.partial {
-		r := diagRow{Row: Row{Rank: -1, Coord: "sum", Region: regionString(zeros(len(cl.shape)), cl.shape)}}
+		r := diagRow{Row: Row{Rank: -1, Region: regionString(zeros(len(cl.shape)), cl.shape)}}
 		r.actual = tensor.Decode(cl.dtype, candRaw, nil)
 		r.expected = refAll
 		return []diagRow{r}, nil
@@ -152,16 +155,16 @@ func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]dia
 	var buf, cbuf []byte
 	es := cl.dtype.Size()
 	for _, cel := range cl.cells {
-		box := boxShape(cel.lo, cel.hi)
+		box := cel.box()
 		expected := make([]float64, tensor.Numel(box))
-		boxRuns(box, zeros(len(box)), cl.shape, cel.lo, box, func(d, s, n int) { copy(expected[d:d+n], refAll[s:s+n]) })
+		cl.cellRuns(cel, func(g, loc, n int) { copy(expected[loc:loc+n], refAll[g:g+n]) })
 		for _, p := range cel.copies {
 			var err error
 			if buf, err = readPiece(p, buf); err != nil {
 				return nil, err
 			}
 			cbuf = compactBox(buf, p.entry.Shape, box, es, cbuf)
-			r := diagRow{Row: Row{Rank: p.rank, Coord: pieceLabel(cl, p), Region: regionString(cel.lo, cel.hi)}}
+			r := diagRow{Row: Row{Rank: p.rank, Coord: meshCoord(cl, p), Region: cel.region()}}
 			r.actual = tensor.Decode(cl.dtype, cbuf, nil)
 			r.expected = expected
 			rows = append(rows, r)
@@ -171,15 +174,15 @@ func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]dia
 	return rows, nil
 }
 
-// pieceLabel names a piece's coordinates on the mesh axes of size > 1.
-func pieceLabel(l *layout, p *piece) string {
-	var parts []string
-	for i, c := range p.coord {
-		if c >= 0 && l.mesh.Shape[i] > 1 {
-			parts = append(parts, fmt.Sprintf("%s=%d", l.mesh.Axes[i], c))
+// meshCoord is a piece's coordinates on the mesh axes of size > 1.
+func meshCoord(l *layout, p *piece) Coord {
+	var c Coord
+	for i, x := range p.coord {
+		if x >= 0 && l.mesh.Shape[i] > 1 {
+			c = append(c, AxisIndex{l.mesh.Axes[i], x})
 		}
 	}
-	return strings.Join(parts, ",")
+	return c
 }
 
 func regionString(lo, hi []int) string {
@@ -437,8 +440,24 @@ func simpleFactor(c float64) (float64, bool) {
 	return 0, false
 }
 
+// planQuantities are the plan keys whose values scale gradients when a reduction, a loss weight
+// or an adjoint is wrong: the parallel degrees, the micro-batch count and the MTP depth count.
+var planQuantities = []string{"tp", "pp", "dp", "microbatches", "mtp"}
+
+// planInt reads an integer key from a trace's plan string ("tp=2,pp=2,…", spcheck's plan
+// syntax; other producers' strings simply lack the keys).
+func planInt(planStr, key string) (int, bool) {
+	for _, kv := range strings.Split(planStr, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == key {
+			n, err := strconv.Atoi(v)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
 // scaleNames names the factors a plan makes likely: the size of each mesh axis and the plan's
-// tp, pp, dp, microbatches and mtp (with 1/x for each), e.g. 2 → "tp".
+// planQuantities (with 1/x and -x for each), e.g. 2 → "tp".
 func scaleNames(l *layout, info TraceInfo) map[float64]string {
 	type q struct {
 		name string
@@ -448,8 +467,10 @@ func scaleNames(l *layout, info TraceInfo) map[float64]string {
 	for i, a := range l.mesh.Axes {
 		qs = append(qs, q{a, l.mesh.Shape[i]})
 	}
-	if p, err := plan.Parse(info.Plan); err == nil && info.Plan != "" {
-		qs = append(qs, q{"tp", p.TP}, q{"pp", p.PP}, q{"dp", p.DP}, q{"microbatches", p.Microbatches}, q{"mtp", p.MTP})
+	for _, key := range planQuantities {
+		if v, ok := planInt(info.Plan, key); ok {
+			qs = append(qs, q{key, v})
+		}
 	}
 	names := map[float64]string{}
 	add := func(v float64, name string) {

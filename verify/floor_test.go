@@ -3,6 +3,7 @@ package verify_test
 import (
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
@@ -35,7 +36,7 @@ func TestKindFloor(t *testing.T) {
 		{"noise differs, small equal", 3e-18, 1e-6, map[string]verify.Verdict{"agrad/zero": verify.Close, "agrad/small": verify.Identical}},
 		{"small scaled ×2", 1e-18, 2e-6, map[string]verify.Verdict{"agrad/zero": verify.Identical, "agrad/small": verify.Diverged}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		rep, err := verify.Compare(build(1e-18, 1e-6), build(c.noise, c.small), verify.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,10 @@ func FuzzLayout(f *testing.F) {
 	f.Add("tp=partial,mb=shard(0)", 2, 2, 1, 2, 2, 1, 0, uint8(2))
 	f.Add("mb=stage,tp=shard(0)", 3, 1, 2, 1, 1, 0, 0, uint8(3))
 	f.Add("", 1, 1, 1, 1, 1, 0, 1, uint8(0))
+	f.Add("tp=shard(0,segments=2)", 4, 2, 2, 2, 2, 0, 1, uint8(0))
+	f.Add("mb=shard(1,segments=2:4),tp=shard(1)", 1, 6, 1, 2, 1, 0, 1, uint8(2))
+	f.Add("tp=partial(max)", 2, 2, 2, 2, 2, 0, 1, uint8(0))
+	f.Add("tp=partial(avg),mb=partial", 2, 2, 2, 2, 2, 0, 1, uint8(2))
 	f.Fuzz(func(t *testing.T, place string, g0, g1, l0, l1, l1b, c0, c1 int, flags uint8) {
 		if g0 < 0 || g1 < 0 || l0 < 0 || l1 < 0 || l1b < 0 || g0*g1 > 64 || l0*l1 > 64 || l0*l1b > 64 {
 			return

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -38,8 +39,84 @@ type piece struct {
 type cell struct {
 	key    []int // coordinates on the shard and partial axes, -1 on the others
 	pos    int   // shard position: cells differing only in partial coordinates share it
-	lo, hi []int // the global region the cell covers
-	copies []*piece
+	lo, hi []int // the global region the cell covers (its bounding box when segmented)
+	// spans lists, per dim, the global runs whose concatenation the cell's pieces store along
+	// that dim; segmented is set when some dim has several (strided or segmented shards).
+	spans     [][]trace.Span
+	segmented bool
+	copies    []*piece
+}
+
+// box is the shape of the cell's real data as its pieces store it (padding excluded).
+func (c *cell) box() []int {
+	if !c.segmented {
+		return boxShape(c.lo, c.hi)
+	}
+	b := make([]int, len(c.spans))
+	for d, runs := range c.spans {
+		for _, s := range runs {
+			b[d] += s.Len()
+		}
+	}
+	return b
+}
+
+// region prints the global region the cell covers: "[0:4, 2:4+6:8]" (runs of a dim joined by +).
+func (c *cell) region() string {
+	if !c.segmented {
+		return regionString(c.lo, c.hi)
+	}
+	dims := make([]string, len(c.spans))
+	for d, runs := range c.spans {
+		rs := make([]string, len(runs))
+		for j, s := range runs {
+			rs[j] = fmt.Sprintf("%d:%d", s.Lo, s.Hi)
+		}
+		dims[d] = strings.Join(rs, "+")
+	}
+	return "[" + strings.Join(dims, ", ") + "]"
+}
+
+// runsString prints runs of one dim: "[2,4)" or "[2,4)+[6,8)".
+func runsString(runs []trace.Span) string {
+	rs := make([]string, len(runs))
+	for j, s := range runs {
+		rs[j] = fmt.Sprintf("[%d,%d)", s.Lo, s.Hi)
+	}
+	return strings.Join(rs, "+")
+}
+
+// cellRuns calls fn for every run of contiguous elements of c: its row-major offset in the
+// global tensor, its offset in the cell's compact local data (of shape c.box()), its length.
+func (l *layout) cellRuns(c *cell, fn func(global, local, n int)) {
+	box := c.box()
+	if !c.segmented {
+		boxRuns(l.shape, c.lo, box, zeros(len(box)), box, fn)
+		return
+	}
+	nd := len(box)
+	idx, glo, llo, sub := zeros(nd), zeros(nd), zeros(nd), zeros(nd)
+	for {
+		for d, j := range idx {
+			s := c.spans[d][j]
+			glo[d], sub[d] = s.Lo, s.Len()
+			llo[d] = 0
+			for _, prev := range c.spans[d][:j] {
+				llo[d] += prev.Len()
+			}
+		}
+		boxRuns(l.shape, glo, box, llo, sub, fn)
+		d := nd - 1
+		for ; d >= 0; d-- {
+			if idx[d]++; idx[d] < len(c.spans[d]) {
+				break
+			}
+			idx[d] = 0
+		}
+		if d < 0 {
+			return
+		}
+	}
 }
 
 // layout is one logical tensor as a trace lays it out, checked from metadata alone.
@@ -55,8 +132,13 @@ type layout struct {
 	roles   []axisRole
 	pieces  []*piece // by rank, then key
 	cells   []*cell  // by key
-	partial bool     // some axis is a partial sum
-	stored  int64    // bytes stored over all pieces
+	partial bool     // some axis is partial
+	// op and scale say how the operands of the partial axes combine: a sum times scale (the
+	// reciprocal of the avg axes' sizes), or an element-wise max or min (then the only partial
+	// axis; trace.ParsePlacement refuses others beside it).
+	op     trace.PartialOp
+	scale  float64
+	stored int64 // bytes stored over all pieces
 }
 
 // traceLayout is every logical tensor of a trace.
@@ -111,6 +193,21 @@ func layoutOf(tr *trace.Trace, rules *Rules) (*traceLayout, error) {
 		return a.name < b.name
 	})
 	return tl, nil
+}
+
+// keep drops the logical tensors whose name re does not match (nothing when re is nil).
+func (tl *traceLayout) keep(re *regexp.Regexp) {
+	if re == nil {
+		return
+	}
+	tl.tensors = slices.DeleteFunc(tl.tensors, func(l *layout) bool {
+		if re.MatchString(l.name) {
+			return false
+		}
+		delete(tl.byName, l.name)
+		tl.stored -= l.stored
+		return true
+	})
 }
 
 // pieceCoord gives the piece its coordinate on every mesh axis: the tensor's own coord, else
@@ -217,7 +314,8 @@ func (l *layout) assignRoles() error {
 			}
 			l.roles[i] = roleShard
 			if ap.Kind == trace.Partial {
-				l.roles[i], l.partial = rolePartial, true
+				l.roles[i] = rolePartial
+				l.addReduction(ap.Op, l.mesh.Shape[i])
 			}
 		case trace.Stage:
 			l.roles[i] = roleFree
@@ -233,6 +331,19 @@ func (l *layout) assignRoles() error {
 		}
 	}
 	return nil
+}
+
+// addReduction folds a partial axis of size n reducing by op into l.op and l.scale.
+func (l *layout) addReduction(op trace.PartialOp, n int) {
+	if !l.partial {
+		l.partial, l.op, l.scale = true, trace.OpSum, 1
+	}
+	switch op {
+	case trace.OpAvg:
+		l.scale /= float64(n)
+	case trace.OpMax, trace.OpMin:
+		l.op = op
+	}
 }
 
 // keyOn is the piece's coordinates on the axes for which keep is true, -1 on the others.
@@ -440,27 +551,35 @@ func (l *layout) checkSize() error {
 func (l *layout) placeCells() error {
 	covered := map[int]int64{}
 	for _, c := range l.cells {
-		c.lo, c.hi = make([]int, len(l.shape)), make([]int, len(l.shape))
-		padded := make([]int, len(l.shape))
+		nd := len(l.shape)
+		c.lo, c.hi, c.spans = make([]int, nd), make([]int, nd), make([][]trace.Span, nd)
+		padded := make([]int, nd)
 		for d, g := range l.shape {
-			lo, hi, pad := 0, g, -1
+			runs, pad := []trace.Span{{Lo: 0, Hi: g}}, -1
 			for _, ap := range l.shardAxesOn(d) {
 				ai := slices.Index(l.mesh.Axes, ap.Axis)
-				a, b, pd := ap.Range(hi-lo, l.mesh.Shape[ai], c.key[ai])
-				lo, hi, pad = lo+a, lo+b, pd
+				var err error
+				if runs, pad, err = ap.Spans(runs, l.mesh.Shape[ai], c.key[ai]); err != nil {
+					return l.errAll("place", "global shape %v: %v", l.shape, err)
+				}
 			}
-			c.lo[d], c.hi[d], padded[d] = lo, hi, pad
+			c.spans[d], padded[d] = runs, pad
+			c.lo[d], c.hi[d] = runs[0].Lo, runs[len(runs)-1].Hi
+			for _, s := range runs {
+				c.lo[d], c.hi[d] = min(c.lo[d], s.Lo), max(c.hi[d], s.Hi)
+			}
+			c.segmented = c.segmented || len(runs) > 1
 		}
+		box := c.box()
 		for _, p := range c.copies {
 			for d, n := range p.entry.Shape {
-				real := c.hi[d] - c.lo[d]
-				if n != real && n != padded[d] {
-					return l.errAt(p, "shape", "local shape %v, but placement %q makes its piece of global shape %v a %v block (rows [%d,%d) of dim %d)",
-						p.entry.Shape, l.place, l.shape, boxShape(c.lo, c.hi), c.lo[d], c.hi[d], d)
+				if n != box[d] && n != padded[d] {
+					return l.errAt(p, "shape", "local shape %v, but placement %q makes its piece of global shape %v a %v block (rows %s of dim %d)",
+						p.entry.Shape, l.place, l.shape, box, runsString(c.spans[d]), d)
 				}
 			}
 		}
-		covered[c.pos] = int64(tensor.Numel(boxShape(c.lo, c.hi)))
+		covered[c.pos] = int64(tensor.Numel(box))
 	}
 	var total int64
 	for _, v := range covered {

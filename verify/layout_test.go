@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
@@ -118,6 +119,65 @@ func TestAssembleRebuildsEveryPlacement(t *testing.T) {
 			}
 			return r
 		}},
+		{"strided dp×tp", "FSDP2+TP (_StridedShard(0, split_factor=2) on dp, Shard(0) on tp): tp halves first, dp halves of each", global(8, 3), func(g *tensor.Dense) *vt.Ranks {
+			r := vt.New("t", trace.Mesh{Axes: []string{"dp", "tp"}, Shape: []int{2, 2}}, 4, noProv)
+			for rank := 0; rank < 4; rank++ {
+				s := narrowNested(g, 0, []int{2, 2}, []int{rank % 2, rank / 2}) // tp outermost, then dp
+				r.Add(rank, "x", vt.Meta("x", trace.Param, 1, "dp=shard(0,segments=2),tp=shard(0)"), tensor.F64, s.Shape, s.Data...)
+			}
+			return r
+		}},
+		{"packed gate_up", "segments=2 on dim 0: each rank holds its half of gate and its half of up, concatenated", global(8, 3), func(g *tensor.Dense) *vt.Ranks {
+			r := vt.TP("t", 2, noProv)
+			gate, up := g.Narrow(0, 0, 4), g.Narrow(0, 4, 4)
+			for c := 0; c < 2; c++ {
+				s := tensor.Concat(0, narrowNested(gate, 0, []int{2}, []int{c}), narrowNested(up, 0, []int{2}, []int{c}))
+				r.Add(c, "x", vt.Meta("x", trace.Param, 1, "tp=shard(0,segments=2)"), tensor.F64, s.Shape, s.Data...)
+			}
+			return r
+		}},
+		{"fused qkv", "segments=8:4:4 on dim 1 (GQA: q has twice k's rows): each rank holds q, k, v chunks", global(2, 16), func(g *tensor.Dense) *vt.Ranks {
+			r := vt.TP("t", 2, noProv)
+			q, k, v := g.Narrow(1, 0, 8), g.Narrow(1, 8, 4), g.Narrow(1, 12, 4)
+			for c := 0; c < 2; c++ {
+				s := tensor.Concat(1, narrowNested(q, 1, []int{2}, []int{c}), narrowNested(k, 1, []int{2}, []int{c}), narrowNested(v, 1, []int{2}, []int{c}))
+				r.Add(c, "x", vt.Meta("x", trace.Activation, 1, "tp=shard(1,segments=8:4:4)"), tensor.F64, s.Shape, s.Data...)
+			}
+			return r
+		}},
+		{"partial avg", "two operands whose mean is the tensor", global(2, 3), func(g *tensor.Dense) *vt.Ranks {
+			r := vt.TP("t", 2, noProv)
+			a := global(2, 3)
+			b := g.Scale(2)
+			b.AddInPlace(a.Scale(-1))
+			r.Add(0, "x", vt.Meta("x", trace.Activation, 1, "tp=partial(avg)"), tensor.F64, a.Shape, a.Data...)
+			r.Add(1, "x", vt.Meta("x", trace.Activation, 1, "tp=partial(avg)"), tensor.F64, b.Shape, b.Data...)
+			return r
+		}},
+		{"partial max", "the element-wise maximum of two operands, one of them below everywhere", global(5), func(g *tensor.Dense) *vt.Ranks {
+			r := vt.TP("t", 2, noProv)
+			lower := g.Clone()
+			for i := range lower.Data {
+				lower.Data[i] -= float64(1 + i)
+			}
+			hi := g.Clone()
+			for i := 0; i < 5; i += 2 { // the maximum comes from either rank, element by element
+				hi.Data[i], lower.Data[i] = lower.Data[i], hi.Data[i]
+			}
+			r.Add(0, "x", vt.Meta("x", trace.Activation, 1, "tp=partial(max)"), tensor.F64, []int{5}, hi.Data...)
+			r.Add(1, "x", vt.Meta("x", trace.Activation, 1, "tp=partial(max)"), tensor.F64, []int{5}, lower.Data...)
+			return r
+		}},
+		{"partial min", "the element-wise minimum", global(3), func(g *tensor.Dense) *vt.Ranks {
+			r := vt.TP("t", 2, noProv)
+			above := g.Clone()
+			for i := range above.Data {
+				above.Data[i] += 7
+			}
+			r.Add(0, "x", vt.Meta("x", trace.Activation, 1, "tp=partial(min)"), tensor.F64, []int{3}, above.Data...)
+			r.Add(1, "x", vt.Meta("x", trace.Activation, 1, "tp=partial(min)"), tensor.F64, []int{3}, g.Data...)
+			return r
+		}},
 		{"stage-local", "held on pp=1 only, sharded over tp, replicated over dp", global(4, 2), func(g *tensor.Dense) *vt.Ranks {
 			r := vt.New("t", trace.Mesh{Axes: []string{"dp", "pp", "tp"}, Shape: []int{2, 2, 2}}, 8, noProv)
 			for rank := 0; rank < 8; rank++ {
@@ -130,7 +190,7 @@ func TestAssembleRebuildsEveryPlacement(t *testing.T) {
 			return r
 		}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.name, func(t *testing.T) {
 			tr, err := c.build(c.want).Trace()
 			if err != nil {
@@ -200,6 +260,12 @@ func TestBadTracesNameWhatIsWrong(t *testing.T) {
 		{"overflow", "a global shape whose element count wraps to the stored size", func() *vt.Ranks {
 			return vt.TP("bad", 2, noProv).AddAll("x", m("tp=shard(0,block=2)", 1<<62+4, 4), tensor.F32, []int{2, 4}, 1, 2, 3, 4, 5, 6, 7, 8)
 		}, []string{"field shape", "2^48"}},
+		{"segments do not fit", "segments=3:3 of a dim of 4 rows", func() *vt.Ranks {
+			return vt.TP("bad", 2, noProv).AddAll("x", m("tp=shard(0,segments=3:3)", 4), tensor.F32, []int{2}, 1, 2)
+		}, []string{`"x"`, "field place", "add up to 6 rows", "has 4"}},
+		{"segmented local shape", "rank 1 holds 3 rows where segments=4:4 over 2 ranks make 4", func() *vt.Ranks {
+			return vt.TP("bad", 2, noProv).Add(0, "x", m("tp=shard(0,segments=4:4)", 8), tensor.F32, []int{4}, 1, 2, 3, 4).Add(1, "x", m("tp=shard(0,segments=4:4)", 8), tensor.F32, []int{3}, 5, 6, 7)
+		}, []string{"rank-00001", "field shape", "rank 1", "rows [2,4)+[6,8) of dim 0"}},
 		{"kind", "ranks disagree on the kind", func() *vt.Ranks {
 			return vt.TP("bad", 2, noProv).Add(0, "x", m(""), tensor.F32, []int{1}, 1).Add(1, "x", vt.Meta("x", trace.Param, 1, ""), tensor.F32, []int{1}, 1)
 		}, []string{"field kind", `"param"`}},
@@ -208,7 +274,7 @@ func TestBadTracesNameWhatIsWrong(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.name, func(t *testing.T) {
 			tr, err := c.build().Trace()
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
@@ -46,7 +47,7 @@ func TestMetricsAtTheToleranceBoundary(t *testing.T) {
 		}
 		return tr
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		rep, err := verify.Compare(mk("ref", ref), mk("cand", c.cand), verify.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
@@ -40,7 +41,7 @@ func TestRenameRules(t *testing.T) {
 		{"x", "y$", 0, "$$ is a dollar"},
 		{"other", "other", 1, "names no rule matches are kept"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		got, err := rs.Apply(c.name, coords(c.pp))
 		if err != nil || got != c.want {
 			t.Errorf("%s: %q → %q, %v; want %q", c.reason, c.name, got, err, c.want)
@@ -53,7 +54,7 @@ func TestRenameRules(t *testing.T) {
 		{"@pp 1 ^a => b", "not axis=coordinate", "a malformed condition"},
 		{"^(a) => ${1*2}", "offset", "only + and - offsets"},
 	}
-	for _, b := range bad {
+	for _, b := range scenario.Cases(t, bad) {
 		if _, err := verify.ParseRules(strings.NewReader(b.rules), "r"); err == nil || !strings.Contains(err.Error(), b.want) || !strings.Contains(err.Error(), "r:1") {
 			t.Errorf("%s: %v, want an error at r:1 containing %q", b.reason, err, b.want)
 		}
@@ -80,7 +81,7 @@ func TestTolerances(t *testing.T) {
 		{"f8=1", nil, "unknown dtype", "unknown dtype"},
 		{"NaN", nil, "finite", "NaN"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		got, err := verify.ParseTolerances(c.in)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -101,7 +102,7 @@ func TestTolerances(t *testing.T) {
 		return tr
 	}
 	depth := func(string) int { return 10000 } // √10⁴ = 100: rtol 1e-8
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		dt     tensor.DType
 		opt    verify.Options
 		want   verify.Verdict
@@ -110,7 +111,7 @@ func TestTolerances(t *testing.T) {
 		{tensor.F64, verify.Options{}, verify.Diverged, "fp64 rtol 1e-10"},
 		{tensor.F64, verify.Options{Depth: depth}, verify.Close, "depth 10⁴ scales fp64's tolerance to 1e-8"},
 		{tensor.F64, verify.Options{Depth: depth, Tol: verify.Tolerances{tensor.F64: 1e-10}}, verify.Diverged, "an explicit override is not scaled"},
-	} {
+	}) {
 		rep, err := verify.Compare(mk(c.dt, 1), mk(c.dt, 1+1e-9), c.opt)
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package verify_test
 import (
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
@@ -40,7 +41,7 @@ func TestPartialSumToleranceScalesWithSummands(t *testing.T) {
 		{"rounded summands that cancel", 1, verify.Close},
 		{"summands ×2", 2, verify.Diverged},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		rep, err := verify.Compare(refTr, build(c.scale), verify.Options{})
 		if err != nil {
 			t.Fatal(err)

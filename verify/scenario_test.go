@@ -2,10 +2,12 @@ package verify_test
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/verify"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
@@ -48,7 +50,7 @@ func fmtValues(v verify.Values) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// TestSeed001LostValues: the diagnosis names exactly the lost values of seed-bugs.md §1.4 for both
+// TestSeed001LostValues: the diagnosis names exactly the lost values of PaddleFleet#589's table for both
 // branches, at flat-chunk granularity, with every receiver holding chunk 0 of TP0 and chunk 1 of
 // TP1.
 func TestSeed001LostValues(t *testing.T) {
@@ -57,10 +59,10 @@ func TestSeed001LostValues(t *testing.T) {
 		lost   []string
 		reason string
 	}{
-		{"develop", []string{"rank 0 block 1 [100, 120, 140, 160]", "rank 1 block 0 [180, 200, 220, 240]"}, "§1.4 develop: NormPipe bw ×2"},
-		{"unify", []string{"rank 0 block 1 [50, 60, 70, 80]", "rank 1 block 0 [90, 100, 110, 120]"}, "§1.4 unify: EmptyLayer identity"},
+		{"develop", []string{"rank 0 block 1 [100, 120, 140, 160]", "rank 1 block 0 [180, 200, 220, 240]"}, "PaddleFleet#589 develop: NormPipe bw ×2"},
+		{"unify", []string{"rank 0 block 1 [50, 60, 70, 80]", "rank 1 block 0 [90, 100, 110, 120]"}, "PaddleFleet#589 unify: EmptyLayer identity"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.branch, func(t *testing.T) {
 			rep := compare(t, verifytest.Seed001(c.branch), verify.Options{})
 			if rep.Verified() {
@@ -115,7 +117,7 @@ func names(rs []*verify.Result) []string {
 	return out
 }
 
-// TestSeed002RankOneRowsWrong: §2.3's worked example — rank 0's residual rows are right, rank 1's
+// TestSeed002RankOneRowsWrong: vLLM #33322's residual slice, worked by hand — rank 0's residual rows are right, rank 1's
 // are wrong, and the norm output after it is a consequence.
 func TestSeed002RankOneRowsWrong(t *testing.T) {
 	rep := compare(t, verifytest.Seed002(), verify.Options{})
@@ -132,7 +134,7 @@ func TestSeed002RankOneRowsWrong(t *testing.T) {
 		t.Errorf("rows %+v: want rank 0 right, rank 1 with 4 elements wrong", rows)
 	}
 	if got := fmtValues(rows[1].Blocks[0].Actual); got != "[155, -34, 200, -50]" {
-		t.Errorf("rank 1 holds %s, want §2.3's [[155,-34],[200,-50]]", got)
+		t.Errorf("rank 1 holds %s, want [[155,-34],[200,-50]]", got)
 	}
 	if x := result(t, rep, "act/layers.0.allreduce"); x.Verdict != verify.Close {
 		t.Errorf("allreduce (fp32 against fp64, exact values) is %s, want close", x.Verdict)
@@ -142,7 +144,7 @@ func TestSeed002RankOneRowsWrong(t *testing.T) {
 	}
 }
 
-// TestScaledGradient: §4.7's ×tp gradient is diagnosed as scaled ×2, named tp.
+// TestScaledGradient: Megatron-LM 06e9f28b30's ×tp gradient is diagnosed as scaled ×2, named tp.
 func TestScaledGradient(t *testing.T) {
 	rep := compare(t, verifytest.ScaledTP(), verify.Options{})
 	for _, name := range []string{"agrad/mtp.0.eh_proj.in", "grad/mtp.0.eh_proj.weight"} {
@@ -163,7 +165,7 @@ func TestScaledGradient(t *testing.T) {
 	}
 }
 
-// TestReplicaMismatch: §1.8's unreduced SP norm grad (3 on rank 0, 7 on rank 1, 10 wanted) is a
+// TestReplicaMismatch: the unreduced SP norm grad (3 on rank 0, 7 on rank 1, 10 wanted) is a
 // replica mismatch naming both ranks; AVG instead of SUM is ×1/tp.
 func TestReplicaMismatch(t *testing.T) {
 	rep := compare(t, verifytest.ReplicaSplit(), verify.Options{})
@@ -212,5 +214,38 @@ func TestCleanRunVerifies(t *testing.T) {
 	}
 	if len(rep.First()) != 0 {
 		t.Errorf("a clean run has a first divergence %v", names(rep.First()))
+	}
+}
+
+// TestSignatures: every scenario's first divergence gets the signature its bug has, worked out
+// from full values, with typed coordinates and the whole-tensor factor where there is one.
+func TestSignatures(t *testing.T) {
+	for _, c := range scenario.Cases(t, []struct {
+		s        verifytest.Scenario
+		kind     verify.SignatureKind
+		text     string
+		multiple float64 // 0: not a multiple
+		reason   string
+	}{
+		{verifytest.Seed001("develop"), verify.SigIdenticalReceivers, "identical receivers (2 reference blocks lost)", 0, "PaddleFleet#589: every receiver gathers the same chunks"},
+		{verifytest.Seed002(), verify.SigTP0Right, "TP rank 0 right, the other TP ranks wrong", 0, "vLLM #33322: the residual sliced at offset 0 on every TP rank"},
+		{verifytest.ScaledTP(), verify.SigScaled, "scaled ×2 (tp)", 2, "Megatron-LM 06e9f28b30: the gradient ×tp"},
+		{verifytest.ReplicaSplit(), verify.SigReplicaMismatch, "replica mismatch", 0.3, "an unreduced replicated grad: copies disagree (the rank-0 copy is 3/10 of the sum)"},
+	}) {
+		first := compare(t, c.s, verify.Options{}).First()
+		if len(first) == 0 || first[0].Signature == nil {
+			t.Fatalf("%s: no signature on the first divergence", c.reason)
+		}
+		sig := first[0].Signature
+		if sig.Kind != c.kind || sig.String() != c.text {
+			t.Errorf("%s: signature %s %q, want %s %q", c.reason, sig.Kind, sig.String(), c.kind, c.text)
+		}
+		if want := c.multiple != 0; sig.Multiple != want || (want && math.Abs(sig.Factor-c.multiple) > 1e-12) {
+			t.Errorf("%s: multiple %v ×%g, want %v ×%g", c.reason, sig.Multiple, sig.Factor, want, c.multiple)
+		}
+	}
+	row := compare(t, verifytest.Seed002(), verify.Options{}).First()[0].Diagnosis.Rows[1]
+	if tp, ok := row.Coord.Of("tp"); !ok || tp != 1 || row.Coord.String() != "tp=1" {
+		t.Errorf("row 1 coord %v (tp %d, %v), want tp=1", row.Coord, tp, ok)
 	}
 }

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/cuda/gputraces"
-	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/pipeline"
+	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
@@ -26,19 +25,21 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		"In one step: compiles the plan and emits its per-rank programs and starting tensors\n"+
 		"(DIR/emit, as 'spcheck plan --emit'), runs them on the visible GPUs with the CUDA/NCCL\n"+
 		"executor (DIR/cuda: one trace file per rank), writes the oracle's trace (DIR/oracle) and\n"+
-		"compares the two. With --ref gpu the reference is the same model run unsplit in float64\n"+
-		"on one GPU (cuda/gputraces.ReferencePlan; DIR/ref-emit, DIR/ref): for models too large for\n"+
-		"the CPU oracle. The plan's dtype is fp32, bf16 or fp64. Exit 0: every tensor within\n"+
+		"compares the two. With --ref gpu the reference is instead the same model run unsplit in\n"+
+		"float64 on one GPU (cuda/gputraces.ReferencePlan; DIR/ref/emit, DIR/ref/cuda), for models\n"+
+		"too large for the CPU oracle; it is compared with the per-dtype default tolerances or\n"+
+		"--tol (measuring low-precision noise needs the CPU simulator). The plan's dtype is fp32,\n"+
+		"bf16 or fp64. Exit 0: every tensor within\n"+
 		"tolerance; 1: some differ, or the executor failed (its message names the rank and op);\n"+
 		"2: bad input.", stderr)
 	execPath := fs.String("exec", "cuda/build/spexec", "the executor binary (make -C cuda)")
 	work := fs.String("work", "", "working directory for the emitted plan and both traces (created)")
 	gpus := fs.Int("gpus", 0, "GPUs to use (0: every visible one); more ranks than GPUs share them")
 	timeout := fs.Float64("timeout", 120, "seconds after which a collective that never completes aborts the run")
-	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: each dtype's tolerance scaled by √(the run's chain of rounded ops), see cuda/gputraces.VerifyOptions")
+	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: the noise of the plan's correct single-device run in its dtype, see docs/tolerance.md")
+	format := reports.FormatFlag(fs, reports.ReportFormats)
 	refKind := fs.String("ref", "oracle", "the reference: oracle (the CPU float64 oracle) or gpu (the executor unsplit in float64)")
 	dump := fs.String("dump", "", "record only the traced tensors whose names match these comma-separated globs (spexec --dump; both runs)")
-	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
 	var extra multiFlag
 	fs.Var(&extra, "extra", "KEY=VALUE recorded in every trace file's Meta.Extra (repeatable)")
 	build := planFlags(fs)
@@ -51,97 +52,79 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	if *work == "" {
 		return fail(stderr, "gpu", errors.New("--work DIR is required"))
 	}
-	if *refKind != "oracle" && *refKind != "gpu" {
-		return fail(stderr, "gpu", fmt.Errorf("--ref %q: want oracle or gpu", *refKind))
-	}
-	if !validFormat(*format, reports.Formats) {
-		return fail(stderr, "gpu", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
-	}
 	p, err := build()
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	c, err := simulate.CompileGenerated(p)
+	v, err := bugs.VariantOf(p)
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	emitDir, candDir, refDir := filepath.Join(*work, "emit"), filepath.Join(*work, "cuda"), filepath.Join(*work, "oracle")
-	refEmit := filepath.Join(*work, "ref-emit")
-	if *refKind == "gpu" {
-		refDir = filepath.Join(*work, "ref")
+	if *refKind != "oracle" && *refKind != "gpu" {
+		return fail(stderr, "gpu", fmt.Errorf("--ref %q: want oracle or gpu", *refKind))
 	}
-	for _, d := range []string{emitDir, candDir, refDir, refEmit} {
-		if err := os.RemoveAll(d); err != nil {
-			return fail(stderr, "gpu", err)
+	x := pipeline.CUDA{Exec: *execPath, Work: *work, GPUs: *gpus, Timeout: *timeout, Extra: extra, Log: stderr}
+	for _, g := range strings.Split(*dump, ",") {
+		if g != "" {
+			x.Dump = append(x.Dump, g)
 		}
 	}
-	if err := c.WriteDir(emitDir); err != nil {
+	opt := pipeline.Options{RefDir: x.RefDir()}
+	if opt.Verify.Tol, err = verify.ParseTolerances(*tol); err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	spexec := func(emit, out string) *exec.Cmd {
-		cmdArgs := []string{"--emit", emit, "--out", out, "--timeout", fmt.Sprint(*timeout)}
-		if *gpus > 0 {
-			cmdArgs = append(cmdArgs, "--gpus", fmt.Sprint(*gpus))
-		}
-		for _, kv := range extra {
-			cmdArgs = append(cmdArgs, "--extra", kv)
-		}
-		for _, g := range strings.Split(*dump, ",") {
-			if g != "" {
-				cmdArgs = append(cmdArgs, "--dump", g)
-			}
-		}
-		cmd := exec.Command(*execPath, cmdArgs...)
-		cmd.Stdout, cmd.Stderr = stderr, stderr
-		return cmd
+	var o *pipeline.Outcome
+	if *refKind == "gpu" {
+		o, err = gpuReferenceRun(p, v, x, opt.Verify)
+	} else {
+		opt.Verify.Command = fmt.Sprintf("spcheck compare %s %s", x.RefDir(), x.CandDir())
+		o, err = pipeline.Run(p, v, x, opt)
 	}
-	start := time.Now()
-	runErr := spexec(emitDir, candDir).Run()
-	wall := time.Since(start)
-	if runErr != nil {
-		fmt.Fprintf(stdout, "spcheck gpu: FAILED: the executor failed (%v) after %.2f s\n  --plan '%s'\n", runErr, wall.Seconds(), p)
+	if err != nil {
+		return fail(stderr, "gpu", err)
+	}
+	defer o.Close()
+	if o.RunErr != nil {
+		fmt.Fprintf(stdout, "spcheck gpu: FAILED: %v\n  --plan '%s'\n", o.RunErr, p)
 		return exitFailed
 	}
-	if *refKind == "gpu" {
-		rc, err := simulate.CompileGenerated(gputraces.ReferencePlan(p))
-		if err == nil {
-			err = rc.WriteDir(refEmit)
-		}
-		if err != nil {
-			return fail(stderr, "gpu", err)
-		}
-		if err := spexec(refEmit, refDir).Run(); err != nil {
-			fmt.Fprintf(stdout, "spcheck gpu: FAILED: the GPU reference run failed (%v)\n  --plan '%s'\n", err, p)
-			return exitFailed
-		}
-	} else if err := oracle.WriteTrace(refDir, p); err != nil {
-		return fail(stderr, "gpu", err)
-	}
-	ref, cand, err := openPair(refDir, candDir)
-	if err != nil {
-		return fail(stderr, "gpu", err)
-	}
-	defer ref.Close()
-	defer cand.Close()
-	opt := gputraces.VerifyOptions(p)
-	opt.Command = fmt.Sprintf("spcheck compare %s %s", refDir, candDir)
-	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
-		return fail(stderr, "gpu", err)
-	}
-	rep, err := verify.Compare(ref, cand, opt)
-	if err != nil {
-		return fail(stderr, "gpu", err)
-	}
+	rep := o.Report
 	if err := reports.Write(stdout, rep, *format, reports.Options{}); err != nil {
 		return fail(stderr, "gpu", err)
 	}
 	worst, name := worstRelErr(rep)
 	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs %s %.3g (%s)\n  --plan '%s'\n",
-		verdictWord(rep.Verified()), len(cand.Files), wall.Seconds(), *refKind, worst, name, p)
+		verdictWord(rep.Verified()), len(o.Cand.Files), o.Wall.Seconds(), *refKind, worst, name, p)
 	if !rep.Verified() {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// gpuReferenceRun runs p on the GPUs (x), then its float64 reference plan unsplit on one GPU
+// (x.Work/ref), and compares the two traces.
+func gpuReferenceRun(p plan.Plan, v *simulate.Variant, x pipeline.CUDA, opt verify.Options) (*pipeline.Outcome, error) {
+	o, err := pipeline.Execute(p, v, x)
+	if err != nil || o.RunErr != nil {
+		return o, err
+	}
+	rx := x
+	rx.Work, rx.GPUs = filepath.Join(x.Work, "ref"), 1
+	r, err := pipeline.Execute(gputraces.ReferencePlan(p), nil, rx)
+	if err == nil && r.RunErr != nil {
+		err = fmt.Errorf("the GPU reference run: %w", r.RunErr)
+	}
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	o.Ref = r.Cand
+	opt.Command = fmt.Sprintf("spcheck compare %s %s", rx.CandDir(), x.CandDir())
+	if o.Report, err = verify.Compare(o.Ref, o.Cand, opt); err != nil {
+		o.Close()
+		return nil, err
+	}
+	return o, nil
 }
 
 // worstRelErr is the largest normwise relative error ‖cand − ref‖/‖ref‖ over the compared

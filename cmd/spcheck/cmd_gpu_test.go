@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
 // fakeExecutor writes a shell script standing in for cuda/build/spexec: it checks that it was
@@ -40,7 +42,7 @@ func TestGPUCommand(t *testing.T) {
 		t.Fatalf("spcheck run: exit %d", code)
 	}
 
-	for _, tc := range []struct {
+	for _, tc := range scenario.Cases(t, []struct {
 		reason   string
 		args     []string
 		wantCode int
@@ -50,7 +52,7 @@ func TestGPUCommand(t *testing.T) {
 		{"an executor failure is a failed verification naming it", []string{"--exec", fakeExecutor(t, src, 1)}, exitFailed, "the executor failed"},
 		{"a bad --tol is bad input", []string{"--exec", fakeExecutor(t, src, 0), "--tol", "bogus"}, exitBadInput, ""},
 		{"no --work", []string{"--work", "", "--exec", "x"}, exitBadInput, ""},
-	} {
+	}) {
 		var out, errb bytes.Buffer
 		args := append([]string{"gpu", "--plan", planStr, "--work", t.TempDir()}, tc.args...)
 		code := run(args, &out, &errb)

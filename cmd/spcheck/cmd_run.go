@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/spcheck/spcheck/simulate"
-	"github.com/spcheck/spcheck/simulate/runtime"
+	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -36,33 +36,26 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "run", err)
 	}
-	c, err := simulate.Compile(p)
+	v, err := bugs.VariantOf(p)
 	if err != nil {
 		return fail(stderr, "run", err)
 	}
-	res, err := runtime.Run(c.Programs, c.Init)
+	o, err := pipeline.Execute(p, v, pipeline.Simulator{Out: *out})
+	if err == nil {
+		err = o.RunErr
+	}
 	if err != nil {
 		return fail(stderr, "run", err)
 	}
-	files, err := c.TraceFiles(res)
-	if err != nil {
-		return fail(stderr, "run", err)
-	}
-	if err := simulate.WriteTraceDir(*out, files); err != nil {
-		return fail(stderr, "run", err)
-	}
-	tr, err := trace.OpenDir(*out)
-	if err != nil {
-		return fail(stderr, "run", err)
-	}
-	defer tr.Close()
+	defer o.Close()
+	tr, st := o.Cand, o.Stats
 	entries := 0
 	for _, f := range tr.Files {
 		entries += len(f.Entries)
 	}
-	fmt.Fprintf(stdout, "--plan '%s'\n%s\n", p, c.Describe())
+	fmt.Fprintf(stdout, "--plan '%s'\n%s\n", p, o.Compiled.Describe())
 	fmt.Fprintf(stdout, "wrote %s: %d rank files, %d tensors; %d local ops, %d collectives, %d sends, %s moved\n",
-		*out, len(files), entries, res.Stats.LocalOps, res.Stats.Collectives, res.Stats.Transfers, verify.FormatBytes(res.Stats.CommBytes))
+		*out, len(tr.Files), entries, st.LocalOps, st.Collectives, st.Transfers, verify.FormatBytes(st.CommBytes))
 	logical, err := verify.Assemble(tr)
 	if err != nil {
 		return fail(stderr, "run", err)

@@ -12,5 +12,5 @@
 //   - the C++ host test binary (GPU-free: JSON, safetensors, trace writer, RNG, communicator
 //     planning) is built with g++ and run when a C++ compiler is available.
 //
-// Regenerate the golden files with `go test ./cuda/gputraces -update`.
+// Regenerate the golden files with `go test ./cuda/gputraces -rewrite`.
 package gputraces

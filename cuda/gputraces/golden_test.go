@@ -3,13 +3,14 @@ package gputraces
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"maps"
 	"math"
-	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	scenariofile "github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/simulate/ir"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
@@ -17,28 +18,14 @@ import (
 	"github.com/spcheck/spcheck/trace"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under cuda/tests/testdata")
-
 // goldenDir holds the files the C++ tests read.
 const goldenDir = "../tests/testdata"
 
-// checkGolden compares want with the committed file (or rewrites it under -update).
+// checkGolden compares want with the committed file (or rewrites it under -rewrite); a stale
+// file means the Go source of truth changed: rewrite it and re-run make -C cuda test.
 func checkGolden(t *testing.T, name string, want []byte) {
 	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cuda/gputraces -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s is stale: the Go source of truth changed; run go test ./cuda/gputraces -update and re-run make -C cuda test", path)
-	}
+	scenariofile.Golden(t, filepath.Join(goldenDir, name), want)
 }
 
 func hex64(x float64) string { return fmt.Sprintf("%016x", math.Float64bits(x)) }
@@ -269,3 +256,39 @@ func simulatedAttention(q, k, v, dout *tensor.Dense, cu []int) []*tensor.Dense {
 	}
 	return out
 }
+
+// irSpec is simulate/ir's op table as cuda/tests/host_test.cpp reads it: the program format
+// and version, and every op with its class, operand counts and required attributes, sorted by
+// name. The C++ test fails when cuda/host/program.cpp's table differs in any of these.
+type irSpec struct {
+	Format  string     `json:"format"`
+	Version int        `json:"version"`
+	Ops     []irSpecOp `json:"ops"`
+}
+
+type irSpecOp struct {
+	Op     string   `json:"op"`
+	Class  string   `json:"class"`
+	In     int      `json:"in"`
+	Out    int      `json:"out"`
+	Ints   []string `json:"ints"`
+	Floats []string `json:"floats"`
+	Strs   []string `json:"strs"`
+}
+
+func buildIRSpec() []byte {
+	g := irSpec{Format: ir.Format, Version: ir.Version}
+	for _, name := range slices.Sorted(maps.Keys(ir.Specs)) {
+		s := ir.Specs[name]
+		list := func(v []string) []string { return append([]string{}, v...) } // [] rather than null
+		g.Ops = append(g.Ops, irSpecOp{Op: name, Class: s.Class.String(), In: s.In, Out: s.Out,
+			Ints: list(s.Ints), Floats: list(s.Floats), Strs: list(s.Strs)})
+	}
+	b, err := json.MarshalIndent(g, "", " ")
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+func TestIRSpecGolden(t *testing.T) { checkGolden(t, "ir_spec.json", buildIRSpec()) }

@@ -1,21 +1,20 @@
 package gputraces
 
 import (
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/tensor"
 )
 
 // ReferencePlan is the plan whose run on one GPU in float64 (spexec, cuBLAS DGEMM and fp64
 // kernels) serves as the reference for p when p's model is too large for the CPU oracle: the
-// same model, seed and batch, unsplit (tp = pp = dp = 1, no sequence parallelism, one
-// micro-batch), correct (no bug variant), float64. Its trace carries the oracle's logical
+// same model, seed and batch on one device (pipeline.SingleDevice: no parallelism, one
+// micro-batch, no bug variant), in float64. Its trace carries the oracle's logical
 // tensors (the simulator's world-1 trace is the oracle's, tensor for tensor), so verify compares
 // any candidate of p with it as with the oracle's; testdata/gpu/ref_* are such runs, checked
 // against the Go oracle to ReferenceRelTol.
 func ReferencePlan(p plan.Plan) plan.Plan {
-	q := p
-	q.Parallel = plan.Parallel{TP: 1, PP: 1, DP: 1, SP: plan.SPOff, Microbatches: 1, Schedule: p.Schedule}
-	q.Bug = ""
+	q := pipeline.SingleDevice(p)
 	q.DType = tensor.F64
 	return q
 }

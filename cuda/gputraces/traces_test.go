@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/spcheck/spcheck/bugs" // registers the catalogue's variants (plan key bug=NAME)
+	"github.com/spcheck/spcheck/bugs"
+	scenariofile "github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
@@ -95,9 +97,10 @@ var scenarios = []scenario{
 }
 
 // TestRecordedGPUTraces verifies every committed GPU trace against the oracle of its own plan
-// with the hardware tolerances (VerifyOptions), and checks the provenance each file must carry.
+// at the default tolerance (the noise of the plan's single-device run in its dtype,
+// pipeline.WithNoise), and checks the provenance each file must carry.
 func TestRecordedGPUTraces(t *testing.T) {
-	for _, sc := range allScenarios() {
+	for _, sc := range scenariofile.Cases(t, allScenarios()) {
 		t.Run(sc.name, func(t *testing.T) {
 			dir := filepath.Join(tracesDir, sc.name)
 			if sc.runError {
@@ -123,7 +126,11 @@ func TestRecordedGPUTraces(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ref.Close()
-			rep, err := verify.Compare(ref, cand, VerifyOptions(p))
+			opt, err := pipeline.WithNoise(p, ref, verify.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := verify.Compare(ref, cand, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +181,11 @@ func checkVerdict(t *testing.T, rep *verify.Report, p plan.Plan, sc scenario) {
 	if rep.Verified() {
 		t.Fatalf("%s: the buggy run verified", sc.reason)
 	}
-	sim, err := simulate.Verify(p, VerifyOptions(p))
+	v, err := bugs.VariantOf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := pipeline.Verify(p, v, verify.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +267,11 @@ func checkRunError(t *testing.T, dir string, sc scenario) {
 	if err := p.Apply(planStr); err != nil {
 		t.Fatal(err)
 	}
-	c, err := simulate.Compile(p)
+	v, err := bugs.VariantOf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := simulate.Compile(p, v)
 	if err != nil {
 		t.Fatal(err)
 	}

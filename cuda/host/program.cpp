@@ -6,18 +6,8 @@
 
 namespace spx {
 
-namespace {
-
-// Spec mirrors ir.Spec: operand counts (-1 one or more, -2 broadcast: 1 on the root, 0
-// elsewhere) and required attributes.
-struct Spec {
-  OpClass cls;
-  int in, out;
-  std::vector<std::string> ints, floats, strs;
-};
-
-const std::map<std::string, Spec>& specs() {
-  static const std::map<std::string, Spec> s = {
+const std::map<std::string, OpSpec>& op_specs() {
+  static const std::map<std::string, OpSpec> s = {
       {"zeros", {OpClass::Local, 0, 1, {"shape"}, {}, {}}},
       {"copy", {OpClass::Local, 1, 1, {}, {}, {}}},
       {"add", {OpClass::Local, 2, 1, {}, {}, {}}},
@@ -57,6 +47,18 @@ const std::map<std::string, Spec>& specs() {
   };
   return s;
 }
+
+const char* op_class_name(OpClass c) {
+  switch (c) {
+    case OpClass::Local: return "local";
+    case OpClass::Collective: return "collective";
+    case OpClass::PointToPoint: return "p2p";
+    case OpClass::Meta: return "meta";
+  }
+  return "?";
+}
+
+namespace {
 
 std::vector<std::string> strings(const Json* j, const std::string& what) {
   std::vector<std::string> out;
@@ -165,8 +167,8 @@ std::string IrOp::str() const {
 }
 
 OpClass op_class(const std::string& op) {
-  auto it = specs().find(op);
-  if (it == specs().end()) fail("unknown op \"", op, "\"");
+  auto it = op_specs().find(op);
+  if (it == op_specs().end()) fail("unknown op \"", op, "\"");
   return it->second.cls;
 }
 
@@ -180,9 +182,9 @@ void validate_program(const Program& p, const std::string& what) {
   for (size_t i = 0; i < p.ops.size(); i++) {
     const IrOp& o = p.ops[i];
     auto bad = [&](const std::string& msg) { return Error(cat(what, ": rank ", p.rank, " op ", i, " ", o.str(), ": ", msg)); };
-    auto it = specs().find(o.op);
-    if (it == specs().end()) throw bad("unknown op \"" + o.op + "\"");
-    const Spec& sp = it->second;
+    auto it = op_specs().find(o.op);
+    if (it == op_specs().end()) throw bad("unknown op \"" + o.op + "\"");
+    const OpSpec& sp = it->second;
     int want_in = sp.in;
     if (sp.in == -2) {
       want_in = 0;

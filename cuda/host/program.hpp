@@ -60,6 +60,20 @@ struct IrOp {
 
 enum class OpClass { Local, Collective, PointToPoint, Meta };
 
+// OpSpec mirrors ir.Spec: operand counts (-1 one or more, -2 broadcast: 1 on the root, 0
+// elsewhere) and required attributes.
+struct OpSpec {
+  OpClass cls;
+  int in, out;
+  std::vector<std::string> ints, floats, strs;
+};
+
+// op_specs is the op table, ir.Specs in C++; host_test checks it against the Go table
+// (tests/testdata/ir_spec.json, written by cuda/gputraces).
+const std::map<std::string, OpSpec>& op_specs();
+// op_class_name names a class as ir.Class.String does: "local", "collective", "p2p", "meta".
+const char* op_class_name(OpClass c);
+
 struct Program {
   std::string plan;
   int rank = 0, world = 1;

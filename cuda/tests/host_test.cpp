@@ -3,6 +3,7 @@
 // (cuda/gputraces). Usage: host_test TESTDATA_DIR [name filter]
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <unistd.h>
 
 #include "../host/commplan.hpp"
@@ -376,6 +377,49 @@ TEST(program_parser_refuses_bad_programs) {
       break;
     }
   CHECK_THROWS(validate_program(q, "q"), "before it is defined");
+}
+
+// The C++ op table (program.cpp) equals simulate/ir's (ir.Specs, written to ir_spec.json by
+// cuda/gputraces): the same program format and version, the same op names, and for each op the
+// same class, operand counts and required attributes. A change on one side only fails here.
+TEST(op_table_matches_go) {
+  Json g = Json::parse(slurp(g_testdata + "/ir_spec.json"), "ir_spec.json");
+  CHECK_MSG(g.at("format", "ir_spec.json").as_string("format") == kProgramFormat, "program format: Go \"%s\", C++ \"%s\"",
+            g.at("format", "ir_spec.json").as_string("format").c_str(), kProgramFormat);
+  CHECK_MSG(g.at("version", "ir_spec.json").as_int("version") == kProgramVersion, "program version: Go %lld, C++ %d",
+            static_cast<long long>(g.at("version", "ir_spec.json").as_int("version")), kProgramVersion);
+  auto list = [](const std::vector<std::string>& v) {
+    std::string r = "[";
+    for (size_t i = 0; i < v.size(); i++) r += (i ? " " : "") + v[i];
+    return r + "]";
+  };
+  std::set<std::string> in_go;
+  for (const Json& o : g.at("ops", "ir_spec.json").as_array("ops")) {
+    const std::string name = o.at("op", "ops[]").as_string("op");
+    in_go.insert(name);
+    auto it = op_specs().find(name);
+    CHECK_MSG(it != op_specs().end(), "op \"%s\" is in ir.Specs but not in program.cpp's table", name.c_str());
+    if (it == op_specs().end()) continue;
+    const OpSpec& c = it->second;
+    const std::string w = "op " + name;
+    auto field = [&](const char* f, const std::string& go, const std::string& cpp) {
+      CHECK_MSG(go == cpp, "%s %s: Go %s, C++ %s", w.c_str(), f, go.c_str(), cpp.c_str());
+    };
+    auto strs = [&](const char* f) {
+      std::vector<std::string> v;
+      for (const Json& x : o.at(f, w).as_array(w + "." + f)) v.push_back(x.as_string(w + "." + f));
+      return v;
+    };
+    field("class", o.at("class", w).as_string(w + ".class"), op_class_name(c.cls));
+    field("in", std::to_string(o.at("in", w).as_int(w + ".in")), std::to_string(c.in));
+    field("out", std::to_string(o.at("out", w).as_int(w + ".out")), std::to_string(c.out));
+    field("ints", list(strs("ints")), list(c.ints));
+    field("floats", list(strs("floats")), list(c.floats));
+    field("strs", list(strs("strs")), list(c.strs));
+  }
+  for (const auto& kv : op_specs())
+    CHECK_MSG(in_go.count(kv.first), "op \"%s\" is in program.cpp's table but not in ir.Specs", kv.first.c_str());
+  CHECK(!in_go.empty());
 }
 
 int main(int argc, char** argv) {

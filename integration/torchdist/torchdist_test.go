@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
@@ -249,7 +250,7 @@ func TestVerdicts(t *testing.T) {
 		{cand: "mb2/" + bugPartialP2P, first: boundaryReceived, verdict: verify.Diverged, check: checkFrankentensorMB,
 			reason: "partial P2P under SP with two micro-batches: every micro-batch's hand-off is corrupted"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, r.cand[c.cand]), c) })
 	}
 }
@@ -316,7 +317,8 @@ func checkPartialReplicas(t *testing.T, first *verify.Result) {
 	}
 }
 
-// checkFrankentensor: the block table of seed-bugs.md §1.3 for tp 2. Receiver t holds
+// checkFrankentensor: the block table of Paddle's partial send/recv (p2p_communication.py
+// _batched_p2p_ops then allgather_partial) for tp 2. Receiver t holds
 // [flatchunk_0(X_0), flatchunk_1(X_1)]: rank 2 keeps its own chunk 0 and holds rank 3's
 // chunk 1, rank 3 holds rank 2's chunk 0 and keeps its own chunk 1; rank 2's chunk 1 and rank
 // 3's chunk 0 are lost.
@@ -385,7 +387,7 @@ func blockClasses(row verify.Row) []string {
 
 // TestBoundaryFacts checks the pipeline hand-off on the raw per-rank data, independently of the
 // verifier: a correct P2P is bit-exact, Paddle's partial P2P gives both receivers the same
-// tensor, made of flat chunk t of sender t (seed-bugs.md §1.3).
+// tensor, made of flat chunk t of sender t (Paddle p2p_communication.py allgather_partial).
 func TestBoundaryFacts(t *testing.T) {
 	r := exampleRuns(t)
 	good, bad := open(t, r.cand["mb1/"+bugNone]), open(t, r.cand["mb1/"+bugPartialP2P])
@@ -516,7 +518,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{r.cand["mb1/"+bugPartialP2P], 1, "the partial P2P fails"},
 		{partial, 2, "a missing rank file is bad input"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		out, err := exec.Command(bin, "compare", r.ref, c.cand).CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -13,6 +13,8 @@ standard library only; torch or numpy are used when you pass their tensors.
 See docs/dump-your-run.md.
 """
 
+__version__ = "0.2.0"
+
 from .dumper import KINDS, PREFIX, Dumper, active, record
 from .errors import DumpError
 from .fileformat import file_name
@@ -20,7 +22,7 @@ from .names import DEFAULT_LAYER_PATTERN, LayerOrder, SequenceOrder, layer_offse
 from .torch_hooks import megatron_param_place, watch
 
 __all__ = [
-    "DEFAULT_LAYER_PATTERN", "DumpError", "Dumper", "KINDS", "LayerOrder", "PREFIX",
+    "__version__", "DEFAULT_LAYER_PATTERN", "DumpError", "Dumper", "KINDS", "LayerOrder", "PREFIX",
     "SequenceOrder", "active", "file_name", "layer_offset", "megatron_param_place", "record",
     "watch",
 ]

@@ -5,7 +5,7 @@ import os
 import sys
 
 from . import fileformat, names, placement
-from .encode import encode
+from .encode import encode, is_dtensor
 from .errors import DumpError
 
 KINDS = ("input", "activation", "activation_grad", "param", "param_grad", "loss", "output")
@@ -87,6 +87,11 @@ class Dumper:
             self.meta["extra"] = {str(k): str(v) for k, v in extra.items()}
         self._step = 0  # until step() says otherwise
         self._mb = None
+        self._paused = 0
+        # Activation gradients recorded by watch() are multiplied by this: a pipeline schedule
+        # that scales parameter grads by 1/M runs each micro-batch's backward on its own loss,
+        # so its activation grads are M times those of the step's loss (see torch.attach_stage).
+        self.agrad_scale = 1.0
         self._watched = []  # torch models whose parameter grads save() captures
         self._reset()
 
@@ -120,12 +125,23 @@ class Dumper:
         finally:
             self._mb = prev
 
+    @contextlib.contextmanager
+    def paused(self):
+        """Nothing is recorded inside (e.g. a pipeline schedule's metadata-inference probe)."""
+        self._paused += 1
+        try:
+            yield self
+        finally:
+            self._paused -= 1
+
     @property
     def capturing(self):
-        """Whether record() keeps tensors now (selected step and micro-batch)."""
+        """Whether record() keeps tensors now (selected step and micro-batch, not paused)."""
         return self._captures(self._mb)
 
     def _captures(self, mb):
+        if self._paused:
+            return False
         if self.steps is not None and self._step not in self.steps:
             return False
         return mb is None or self._mb_selected is None or mb in self._mb_selected
@@ -156,6 +172,8 @@ class Dumper:
                 return key
             raise DumpError(f"tensor {key!r} recorded twice in step {self._step} (a module run "
                             "twice, e.g. activation recompute? construct with repeat='first')")
+        if is_dtensor(value):
+            value, place, shape = self._from_dtensor(key, value, place, shape)
         dtype, local, data = encode(key, value, as_dtype)
         items = self._placement(key, place, mb, local)
         tm = {"name": name, "kind": kind, "order": self._order(name, kind),
@@ -167,6 +185,25 @@ class Dumper:
         self._tensors[key] = (dtype, local, data)
         self._metas[key] = tm
         return key
+
+    def _from_dtensor(self, key, t, place, shape):
+        """A DTensor's local tensor, its own placement (plus the items of place on axes its mesh
+        lacks, e.g. pp=stage) and its global shape."""
+        from . import torch as sdt
+        local, own, gshape = sdt.dtensor_local(f"tensor {key!r}", t)
+        if shape is not None and list(shape) != gshape:
+            raise DumpError(f"tensor {key!r}: shape={list(shape)}, but the DTensor's global shape "
+                            f"is {gshape}")
+        mine = placement.parse(own)
+        merged = list(mine)
+        for a in placement.parse(place):
+            same = [m for m in mine if m.axis == a.axis]
+            if same and str(same[0]) != str(a):
+                raise DumpError(f"tensor {key!r}: place {str(a)!r} contradicts the DTensor's own "
+                                f"{str(same[0])!r} (leave place empty: it is read from the tensor)")
+            if not same:
+                merged.append(a)
+        return local, placement.render(merged), gshape
 
     def _placement(self, key, place, mb, local):
         try:
@@ -201,6 +238,20 @@ class Dumper:
     def output(self, name, value, place="", **kw):
         return self.record(PREFIX["output"] + name, value, "output", place, **kw)
 
+    @classmethod
+    def from_device_mesh(cls, out_dir, device_mesh, **kw):
+        """A Dumper whose mesh axes, sizes and this rank's coordinates are the DeviceMesh's (a
+        mesh over the whole world, with mesh_dim_names); other arguments as the constructor's."""
+        from . import torch as sdt
+        mesh, coord = sdt.mesh_of(device_mesh)
+        return cls(out_dir, mesh=mesh, coord=coord, **kw)
+
+    def attach_stage(self, stage, schedule=None):
+        """Records a torch.distributed.pipelining stage's micro-batches and loss: see
+        spcheck_dump.torch.attach_stage."""
+        from . import torch as sdt
+        return sdt.attach_stage(self, stage, schedule)
+
     def watch(self, model, **kw):
         """Hooks a torch module: see spcheck_dump.torch_hooks.watch."""
         from .torch_hooks import watch
@@ -222,7 +273,9 @@ class Dumper:
             return None
         for w in self._watched:
             w.capture_grads()
-        meta = dict(self.meta, tensors=self._metas)
+        # The step, so that `spcheck compare --step N` can check a one-step dump is step N.
+        meta = dict(self.meta, tensors=self._metas,
+                    extra=dict(self.meta.get("extra", {}), step=str(self._step)))
         path = fileformat.write(self.directory(), self.rank, meta, self._tensors)
         self._reset()
         return path

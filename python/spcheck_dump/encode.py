@@ -4,6 +4,13 @@ Bytes are taken as they are in memory: bf16 stays bit-exact (its 16-bit patterns
 never converted through float), so the MD5 spcheck prints equals hashlib.md5 of the dump.
 Non-contiguous tensors are refused rather than silently copied: a strided view is very often a
 sign that the tensor is not the shard the caller believes it is, and the caller should decide.
+
+Only a plain torch.Tensor (or nn.Parameter) is read from memory. A tensor subclass's memory need
+not hold its values: an AsyncCollectiveTensor (what RowwiseParallel and
+redistribute(async_op=True).to_local() return) holds the bytes from before its collective
+finished, a DTensor holds only a shard and no placement, a fake or functional tensor holds
+nothing. The first is waited for; a DTensor is refused here (Dumper.record converts it, with its
+placement); anything else is refused with the tensor's name.
 """
 
 import ctypes
@@ -35,7 +42,8 @@ SUPPORTED = ("F64", "F32", "BF16", "F16", "I64", "I32")
 def encode(name, value, as_dtype=None):
     """Returns (dtype, shape, bytes) for value; name is used in errors."""
     mod = type(value).__module__ or ""
-    if mod.startswith("torch"):
+    torch = sys.modules.get("torch")
+    if mod.startswith("torch") or (torch is not None and isinstance(value, torch.Tensor)):
         return _encode_torch(name, value, as_dtype)
     if mod.startswith("paddle"):
         raise DumpError(f"tensor {name!r}: pass Paddle tensors as numpy arrays (t.numpy(); "
@@ -59,7 +67,51 @@ def _relabel_check(name, native, as_dtype):
     return native
 
 
+def _module_attr(module, attr):
+    """module.attr when module has been imported (so nothing here imports torch.distributed)."""
+    return getattr(sys.modules.get(module), attr, None)
+
+
+def dtensor_class():
+    """torch's DTensor class, or None when no DTensor can exist in this process."""
+    return (_module_attr("torch.distributed.tensor", "DTensor")
+            or _module_attr("torch.distributed._tensor.api", "DTensor"))
+
+
+def is_dtensor(t):
+    cls = dtensor_class()
+    return cls is not None and isinstance(t, cls)
+
+
+def wait_async(t):
+    """The result of an AsyncCollectiveTensor's collective, waited for; t itself otherwise."""
+    act = _module_attr("torch.distributed._functional_collectives", "AsyncCollectiveTensor")
+    while act is not None and isinstance(t, act):
+        t = t.wait()
+    return t
+
+
+def plain_tensor(name, t):
+    """t as a plain torch.Tensor whose memory holds its values, or a DumpError naming it."""
+    t = wait_async(t)
+    if is_dtensor(t):
+        raise DumpError(f"tensor {name!r}: is a DTensor (placements {list(t.placements)}): its "
+                        "memory is one shard without its layout; record it through Dumper.record "
+                        "(which converts it with its placement), or pass t.to_local() with the "
+                        "placement, or t.full_tensor()")
+    torch = sys.modules["torch"]
+    if type(t) not in (torch.Tensor, torch.nn.Parameter):
+        cls = type(t)
+        raise DumpError(f"tensor {name!r}: is a {cls.__module__}.{cls.__qualname__}, a tensor "
+                        "subclass whose memory need not hold its values; pass a plain tensor "
+                        "(e.g. its local or full value)")
+    if t.device.type == "meta":
+        raise DumpError(f"tensor {name!r}: is on the meta device (it has no values)")
+    return t
+
+
 def _encode_torch(name, t, as_dtype):
+    t = plain_tensor(name, t)
     if str(getattr(t, "layout", "torch.strided")) != "torch.strided":
         raise DumpError(f"tensor {name!r}: layout {t.layout} is not supported (dump a dense tensor)")
     if not t.is_contiguous():
@@ -79,6 +131,8 @@ def _encode_torch(name, t, as_dtype):
     if t.device.type != "cpu":
         t = t.cpu()
     n = t.numel() * t.element_size()
+    if n and not t.data_ptr():
+        raise DumpError(f"tensor {name!r}: has no storage (data_ptr 0)")
     # The bytes as they lie in memory: exact for every dtype, bf16 included, and no numpy needed.
     data = ctypes.string_at(t.data_ptr(), n) if n else b""
     return dtype, list(t.shape), data

@@ -2,7 +2,10 @@
 annotation fails at the line that made it, not later in the verifier.
 
     placement := "" | item ("," item)*
-    item      := axis "=" ("replicate" | "partial" | "stage" | "shard(" dim [",block=" n] ")")
+    item      := axis "=" spec
+    spec      := "replicate" | "stage" | "partial" ["(" op ")"]
+               | "shard(" dim [",block=" n] ")" | "shard(" dim ",segments=" n (":" n)* ")"
+    op        := "sum" | "avg" | "max" | "min"
 """
 
 import re
@@ -10,22 +13,30 @@ import re
 from .errors import DumpError
 
 _AXIS_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_SHARD_RE = re.compile(r"^shard\((\d+)(?:,block=(\d+))?\)$")
+_SHARD_RE = re.compile(r"^shard\((\d+)(?:,block=(\d+)|,segments=(\d+(?::\d+)*))?\)$")
+_PARTIAL_RE = re.compile(r"^partial(?:\((sum|avg|max|min)\))?$")
+MAX_SEGMENTS = 64  # as trace.maxSegments
 
 
 class AxisPlace:
-    """The layout of a tensor along one mesh axis."""
+    """The layout of a tensor along one mesh axis. op: a partial axis's reduction ("sum",
+    "avg", "max", "min"); segments: a shard's segment count (one value) or lengths."""
 
-    __slots__ = ("axis", "kind", "dim", "block")
+    __slots__ = ("axis", "kind", "dim", "block", "op", "segments")
 
-    def __init__(self, axis, kind, dim=None, block=None):
+    def __init__(self, axis, kind, dim=None, block=None, op="sum", segments=None):
         self.axis, self.kind, self.dim, self.block = axis, kind, dim, block
+        self.op, self.segments = op, segments
 
     def __str__(self):
+        if self.kind == "partial" and self.op != "sum":
+            return f"{self.axis}=partial({self.op})"
         if self.kind != "shard":
             return f"{self.axis}={self.kind}"
         if self.block:
             return f"{self.axis}=shard({self.dim},block={self.block})"
+        if self.segments:
+            return f"{self.axis}=shard({self.dim},segments={':'.join(map(str, self.segments))})"
         return f"{self.axis}=shard({self.dim})"
 
 
@@ -43,6 +54,10 @@ def parse(place):
             raise DumpError(f"placement {place!r}: axis {axis!r} given twice")
         seen.add(axis)
         items.append(_parse_spec(place, axis, spec))
+    partial = [a for a in items if a.kind == "partial"]
+    if len(partial) > 1 and any(a.op in ("max", "min") for a in partial):
+        raise DumpError(f"placement {place!r} combines partial(max|min) with another partial "
+                        "axis (a max or min reduction must be the only one)")
     return items
 
 
@@ -62,14 +77,21 @@ def _split_items(s):
 
 
 def _parse_spec(place, axis, spec):
-    if spec in ("replicate", "partial", "stage"):
+    if spec in ("replicate", "stage"):
         return AxisPlace(axis, spec)
+    p = _PARTIAL_RE.match(spec)
+    if p:
+        return AxisPlace(axis, "partial", op=p.group(1) or "sum")
     m = _SHARD_RE.match(spec)
-    if not m or int(m.group(1)) > 64 or (m.group(2) is not None and int(m.group(2)) <= 0):
+    segs = [int(n) for n in m.group(3).split(":")] if m and m.group(3) else None
+    if (not m or int(m.group(1)) > 64 or (m.group(2) is not None and int(m.group(2)) <= 0)
+            or (segs and (0 in segs or len(segs) > MAX_SEGMENTS))):
         raise DumpError(
-            f"placement {place!r}: axis {axis}: unknown spec {spec!r} "
-            "(want replicate, partial, stage, shard(d) or shard(d,block=n))")
-    return AxisPlace(axis, "shard", int(m.group(1)), int(m.group(2)) if m.group(2) else None)
+            f"placement {place!r}: axis {axis}: unknown spec {spec!r} (want replicate, partial, "
+            "partial(sum|avg|max|min), stage, shard(d), shard(d,block=n) or "
+            "shard(d,segments=n[:n…]))")
+    return AxisPlace(axis, "shard", int(m.group(1)), int(m.group(2)) if m.group(2) else None,
+                     segments=segs)
 
 
 def render(items):
@@ -98,10 +120,12 @@ def global_shape(items, mesh, local_shape, given=None):
     shards (which Megatron's TP and SP require); padded (block) shards need `given`."""
     parts = [1] * len(local_shape)
     block = [None] * len(local_shape)
+    segmented = [False] * len(local_shape)
     for a in items:
         if a.kind == "shard":
             parts[a.dim] *= mesh[a.axis]
             block[a.dim] = a.block
+            segmented[a.dim] = segmented[a.dim] or bool(a.segments)
     if given is None:
         if any(b is not None for b in block):
             raise DumpError(f"placement {render(items)!r} has padded (block) shards: pass the "
@@ -111,7 +135,7 @@ def global_shape(items, mesh, local_shape, given=None):
     if len(given) != len(local_shape):
         raise DumpError(f"global shape {given} and local shape {list(local_shape)} differ in rank")
     for d, g in enumerate(given):
-        most = block[d] if block[d] else -(-g // parts[d])
+        most = block[d] if block[d] else g if segmented[d] else -(-g // parts[d])
         if g < 0 or local_shape[d] > most or (parts[d] == 1 and local_shape[d] != g):
             raise DumpError(f"local dim {d} is {local_shape[d]}, but global {given} split "
                             f"{parts[d]} ways holds at most {most}")

@@ -8,7 +8,7 @@ from .dumper import PREFIX
 
 def watch(dumper, model, *, prefix="", act_place=None, param_place=None, inputs=None,
           include=None, exclude=None, act_grads=True, params=True, grads=True,
-          grad_attrs=("main_grad", "grad")):
+          grad_attrs=("main_grad", "grad"), plan=None, tp_axis="tp"):
     """Hooks every submodule of model into dumper and returns a Watch (call .remove() to undo).
 
     Names: a submodule "layers.0.fc1" of a model watched with prefix "" records
@@ -24,9 +24,22 @@ def watch(dumper, model, *, prefix="", act_place=None, param_place=None, inputs=
       {regex: placement} searched in order against the framework name (e.g. "layers.0.fc1"), or a
       callable(framework_name, tensor) -> placement. megatron_param_place() reads Megatron's
       own parameter attributes.
+    DTensors (parameters, their grads, activations, activation grads) carry their own
+      placement: it is read from each tensor (the dumper's mesh must name the DeviceMesh's dims).
+    plan: a torch TP plan ({fqn: ColwiseParallel(), ...}, as given to parallelize_module), or
+      True for an HF model's own model.tp_plan: the plain local tensors of the modules it names
+      get the placement on tp_axis that the plan's style gives them (output, and the first input
+      of modules matching `inputs`). Call watch() after parallelize_module / from_pretrained, so
+      that these hooks see what the styles' hooks hand out.
+    An activation's gradient gets the adjoint of its placement: the gradient of a partial sum
+      (a row-parallel output before its reduction) is replicated, a shard's the same shard.
     inputs, include, exclude: regexes on framework module names.
     """
     w = Watch(dumper, model, prefix, _resolver(act_place), _resolver(param_place), grad_attrs)
+    if plan is not None:
+        from . import torch as sdt
+        w.planned = sdt.plan_placements(model, None if plan is True else plan)
+        w.tp_axis = tp_axis
     inputs_re = re.compile(inputs) if inputs else None
     include_re = re.compile(include) if include else None
     exclude_re = re.compile(exclude) if exclude else None
@@ -50,6 +63,7 @@ class Watch:
     def __init__(self, dumper, model, prefix, act_place, param_place, grad_attrs):
         self.dumper, self.model, self.prefix = dumper, model, prefix
         self.act_place, self.param_place, self.grad_attrs = act_place, param_place, grad_attrs
+        self.planned, self.tp_axis = {}, None  # module name -> torch.Placed, from a TP plan
         self.handles = []
 
     def remove(self):
@@ -70,14 +84,14 @@ class Watch:
             d._params_seen.add(id(mod))
             for pname, p in mod.named_parameters(recurse=False):
                 full = f"{mname}.{pname}" if mname else pname
-                d.record(PREFIX["param"] + self.name(full), p, "param", self.param_place(full, p),
-                         mb=None)
+                d.record(PREFIX["param"] + self.name(full), p, "param",
+                         "" if _is_dtensor(p) else self.param_place(full, p), mb=None)
         return hook
 
     def input_hook(self, mname, with_grad):
         def hook(mod, args):
             if args and _is_tensor(args[0]):
-                self._tensor(mname + ".input", mname, args[0], with_grad)
+                self._tensor(mname + ".input", mname, args[0], with_grad, _INPUT)
         return hook
 
     def output_hook(self, mname, with_grad):
@@ -90,24 +104,39 @@ class Watch:
                         self._tensor(f"{mname}.{i}", mname, o, with_grad)
         return hook
 
-    def _tensor(self, tname, mname, t, with_grad):
+    def _tensor(self, tname, mname, t, with_grad, role=None):
         d = self.dumper
         if not d.capturing:
             return
-        name, place, mb = self.name(tname), self.act_place(mname, t), d._mb
-        d.record(PREFIX["activation"] + name, t, "activation", place)
-        if with_grad and t.requires_grad:
+        name, mb = self.name(tname), d._mb
+        place = "" if _is_dtensor(t) else self.place_of(mname, t, role)
+        d.record(PREFIX["activation"] + name, _dense(t), "activation", place)
+        grad_place = adjoint_place(place)
+        if with_grad and t.requires_grad and grad_place is not None:
             def grad_hook(g):  # runs in the backward, outside the forward's microbatch() block
-                d.record(PREFIX["activation_grad"] + name, g, "activation_grad", place, mb=mb)
+                if d.agrad_scale != 1:
+                    g = g * d.agrad_scale
+                d.record(PREFIX["activation_grad"] + name, _dense(g), "activation_grad",
+                         "" if _is_dtensor(g) else grad_place, mb=mb)
             t.register_hook(grad_hook)
+
+    def place_of(self, mname, t, role=None):
+        """act_place's placement for a plain tensor of module mname, else the plan's."""
+        own = self.act_place(mname, t)
+        if own or mname not in self.planned:
+            return own
+        from . import torch as sdt
+        p = self.planned[mname]
+        spec = sdt.spec_string(p.input if role == _INPUT else p.output, t.dim())
+        return "" if spec in (None, "replicate") else f"{self.tp_axis}={spec}"
 
     def capture_grads(self):
         d = self.dumper
         for pname, p in self.model.named_parameters():
             g = next((getattr(p, a) for a in self.grad_attrs if getattr(p, a, None) is not None), None)
             if g is not None:
-                d.record(PREFIX["param_grad"] + self.name(pname), g, "param_grad",
-                         self.param_place(pname, p), mb=None)
+                d.record(PREFIX["param_grad"] + self.name(pname), _dense(g), "param_grad",
+                         "" if _is_dtensor(g) else self.param_place(pname, p), mb=None)
 
 
 def megatron_param_place(tp_axis="tp"):
@@ -121,6 +150,35 @@ def megatron_param_place(tp_axis="tp"):
         return ""
 
     return place
+
+
+_INPUT = "input"  # Watch.place_of's role for a module's input
+
+
+def adjoint_place(place):
+    """The placement of the gradient arriving at a tensor laid out as place: partial sums become
+    replicated (the adjoint of a sum hands every summand the whole gradient), every other item
+    stays; None when an item has no placement-only adjoint (partial avg, max, min)."""
+    from . import placement
+    out = []
+    for a in placement.parse(place):
+        if a.kind == "partial":
+            if a.op != "sum":
+                return None
+            continue
+        out.append(a)
+    return placement.render(out)
+
+
+def _dense(t):
+    """A plain tensor made contiguous (autograd hands out expanded gradients, modules return
+    views: their values are what is meant); a DTensor as it is (record converts it)."""
+    return t if _is_dtensor(t) else t.contiguous()
+
+
+def _is_dtensor(t):
+    from .encode import is_dtensor
+    return is_dtensor(t)
 
 
 def _resolver(spec):

@@ -103,7 +103,8 @@ class NumpyRoundTripTest(unittest.TestCase):
         self.assertTrue(contiguous)
         self.assertEqual(meta["mesh"], {"axes": ["pp", "tp"], "shape": [2, 2]})
         self.assertEqual(meta["coord"], {"pp": 1, "tp": 1}, "rank 3 of pp×tp = 2×2, tp fastest")
-        self.assertEqual((meta["seed"], meta["plan"], meta["extra"]), (5, "tp=2,pp=2", {"device": "cpu"}))
+        self.assertEqual((meta["seed"], meta["plan"], meta["extra"]), (5, "tp=2,pp=2", {"device": "cpu", "step": "0"}),
+                         "extra keeps the caller's facts and adds the step")
         for name, a in self.arrays.items():
             tm, dtype, shape, raw, vals = tensors[name]
             self.assertEqual(shape, list(a.shape), name)
@@ -162,6 +163,11 @@ class PlacementTest(unittest.TestCase):
             ("dp=shard(0),tp=shard(0,block=6)", "dp=shard(0),tp=shard(0,block=6)", "padded shard"),
             (" tp = partial , pp=stage", "tp=partial,pp=stage", "spaces are ignored"),
             ("dp=replicate", "dp=replicate", "explicit replicate"),
+            ("tp=partial(avg)", "tp=partial(avg)", "a mean (DTensor Partial('avg'))"),
+            ("tp=partial(sum)", "tp=partial", "partial(sum) is the plain partial"),
+            ("dp=shard(0,segments=2),tp=shard(0)", "dp=shard(0,segments=2),tp=shard(0)",
+             "strided (FSDP2+TP)"),
+            ("tp=shard(0,segments=8:4:4)", "tp=shard(0,segments=8:4:4)", "fused QKV segments"),
         ]
         for place, want, reason in cases:
             with self.subTest(reason=reason):
@@ -174,6 +180,9 @@ class PlacementTest(unittest.TestCase):
             ("tp=split(0)", "unknown spec", "unknown spec"),
             ("tp=shard(0,block=0)", "unknown spec", "zero block"),
             ("TP=partial", "not axis=spec", "upper-case axis"),
+            ("tp=partial(mean)", "unknown spec", "unknown reduction"),
+            ("tp=shard(0,segments=4:0)", "unknown spec", "empty segment"),
+            ("tp=partial(max),dp=partial", "combines partial", "max beside another partial axis"),
         ]
         for place, msg, reason in cases:
             with self.subTest(reason=reason):

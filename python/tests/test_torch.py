@@ -93,6 +93,26 @@ class TorchTensorTest(unittest.TestCase):
                 self.assertIn("act/x", str(cm.exception))
 
 
+    def test_refuses_tensor_subclasses(self):
+        """A tensor subclass's memory need not hold its values: it is never read raw."""
+
+        class Wrapped(torch.Tensor):
+            pass
+
+        d = sd.Dumper(tmpdir(self))
+        w = torch.arange(4, dtype=torch.float64).as_subclass(Wrapped)
+        with self.assertRaisesRegex(sd.DumpError, "act/w.*Wrapped.*subclass") as cm:
+            d.act("w", w)
+        self.assertIn("act/w", str(cm.exception))
+        if hasattr(torch, "empty") and hasattr(torch.Tensor, "is_meta"):
+            with self.assertRaisesRegex(sd.DumpError, "act/m.*meta"):
+                d.act("m", torch.empty(3, device="meta"))
+        p = nn.Parameter(torch.ones(2, dtype=torch.float64))
+        d.param("p", p)  # a Parameter holding a plain tensor is fine
+        _, tensors, _, _ = reader.read(d.save())
+        self.assertEqual(tensors["param/p"][4], [1.0, 1.0])
+
+
 class Block(nn.Module if torch else object):
     def __init__(self):
         super().__init__()
@@ -188,6 +208,34 @@ class WatchTest(unittest.TestCase):
         d.act("manual", x)
         _, tensors, _, _ = reader.read(d.save())
         self.assertEqual(list(tensors), ["act/manual"], "removed hooks record nothing")
+
+
+@unittest.skipIf(torch is None, "torch not installed")
+class AdjointTest(unittest.TestCase):
+    def test_adjoint_places(self):
+        cases = [
+            ("tp=partial", "", "the gradient of a partial sum is the whole gradient on every rank"),
+            ("tp=partial,pp=stage", "pp=stage", "other items stay"),
+            ("tp=shard(2)", "tp=shard(2)", "a shard's gradient is the same shard"),
+            ("", "", "replicated stays replicated (reduced by from_local's backward)"),
+            ("tp=partial(avg)", None, "a mean has no placement-only adjoint: not recorded"),
+        ]
+        from spcheck_dump.torch_hooks import adjoint_place
+        for place, want, reason in cases:
+            with self.subTest(reason=reason):
+                self.assertEqual(adjoint_place(place), want)
+
+    def test_partial_output_grad_is_replicated(self):
+        """A row-parallel output recorded before its reduction (tp=partial): its gradient is
+        recorded replicated, not partial (which the verifier would sum: a false ×tp)."""
+        d = sd.Dumper(tmpdir(self), mesh={"tp": 2}, rank=0, world=2)
+        net = Net(1)
+        x = torch.ones(2, 3, dtype=torch.float64)
+        d.watch(net, act_place={r"fc$": "tp=partial"})
+        net(x).sum().backward()
+        _, tensors, _, _ = reader.read(d.save())
+        self.assertEqual(tensors["act/layers.0.fc"][0]["place"], "tp=partial")
+        self.assertNotIn("place", tensors["agrad/layers.0.fc"][0])
 
 
 class _Null:

@@ -3,6 +3,8 @@ package ir
 import (
 	"strings"
 	"testing"
+
+	"github.com/spcheck/spcheck/internal/scenario"
 )
 
 func prog(ops ...Op) *Program {
@@ -30,7 +32,7 @@ func TestValidateRejects(t *testing.T) {
 		{"a trace key used twice", prog(Op{Op: OpTrace, In: []string{"x"}, Trace: &Tag{Key: "k", Name: "a"}}, Op{Op: OpTrace, In: []string{"x"}, Trace: &Tag{Key: "k", Name: "b"}}), `trace key "k" used twice`},
 		{"another version", &Program{Format: Format, Version: 2, World: 1}, "version 2"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		err := c.p.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error saying %q", c.reason, err, c.want)

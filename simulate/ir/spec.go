@@ -15,7 +15,21 @@ const (
 	Meta // trace, free: no computation
 )
 
-// Spec is what an op takes: operand counts (-1 = one or more) and required attributes.
+var classNames = [...]string{Local: "local", Collective: "collective", PointToPoint: "p2p", Meta: "meta"}
+
+// String names the class as cuda/host/program.cpp's op table does ("local", "collective",
+// "p2p", "meta").
+func (c Class) String() string {
+	if int(c) < len(classNames) && classNames[c] != "" {
+		return classNames[c]
+	}
+	return fmt.Sprintf("Class(%d)", c)
+}
+
+// Spec is what an op takes: operand counts (-1 = one or more, -2 = broadcast's 1 on the root
+// and 0 elsewhere) and required attributes. cuda/host/program.cpp holds the same table;
+// cuda/gputraces writes this one to cuda/tests/testdata/ir_spec.json and cuda/tests/host_test.cpp
+// checks the C++ table against it.
 type Spec struct {
 	Class  Class
 	In     int

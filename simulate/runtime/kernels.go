@@ -155,7 +155,7 @@ func kRoPEGrad(in []*tensor.Dense, a ir.Attrs) ([]*tensor.Dense, error) {
 // kAttention is causal attention inside the packed sequences cu. cu may end before the row
 // length S, as flash-attn's varlen kernels allow: tokens past cu[-1] belong to no sequence and
 // are not processed, so their output (and their probabilities) are zero. (A wrong cu_seqlens
-// such as seed 003's compacted one does this; seed-bugs.md §4.3.)
+// such as the compacted one proposed in ms-swift #6496's review does this.)
 func kAttention(in []*tensor.Dense, a ir.Attrs) ([]*tensor.Dense, error) {
 	cu, end := attentionCu(in[0], a.IntList("cu"))
 	out, probs := nn.Attention(in[0], in[1], in[2], cu)

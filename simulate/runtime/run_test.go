@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/simulate/ir"
 	"github.com/spcheck/spcheck/tensor"
 )
@@ -67,7 +68,7 @@ func TestCollectiveSemantics(t *testing.T) {
 			ir.Op{Op: ir.OpBroadcast, Attr: ints1("root", 1)},
 			map[int][]float64{1: {0, 1, 2, 3, 4, 5}, 2: {0, 1, 2, 3, 4, 5}}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		progs, init := world(3, vals, func(r int) []ir.Op {
 			op := c.op
 			op.Group, op.In, op.Out = g, []string{"x"}, []string{"y"}
@@ -91,16 +92,16 @@ func TestCollectiveSemantics(t *testing.T) {
 // TestPartialP2P runs Paddle's partial send/recv: each sender sends flat chunk tp of its
 // tensor, each receiver all-gathers the chunks over its TP group. With replicated senders the
 // receivers get the tensor; with different senders every receiver gets the same frankentensor
-// concat_q chunk_q(X_q) (seed-bugs.md §1.3).
+// concat_q chunk_q(X_q) (Paddle p2p_communication.py, allgather_partial).
 func TestPartialP2P(t *testing.T) {
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason     string
 		replicated bool
 		want       []float64
 	}{
 		{"replicated senders: receivers get X", true, []float64{1, 2, 3, 4}},
 		{"different senders: every receiver gets chunk 0 of X_0 then chunk 1 of X_1", false, []float64{1, 2, 13, 14}},
-	} {
+	}) {
 		vals := func(r int) *tensor.Dense {
 			if c.replicated || r != 1 {
 				return tensor.FromData([]int{2, 2}, []float64{1, 2, 3, 4})
@@ -196,7 +197,7 @@ func TestFailures(t *testing.T) {
 			return []ir.Op{{Op: ir.OpNarrow, In: []string{"x"}, Out: []string{"y"}, Attr: ir.Attrs{Ints: map[string][]int{"dim": {0}, "start": {1}, "len": {5}}}}}
 		}, ErrKernel, []string{"op 0 narrow(dim=0)", "out of dim 0"}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		synctest.Test(t, func(t *testing.T) {
 			progs, init := world(2, one, c.ops)
 			_, err := Run(progs, init)

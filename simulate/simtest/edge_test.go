@@ -3,12 +3,13 @@ package simtest
 import (
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/plan"
 )
 
 // TestEdgePlans: the corners of the layout, each on its own.
 func TestEdgePlans(t *testing.T) {
-	for _, c := range []struct{ plan, reason string }{
+	for _, c := range scenario.Cases(t, []struct{ plan, reason string }{
 		{"tp=4,heads=4,hidden=8,ffn=8,vocab=3", "TP ranks with no real vocab row: their logits are all padding"},
 		{"tp=4,heads=4,hidden=8,ffn=8,seq=1,sp=megatron,mtp=2", "one token under SP: three of four TP ranks hold only sequence padding"},
 		{"tp=4,heads=4,hidden=8,ffn=8,seq=2,sp=vllm,pp=2,mtp=1", "vLLM SP with padded rows crossing a pipeline boundary"},
@@ -23,7 +24,7 @@ func TestEdgePlans(t *testing.T) {
 			"the same in bf16, in an MTP layer's MLP output"},
 		{"tp=2,pp=2,dp=2,sp=vllm,packed=2:3,hidden=8,heads=2,layers=3,ffn=16,vocab=17,seq=5,batch=2,seed=20250",
 			"a packed sequence starting with a repeated token: dL/dq is exactly zero, only rounding noise on both sides (verify.KindFloorFraction)"},
-	} {
+	}) {
 		p, err := plan.Parse(c.plan)
 		if err != nil {
 			t.Fatalf("%s: %v", c.reason, err)

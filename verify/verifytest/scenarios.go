@@ -42,7 +42,7 @@ func scale(c float64, v []float64) []float64 {
 	return out
 }
 
-// Seed001 is PaddleFleet#589 (seed-bugs.md §1.4): partial send/recv left on under sequence
+// Seed001 is PaddleFleet#589: partial send/recv left on under sequence
 // parallelism, tp=2, the boundary gradient 8 elements per rank. branch "develop" has NormPipe
 // before the boundary (backward ×2), "unify" an identity EmptyLayer. Every receiver holds
 // concat_q chunk_q(X_q); the correct value is its own sender's X_t.
@@ -64,10 +64,10 @@ func Seed001(branch string) Scenario {
 		AddAll("gout", Meta("agrad/layers.1.output", trace.ActivationGrad, 200, "tp=shard(0)", 16), tensor.F64, []int{8}, recv...).
 		Add(0, "gw", Meta("grad/layers.0.mlp.fc2.weight", trace.ParamGrad, 210, "tp=shard(0)", 2, 2), tensor.F64, []int{1, 2}, 1, 2).
 		Add(1, "gw", Meta("grad/layers.0.mlp.fc2.weight", trace.ParamGrad, 210, "tp=shard(0)", 2, 2), tensor.F64, []int{1, 2}, 3+0.25*c, 4+0.25*c)
-	return Scenario{Name: "seed001-" + branch, Reason: "§1.4: the receivers all hold [chunk0(X0), chunk1(X1)]; lost values per rank", Ref: ref, Cand: cand}
+	return Scenario{Name: "seed001-" + branch, Reason: "PaddleFleet#589: the receivers all hold [chunk0(X0), chunk1(X1)]; lost values per rank", Ref: ref, Cand: cand}
 }
 
-// Seed002 is vLLM's residual sliced at offset 0 on every TP rank (seed-bugs.md §2.3): tp=2,
+// Seed002 is vLLM's residual sliced at offset 0 on every TP rank (vLLM #33322): tp=2,
 // N=4 tokens, H=2; rank 0's rows are right, rank 1's are residual rows 0..1 plus its own
 // reduce-scatter rows. The candidate is fp32 against an fp64 reference.
 func Seed002() Scenario {
@@ -87,7 +87,7 @@ func Seed002() Scenario {
 			Add(t, "r", Meta("act/layers.0.residual_out", trace.Activation, 11, "tp=shard(0)", 4, 2), tensor.F32, []int{2, 2}, bugOut[4*t:4*t+4]...).
 			Add(t, "y", Meta("act/layers.0.norm_out", trace.Activation, 12, "", 4, 2), tensor.F32, []int{4, 2}, bugY...)
 	}
-	return Scenario{Name: "seed002", Reason: "§2.3: residual[0:L] on every rank; rank 0 right, rank 1 rows wrong", Ref: ref, Cand: cand}
+	return Scenario{Name: "seed002", Reason: "vLLM #33322: residual[0:L] on every rank; rank 0 right, rank 1 rows wrong", Ref: ref, Cand: cand}
 }
 
 func add(a, b []float64) []float64 {
@@ -98,7 +98,7 @@ func add(a, b []float64) []float64 {
 	return out
 }
 
-// rmsRows is RMSNorm (eps 1e-6, weight 1) of each row of an [N,2] tensor, as §2.3's script.
+// rmsRows is RMSNorm (eps 1e-6, weight 1) of each row of an [N,2] tensor, as in the hand-worked example.
 func rmsRows(v []float64) []float64 {
 	out := make([]float64, len(v))
 	for i := 0; i < len(v); i += 2 {
@@ -108,7 +108,7 @@ func rmsRows(v []float64) []float64 {
 	return out
 }
 
-// ScaledTP is Megatron's eh_proj gather with the wrong adjoint (seed-bugs.md §4.7): tp=2, H=4,
+// ScaledTP is Megatron's eh_proj gather with the wrong adjoint (Megatron-LM 06e9f28b30): tp=2, H=4,
 // G=[1,2,3,4]; correct rank grads [1,2] and [3,4], buggy [2,4] and [6,8]; the weight grad
 // upstream is ×tp too.
 func ScaledTP() Scenario {
@@ -121,11 +121,11 @@ func ScaledTP() Scenario {
 		Add(1, "g", Meta("agrad/mtp.0.eh_proj.in", trace.ActivationGrad, 300, "tp=shard(1)", 1, 4), tensor.F64, []int{1, 2}, 6, 8).
 		Add(0, "w", Meta("grad/mtp.0.eh_proj.weight", trace.ParamGrad, 301, "tp=shard(0)", 2, 2), tensor.F64, []int{1, 2}, 1, -3).
 		Add(1, "w", Meta("grad/mtp.0.eh_proj.weight", trace.ParamGrad, 301, "tp=shard(0)", 2, 2), tensor.F64, []int{1, 2}, 4.5, 8)
-	return Scenario{Name: "scaled-tp", Reason: "§4.7: grads ×tp from the eh_proj gather's reduce-scatter adjoint", Ref: ref, Cand: cand}
+	return Scenario{Name: "scaled-tp", Reason: "Megatron-LM 06e9f28b30: grads ×tp from the eh_proj gather's reduce-scatter adjoint", Ref: ref, Cand: cand}
 }
 
-// ReplicaSplit is an SP norm weight whose grads were not all-reduced over TP (seed-bugs.md
-// §1.8): per-token contributions [1,2,3,4] give rank grads 3 and 7 where both must hold 10. The
+// ReplicaSplit is an SP norm weight whose grads were not all-reduced over TP (PaddleFleet
+// #1146/#1154/#1162): per-token contributions [1,2,3,4] give rank grads 3 and 7 where both must hold 10. The
 // second weight was reduced with AVG instead of SUM: 5 on both, ×1/tp.
 func ReplicaSplit() Scenario {
 	prov := Provenance{Producer: "simulate", Plan: "tp=2,sp=megatron,bug=sp_norm_grad", Seed: 1446}
@@ -136,7 +136,7 @@ func ReplicaSplit() Scenario {
 		Add(0, "n1", Meta("grad/layers.0.norm1.weight", trace.ParamGrad, 400, "", 2), tensor.F64, []int{2}, 3, 6).
 		Add(1, "n1", Meta("grad/layers.0.norm1.weight", trace.ParamGrad, 400, "", 2), tensor.F64, []int{2}, 7, 14).
 		AddAll("n2", Meta("grad/layers.0.norm2.weight", trace.ParamGrad, 401, "", 2), tensor.F64, []int{2}, 5, 10)
-	return Scenario{Name: "replica-split", Reason: "§1.8: replicas 3/7 where both must be 10; AVG gives ×1/tp", Ref: ref, Cand: cand}
+	return Scenario{Name: "replica-split", Reason: "SP norm grads: replicas 3/7 where both must be 10; AVG gives ×1/tp", Ref: ref, Cand: cand}
 }
 
 // NaNRank has a NaN in one element of rank 1's shard.
