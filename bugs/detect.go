@@ -88,6 +88,24 @@ func Run(b *Bug, p plan.Plan) (*Outcome, error) {
 	return o, nil
 }
 
+// GradientMD5s compares the MD5s of the loss and gradients of the correct run (the bug off, the
+// same plan; A) with the buggy run's (B).
+func (o *Outcome) GradientMD5s() (*verify.DiffReport, error) {
+	if o.Trace == nil {
+		return nil, fmt.Errorf("bugs: %s refused to run: no tensors to hash", o.Bug.Name)
+	}
+	q := o.Plan
+	q.Bug = ""
+	ok, err := pipeline.Execute(q, nil, pipeline.Simulator{})
+	if err == nil {
+		err = ok.RunErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return verify.Diff(ok.Cand, o.Trace, verify.Options{})
+}
+
 // ReproCommand is the command that re-runs b on p.
 func ReproCommand(b *Bug, p plan.Plan) string {
 	if b.Domain == Serving {

@@ -47,7 +47,10 @@ type ExampleResult struct {
 	// run programs; Seed001 asks for PaddleFleet#589's layout under its block table.
 	Report  *verify.Report
 	Seed001 bool
-	Text    string // the serving examples' tables
+	// The serving examples' evidence, as tables (package reports renders them): the emission
+	// gate under each deployment, and the decode loop whose launches were under-predicted.
+	Gates    *serving.GateTable
+	Launches *serving.Report
 }
 
 // OK reports whether every fact matches its expected value.
@@ -334,7 +337,7 @@ func gateTable() (*ExampleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &ExampleResult{Text: t.String()}
+	out := &ExampleResult{Gates: &t}
 	want := [][4]string{
 		{"old, use_ep=False (pure TP, DP=1)", "r0", "A,B | -", "ok"},
 		{"old, use_ep=True", "r0,r1,r2,r3", "A,B,A,B | C,D,C,D", "duplicates x2"},
@@ -373,7 +376,7 @@ func launchPrediction() (*ExampleResult, error) {
 		break
 	}
 	out.fact("in the decode loop, first under-prediction", got, "step 2 DP0: predicted 14, actual 16")
-	out.Text = rep.LaunchTable()
+	out.Launches = &rep
 	return out, nil
 }
 

@@ -3,11 +3,11 @@ package bugs
 import (
 	"errors"
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"slices"
 	"strings"
 
 	"github.com/spcheck/spcheck/nn"
-	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
@@ -50,7 +50,7 @@ var (
 	needCoef    = cond{"mtp_lambda ≠ mtp (λ/D ≠ 1)", func(p plan.Plan) bool { return p.MTPLambda != float64(p.MTP) }}
 	// An ignored label (−100) with loss mask 1 at some MTP depth: the bug counts it.
 	needIgnoredLabel = cond{"an ignored (−100) MTP label with loss mask 1", func(p plan.Plan) bool {
-		in := oracle.MakeInputs(p.Model)
+		in := model.MakeInputs(p.Model)
 		for k := 1; k <= p.MTP; k++ {
 			lab := nn.RollSequences(in.Labels, in.CuSeqlens, k, 0)
 			mask := nn.RollSequences(in.LossMask, in.CuSeqlens, k, 0)
@@ -67,7 +67,7 @@ var (
 		if p.TP < 2 || p.SP == plan.SPOff {
 			return false
 		}
-		in := oracle.MakeInputs(p.Model)
+		in := model.MakeInputs(p.Model)
 		block := (p.Seq + p.TP - 1) / p.TP
 		for k := 1; k <= p.MTP; k++ {
 			ids := nn.RollSequences(in.IDs, in.CuSeqlens, k, 0)
@@ -114,7 +114,7 @@ var (
 // mtpWeights are each MTP depth's per-token loss weights (mask·[label ≠ −100] after the depth's
 // per-sequence roll; unnormalised), flattened [B·S].
 func mtpWeights(p plan.Plan) [][]float64 {
-	in := oracle.MakeInputs(p.Model)
+	in := model.MakeInputs(p.Model)
 	var out [][]float64
 	for k := 1; k <= p.MTP; k++ {
 		lab := nn.RollSequences(in.Labels, in.CuSeqlens, k, 0)

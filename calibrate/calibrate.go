@@ -28,7 +28,10 @@ const MaxPlans = 6
 type Result struct {
 	Plans    []string           // the recomputations, as plan strings
 	Observed map[string]float64 // per logical name: the largest relative deviation seen
-	RTol     map[string]float64 // per logical name: max(Safety·Observed, Floor)
+	RTol     map[string]float64 // per logical name: max(Safety·Observed, Floor) (float64 plans)
+	// Noise is, for a low-precision plan, each tensor's largest noise over the single-device
+	// run and the recomputations (Observed holds its Elem).
+	Noise verify.NoiseScales
 }
 
 // Alternatives lists up to MaxPlans valid plans that compute p's model in other reduction
@@ -56,11 +59,16 @@ func Alternatives(p plan.Plan) []plan.Plan {
 	return out
 }
 
-// Calibrate recomputes p's model under Alternatives(p) and derives per-tensor tolerances.
+// Calibrate recomputes p's model under Alternatives(p) and derives per-tensor tolerances. For a
+// low-precision plan the recomputations execute in its dtype and, with the single-device run,
+// give each tensor's noise (Result.Noise, for verify.Options.Noise) instead of float64 rtols.
 func Calibrate(p plan.Plan) (*Result, error) {
 	alts := Alternatives(p)
 	if len(alts) == 0 {
 		return nil, fmt.Errorf("calibrate: no other valid split of plan %q (heads %d, ffn %d, layers %d): nothing to recompute", p.String(), p.Heads, p.FFN, p.Layers)
+	}
+	if p.DType != tensor.F64 {
+		return calibrateNoise(p, alts)
 	}
 	res := &Result{Observed: map[string]float64{}}
 	// Compare at rtol 1: a result's TolUnits is then max |cand − ref| / (|ref| + floor), the
@@ -82,6 +90,39 @@ func Calibrate(p plan.Plan) (*Result, error) {
 	res.RTol = make(map[string]float64, len(res.Observed))
 	for name, o := range res.Observed {
 		res.RTol[name] = max(Safety*o, Floor)
+	}
+	return res, nil
+}
+
+// calibrateNoise measures the noise of p's single-device low-precision run and of its
+// recomputations under alts (in p's dtype) against the float64 oracle, per tensor the largest.
+func calibrateNoise(p plan.Plan, alts []plan.Plan) (*Result, error) {
+	ref, err := pipeline.Reference(p)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Observed: map[string]float64{}}
+	if res.Noise, err = pipeline.Noise(p, ref); err != nil {
+		return nil, err
+	}
+	for _, q := range alts {
+		o, err := pipeline.Execute(q, nil, pipeline.Simulator{})
+		if err == nil && o.RunErr != nil {
+			err = o.RunErr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("calibrate: recomputing under %q: %w", q.String(), err)
+		}
+		n, err := verify.MeasureNoise(ref, o.Cand, verify.Options{})
+		o.Close()
+		if err != nil {
+			return nil, fmt.Errorf("calibrate: recomputing under %q: %w", q.String(), err)
+		}
+		res.Plans = append(res.Plans, q.String())
+		res.Noise = res.Noise.Merge(n)
+	}
+	for name, n := range res.Noise {
+		res.Observed[name] = n.Elem
 	}
 	return res, nil
 }

@@ -1,7 +1,6 @@
 package fuzz
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +17,10 @@ import (
 	"github.com/leanovate/gopter/prop"
 	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/tensor"
+	"github.com/spcheck/spcheck/verify"
 )
 
 // Properties of a campaign, as Summary.Cases counts them.
@@ -89,10 +88,17 @@ type Counterexample struct {
 	ShrinkSteps   int     `json:"shrink_steps"`
 	DetectSeconds float64 `json:"detect_seconds"` // campaign start to the failing draw
 	ShrinkSeconds float64 `json:"shrink_seconds"`
-	Diagnosis     string  `json:"diagnosis"`
-	Reproduce     string  `json:"reproduce"`
-	Saved         string  `json:"saved,omitempty"`  // corpus file the shrunk plan went to
-	Corpus        string  `json:"corpus,omitempty"` // the corpus file that failed again (Case −1)
+	// Report is the verifier's report of the shrunk plan (its block diagnosis for the first
+	// divergence only: the rest are its consequences), and Serving the shrunk serving run: the
+	// evidence, which package reports renders. A summary file holds their rendering in
+	// Diagnosis instead; Diagnosis alone holds what has no report (a run error, an algebra
+	// law's message, a note that the failure did not repeat).
+	Report    *verify.Report  `json:"-"`
+	Serving   *serving.Report `json:"-"`
+	Diagnosis string          `json:"diagnosis"`
+	Reproduce string          `json:"reproduce"`
+	Saved     string          `json:"saved,omitempty"`  // corpus file the shrunk plan went to
+	Corpus    string          `json:"corpus,omitempty"` // the corpus file that failed again (Case −1)
 }
 
 // Failed reports whether the campaign found a counterexample.
@@ -363,28 +369,26 @@ func (c *campaign) planCase(g gopter.Gen, gp *gopter.GenParameters, failing func
 	shrunk, orig := arg.Arg.(plan.Plan), arg.OrigArg.(plan.Plan)
 	cx = &Counterexample{Drawn: orig.String(), Shrunk: shrunk.String(), ShrinkSteps: arg.Shrinks,
 		DetectSeconds: drawn.Sub(c.start).Seconds(), ShrinkSeconds: time.Since(drawn).Seconds(),
-		Diagnosis: diagnose(shrunk, c.target().variant()), Reproduce: pipeline.VerifyCommand(shrunk)}
+		Reproduce: pipeline.VerifyCommand(shrunk)}
+	cx.Report, cx.Diagnosis = diagnose(shrunk, c.target().variant())
 	if res.Error != nil {
-		cx.Diagnosis = res.Error.Error()
+		cx.Report, cx.Diagnosis = nil, res.Error.Error()
 	}
 	return cx, false
 }
 
-// diagnose renders the verifier's report of a failing plan (its error if it does not run),
-// with the block diagnosis of the first divergence only: the rest are its consequences.
-func diagnose(p plan.Plan, v *simulate.Variant) string {
+// diagnose runs a failing plan again for its evidence: the verifier's report, with the block
+// diagnosis of the first divergence only (the rest are its consequences), or, when there is no
+// report, what happened instead.
+func diagnose(p plan.Plan, v *simulate.Variant) (*verify.Report, string) {
 	f := check(p, v, 1, true)
 	switch {
 	case f == nil:
-		return "the shrunk plan verifies when run again: the failure is not deterministic"
+		return nil, "the shrunk plan verifies when run again: the failure is not deterministic"
 	case f.Err != nil:
-		return f.Err.Error()
+		return nil, f.Err.Error()
 	}
-	var b bytes.Buffer
-	if err := reports.Text(&b, f.Report, reports.Options{}); err != nil {
-		return f.Error()
-	}
-	return b.String()
+	return f.Report, ""
 }
 
 func (c *campaign) algebraCase(gp *gopter.GenParameters, seed int64, failing func()) *Counterexample {
@@ -401,7 +405,13 @@ func (c *campaign) servingCase(gp *gopter.GenParameters, seed int64, failing fun
 	if b, ok := LookupServingBug(c.cfg.Bug); ok {
 		variant = b.Variant
 	}
-	return c.timedCase(gp, seed, failing, ServingProperty(variant), func(arg *gopter.PropArg) string { return arg.ArgFormatted })
+	var last *serving.Report // the run that failed last: after shrinking, the shrunk one
+	cx := c.timedCase(gp, seed, failing, ServingProperty(variant, func(r serving.Report) { last = &r }),
+		func(arg *gopter.PropArg) string { return arg.ArgFormatted })
+	if cx != nil && cx.Shrunk != "" {
+		cx.Serving = last
+	}
+	return cx
 }
 
 // timedCase runs a property once without shrinking and, if it fails, again from the same
@@ -470,5 +480,4 @@ func (c *campaign) finish() {
 		}
 		c.sum.Counterexamples = []Counterexample{cx}
 	}
-	c.logEnd()
 }

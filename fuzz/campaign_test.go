@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -36,7 +37,7 @@ func TestCountedCampaignIsDeterministic(t *testing.T) {
 		}
 		for i, a := range one.Counterexamples {
 			b := two.Counterexamples[i]
-			if a.Case != b.Case || a.Shrunk != b.Shrunk || a.Diagnosis != b.Diagnosis {
+			if a.Case != b.Case || a.Shrunk != b.Shrunk || a.Diagnosis != b.Diagnosis || !reflect.DeepEqual(a.Report, b.Report) {
 				t.Errorf("bug %q: case %d → %s with 1 worker, case %d → %s with 2", bug, a.Case, a.Shrunk, b.Case, b.Shrunk)
 			}
 		}
@@ -51,11 +52,11 @@ func TestShardsMergeToTheWholeCampaign(t *testing.T) {
 	var parts []*Summary
 	for i := range 3 {
 		s := mustRun(t, Config{Variants: testCatalogue, Seed: 9, Count: 23, Shard: i, Shards: 3})
-		var buf bytes.Buffer
-		if err := s.WriteJSON(&buf); err != nil {
+		b, err := json.Marshal(s) // as reports.FuzzSummaryJSON writes it
+		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := ReadSummary(&buf, "shard")
+		back, err := ReadSummary(bytes.NewReader(b), "shard")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,27 +162,30 @@ func TestBadConfigs(t *testing.T) {
 	}
 }
 
-// TestLogLines: a log gets the start line, the counts and the verdict; a counterexample comes
-// with its seed, shrunk plan, diagnosis and command; a terminal gets status lines redrawn in
-// place, a log none of those.
+// TestLogLines: a log gets the start line (the outcome is a document: reports.FuzzOutcome); a
+// counterexample carries its seed, shrunk plan, the verifier's report and its command; a
+// terminal gets status lines redrawn in place, a log none of those.
 func TestLogLines(t *testing.T) {
 	var log bytes.Buffer
-	mustRun(t, Config{Variants: testCatalogue, Seed: 4, Count: 10, Log: &log})
+	s := mustRun(t, Config{Variants: testCatalogue, Seed: 4, Count: 10, Log: &log})
 	out := log.String()
-	for _, want := range []string{"fuzz: the correct simulator", "seed 4", "8 equivalence, 1 algebra, 1 serving", "every property held"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("log lacks %q:\n%s", want, out)
-		}
+	if want := "fuzz: the correct simulator (equivalence, algebra, serving); seed 4, cases 0…9\n"; out != want {
+		t.Errorf("log %q, want %q", out, want)
+	}
+	if want := map[string]int{PropEquivalence: 8, PropAlgebra: 1, PropServing: 1}; !reflect.DeepEqual(s.Cases, want) {
+		t.Errorf("cases %v, want %v", s.Cases, want)
 	}
 	log.Reset()
-	mustRun(t, Config{Variants: testCatalogue, Seed: 4, Count: 10, Bug: testNoTPGradSum, Log: &log})
-	out = log.String()
-	for _, want := range []string{"COUNTEREXAMPLE (detection of " + testNoTPGradSum, "seed 4", "shrunk:", "reproduce: spcheck verify --plan", "first divergence"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("log lacks %q:\n%s", want, out)
-		}
+	s = mustRun(t, Config{Variants: testCatalogue, Seed: 4, Count: 10, Bug: testNoTPGradSum, Log: &log})
+	if !s.Failed() {
+		t.Fatal("no counterexample")
 	}
-	if strings.Contains(out, "\r") {
+	cx := s.Counterexamples[0]
+	if cx.Property != PropDetection || cx.Bug != testNoTPGradSum || cx.Shrunk == "" || cx.Report == nil ||
+		len(cx.Report.First()) == 0 || !strings.HasPrefix(cx.Reproduce, "spcheck verify --plan") {
+		t.Errorf("counterexample lacks its property, bug, shrunk plan, report or command: %+v", cx)
+	}
+	if strings.Contains(log.String(), "\r") {
 		t.Error("a log got terminal redraws")
 	}
 	log.Reset()

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
 )
@@ -147,49 +145,6 @@ func Score(rs []MutationResult) (detected, total int) {
 		}
 	}
 	return detected, len(rs)
-}
-
-// WriteMutationTable renders the mutation table: bug, detected, time to detect (median),
-// cases until detection, shrink steps and time, and the shrunk plan (keys that differ from
-// the defaults) or the shrunk serving scenario's first line.
-func WriteMutationTable(w io.Writer, rs []MutationResult) error {
-	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	t.Header("bug", "detected", "time to detect", "cases", "shrink steps", "shrink time", "shrunk")
-	for _, r := range rs {
-		det := fmt.Sprintf("%d/%d", r.Detected, r.Trials)
-		if r.Trials == 1 {
-			det = map[bool]string{true: "yes", false: "no"}[r.Detected == 1]
-		}
-		if r.First == nil {
-			if err := t.Append(r.Bug, det, "-", "-", "-", "-", r.Why); err != nil {
-				return err
-			}
-			continue
-		}
-		cases := make([]string, len(r.Cases))
-		for i, c := range r.Cases {
-			cases[i] = fmt.Sprint(c)
-		}
-		if err := t.Append(r.Bug, det, fmt.Sprintf("%.2fs", r.MedianDetect()), strings.Join(cases, ","),
-			fmt.Sprint(r.First.ShrinkSteps), fmt.Sprintf("%.2fs", r.First.ShrinkSeconds), shrunkCell(*r.First)); err != nil {
-			return err
-		}
-	}
-	if err := t.Render(); err != nil {
-		return err
-	}
-	d, n := Score(rs)
-	_, err := fmt.Fprintf(w, "mutation score: %d/%d bugs detected\n", d, n)
-	return err
-}
-
-func shrunkCell(cx Counterexample) string {
-	if p, err := plan.Parse(cx.Shrunk); err == nil {
-		p.Bug = "" // the row names it
-		return Compact(p)
-	}
-	s, _, _ := strings.Cut(strings.TrimPrefix(cx.Shrunk, "initialState="), "\n")
-	return cut(s, 80)
 }
 
 // Compact is p's plan string without the keys whose value is the default's: what a reader

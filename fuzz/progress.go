@@ -2,7 +2,6 @@ package fuzz
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -101,59 +100,4 @@ func cut(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
-}
-
-// logEnd prints the outcome: the counts, and the counterexample in full.
-func (c *campaign) logEnd() {
-	w := c.cfg.Log
-	s := &c.sum
-	var counts []string
-	for _, k := range []string{PropEquivalence, PropDetection, PropAlgebra, PropServing} {
-		if n := s.Cases[k]; n > 0 {
-			counts = append(counts, fmt.Sprintf("%d %s", n, k))
-		}
-	}
-	if len(counts) == 0 {
-		counts = []string{"no cases"}
-	}
-	corpus := ""
-	if s.CorpusRerun > 0 {
-		corpus = fmt.Sprintf(", %d corpus plans re-run", s.CorpusRerun)
-	}
-	discarded := ""
-	if s.Discarded > 0 {
-		discarded = fmt.Sprintf(", %d discarded (no plan drawn on which the bug can show)", s.Discarded)
-	}
-	fmt.Fprintf(w, "fuzz: %s in %.1fs%s%s\n", strings.Join(counts, ", "), s.Seconds, corpus, discarded)
-	if !s.Failed() {
-		if c.cfg.Bug != "" {
-			fmt.Fprintf(w, "fuzz: bug %s was not detected\n", c.cfg.Bug)
-		} else {
-			fmt.Fprintln(w, "fuzz: every property held")
-		}
-		return
-	}
-	WriteCounterexample(w, s.Seed, s.Counterexamples[0])
-}
-
-// WriteCounterexample prints a counterexample: how it was found, the shrunk case, the
-// diagnosis and the command that reproduces it.
-func WriteCounterexample(w io.Writer, seed int64, cx Counterexample) {
-	where := fmt.Sprintf("case %d of the campaign with seed %d (case seed %d)", cx.Case, seed, cx.CaseSeed)
-	if cx.Case < 0 {
-		where = "corpus plan " + cx.Corpus
-	}
-	what := cx.Property
-	if cx.Bug != "" {
-		what += " of " + cx.Bug
-	}
-	fmt.Fprintf(w, "\nCOUNTEREXAMPLE (%s) found after %.1fs: %s\n", what, cx.DetectSeconds, where)
-	fmt.Fprintf(w, "  drawn:     %s\n", cx.Drawn)
-	fmt.Fprintf(w, "  shrunk:    %s\n", cx.Shrunk)
-	fmt.Fprintf(w, "             (%d shrink steps in %.1fs)\n", cx.ShrinkSteps, cx.ShrinkSeconds)
-	if cx.Saved != "" {
-		fmt.Fprintf(w, "  saved to:  %s\n", cx.Saved)
-	}
-	fmt.Fprintf(w, "  reproduce: %s\n\n", cx.Reproduce)
-	fmt.Fprintln(w, strings.TrimRight(cx.Diagnosis, "\n"))
 }

@@ -4,10 +4,8 @@ import (
 	"testing"
 
 	"github.com/leanovate/gopter"
-	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/serving"
 )
 
 // The properties run with small fixed budgets: a few seconds in all on 2 cores.
@@ -110,34 +108,6 @@ func TestDetectionDrawsOnlyPlansWhereTheBugCanShow(t *testing.T) {
 func TestUnknownBugIsAnError(t *testing.T) {
 	if _, err := Run(Config{Variants: testCatalogue, Seed: 1, Count: 1, Bug: "no-such-bug"}); err == nil {
 		t.Fatal("an unknown bug ran")
-	}
-}
-
-// TestServingBugsAreTheCatalogues: the serving bugs fuzzed here are the catalogue's, by name
-// and by the switch they turn on.
-func TestServingBugsAreTheCatalogues(t *testing.T) {
-	var names []string
-	for _, b := range bugs.All() {
-		if b.Domain != bugs.Serving {
-			continue
-		}
-		names = append(names, b.Name)
-		mine, ok := LookupServingBug(b.Name)
-		if !ok {
-			t.Errorf("catalogue serving bug %s is not fuzzed", b.Name)
-			continue
-		}
-		want := b.Config()
-		var got serving.Config
-		FixedServing(&got)
-		mine.Variant(&got)
-		if got.Gate != want.Gate || got.Predict != want.Predict || got.GateStateUpdates != want.GateStateUpdates {
-			t.Errorf("%s: switches gate=%s predict=%s updates=%v, the catalogue's %s/%s/%v", b.Name,
-				got.Gate, got.Predict, got.GateStateUpdates, want.Gate, want.Predict, want.GateStateUpdates)
-		}
-	}
-	if len(names) != len(ServingBugs) {
-		t.Errorf("catalogue serving bugs %v, fuzzed %d", names, len(ServingBugs))
 	}
 }
 

@@ -59,7 +59,14 @@ type servingState struct {
 // first launches and block-step windows) interleaved with decode steps; after every step no
 // prediction was below the launch it sized, and once drained every request's tokens were
 // emitted exactly once and equal the oracle's greedy decoding.
-func ServingProperty(variant ServingVariant) gopter.Prop {
+//
+// failed, when not nil, receives the report of every run that breaks a check; when gopter has
+// shrunk a failure, the last report it received is the shrunk run's.
+func ServingProperty(variant ServingVariant, failed func(serving.Report)) gopter.Prop {
+	if failed == nil {
+		failed = func(serving.Report) {}
+	}
+	step, drain := stepCommand(failed), drainCommand(failed)
 	return commands.Prop(&commands.ProtoCommands{
 		NewSystemUnderTestFunc: func(s commands.State) commands.SystemUnderTest {
 			sim, err := serving.New(s.(*servingState).cfg)
@@ -73,8 +80,8 @@ func ServingProperty(variant ServingVariant) gopter.Prop {
 			st := s.(*servingState)
 			return gen.Weighted([]gen.WeightedGen{
 				{Weight: 3, Gen: insertGen(st)},
-				{Weight: 4, Gen: gen.Const(stepCommand)},
-				{Weight: 1, Gen: gen.Const(drainCommand)},
+				{Weight: 4, Gen: gen.Const(step)},
+				{Weight: 1, Gen: gen.Const(drain)},
 			})
 		},
 	})
@@ -140,40 +147,43 @@ func insertCommand(r serving.Request) commands.Command {
 }
 
 // stepCommand runs one decode step; afterwards no consumed prediction may be below its launch.
-var stepCommand = &commands.ProtoCommand{
-	Name: "Step",
-	RunFunc: func(sut commands.SystemUnderTest) commands.Result {
-		sim := sut.(*serving.Sim)
-		sim.Step()
-		return sim.Report()
-	},
-	NextStateFunc: func(s commands.State) commands.State { return s },
-	PostConditionFunc: func(_ commands.State, res commands.Result) *gopter.PropResult {
-		return verdict(res.(serving.Report).LaunchOK(), res.(serving.Report))
-	},
+func stepCommand(failed func(serving.Report)) *commands.ProtoCommand {
+	return checkedCommand("Step", func(sim *serving.Sim) { sim.Step() }, serving.Report.LaunchOK, failed)
 }
 
 // drainCommand steps until every request has stopped (bounded by the sim's step cap) and then
 // requires every check to hold: emitted exactly once, equal to the oracle, prediction = actual.
-var drainCommand = &commands.ProtoCommand{
-	Name: "Drain",
-	RunFunc: func(sut commands.SystemUnderTest) commands.Result {
-		sim := sut.(*serving.Sim)
+func drainCommand(failed func(serving.Report)) *commands.ProtoCommand {
+	return checkedCommand("Drain", func(sim *serving.Sim) {
 		for limit := sim.StepCap(); !sim.Done() && sim.StepIndex() < limit; {
 			sim.Step()
 		}
-		return sim.Report()
-	},
-	NextStateFunc: func(s commands.State) commands.State { return s },
-	PostConditionFunc: func(_ commands.State, res commands.Result) *gopter.PropResult {
-		r := res.(serving.Report)
-		return verdict(r.OK(), r)
-	},
+	}, serving.Report.OK, failed)
 }
 
-func verdict(ok bool, r serving.Report) *gopter.PropResult {
+// checkedCommand runs the loop with run, then requires ok of its report.
+func checkedCommand(name string, run func(*serving.Sim), ok func(serving.Report) bool, failed func(serving.Report)) *commands.ProtoCommand {
+	return &commands.ProtoCommand{
+		Name: name,
+		RunFunc: func(sut commands.SystemUnderTest) commands.Result {
+			sim := sut.(*serving.Sim)
+			run(sim)
+			return sim.Report()
+		},
+		NextStateFunc: func(s commands.State) commands.State { return s },
+		PostConditionFunc: func(_ commands.State, res commands.Result) *gopter.PropResult {
+			r := res.(serving.Report)
+			return verdict(ok(r), r, failed)
+		},
+	}
+}
+
+// verdict is a check's outcome; a failure is labelled with the checks that broke and its
+// report goes to failed.
+func verdict(ok bool, r serving.Report, failed func(serving.Report)) *gopter.PropResult {
 	if ok {
 		return &gopter.PropResult{Status: gopter.PropTrue}
 	}
-	return &gopter.PropResult{Status: gopter.PropFalse, Labels: []string{r.String()}}
+	failed(r)
+	return &gopter.PropResult{Status: gopter.PropFalse, Labels: []string{fmt.Sprintf("serving checks broken: %v", r.Classes())}}
 }

@@ -15,14 +15,14 @@ func servingParams(seed int64, n int) *gopter.TestParameters {
 
 func TestServingPropertyHoldsForTheFixedLoop(t *testing.T) {
 	props := gopter.NewProperties(servingParams(1, 150))
-	props.Property("fixed serving loop", ServingProperty(func(*serving.Config) {}))
+	props.Property("fixed serving loop", ServingProperty(func(*serving.Config) {}, nil))
 	props.TestingRun(t)
 }
 
 func TestServingPropertyFindsEachServingBug(t *testing.T) {
 	for _, b := range ServingBugs {
 		props := gopter.NewProperties(servingParams(1, 300))
-		props.Property(b.Summary, ServingProperty(b.Variant))
+		props.Property(b.Summary, ServingProperty(b.Variant, nil))
 		if props.Run(gopter.NewFormatedReporter(false, 80, discard{})) {
 			t.Errorf("%s (%s): 300 command sequences found nothing", b.Name, b.Summary)
 		}

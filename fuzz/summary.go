@@ -8,17 +8,7 @@ import (
 	"sort"
 )
 
-// WriteJSON writes the summary as indented JSON (the file a shard leaves for Merge).
-func (s *Summary) WriteJSON(w io.Writer) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
-}
-
-// ReadSummary reads a summary written by WriteJSON; name is used in errors.
+// ReadSummary reads a summary file (written by reports.FuzzSummaryJSON); name is used in errors.
 func ReadSummary(r io.Reader, name string) (*Summary, error) {
 	var s Summary
 	dec := json.NewDecoder(io.LimitReader(r, 64<<20))

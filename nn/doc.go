@@ -15,6 +15,7 @@
 //
 // Conventions: tensors are row-major *tensor.Dense; activations are batch-first [B,S,…]; a
 // linear weight is [out,in] like torch.nn.Linear. Kernels are pure functions with no global
-// state; every matrix product goes through gonum's native Go BLAS (see gemm.go), whose result
-// does not depend on GOMAXPROCS. Shape misuse by a caller panics with a *ShapeError.
+// state; every matrix product goes through gemm (gemm.go): a blocked AVX-512 GEMM
+// (gemm_blocked.go) that sums every element in the order of gonum's native Go BLAS, so its
+// bits are gonum's and do not depend on GOMAXPROCS; gonum itself where the kernels do not apply. Shape misuse by a caller panics with a *ShapeError.
 package nn

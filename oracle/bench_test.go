@@ -2,12 +2,18 @@ package oracle
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/spcheck/spcheck/internal/testenv"
+	"github.com/spcheck/spcheck/model"
+	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
-	"github.com/spcheck/spcheck/tensor"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // benchPlan is the benchmark model: hidden 512, 4 layers, seq 512, batch 2, 8 heads,
@@ -30,57 +36,60 @@ func matmulFlops(m plan.Model) float64 {
 	return 3 * fwd
 }
 
+// BenchmarkForwardBackward times one forward and backward of the benchmark model, side by side
+// in one run: the oracle with every product on gonum's Dgemm (go-gonum), the oracle with the
+// blocked GEMM (go-blocked, the default; the same bits), and oracle/torchref's PyTorch float64
+// model of the same shapes (torch; Debian's python3-torch on OpenBLAS, as many threads as
+// GOMAXPROCS). Each reports GFLOP/s (wall clock) and GFLOP/cpu-s (per second of this process's
+// CPU time, the figure that survives a shared machine), counting matmulFlops.
+//
+//	go test ./oracle -run '^$' -bench ForwardBackward -benchtime 2x -cpu 2
 func BenchmarkForwardBackward(b *testing.B) {
 	p, err := plan.Parse(benchPlan)
 	if err != nil {
 		b.Fatal(err)
 	}
-	params, in := InitParams(p.Model), MakeInputs(p.Model)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := RunWith(p.Model, params, in); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(matmulFlops(p.Model)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-	b.ReportMetric(matmulFlops(p.Model)/1e9, "GFLOP/op")
-}
-
-// BenchmarkGemm measures gonum's native Dgemm alone (through blas64, whose default is the
-// native implementation) at the benchmark model's shapes: the forward y = x·Wᵀ (x [B·S, in],
-// W [out, in]) of each linear, and for the FFN shape also the two backward products
-// dx = dy·W and dW = dyᵀ·x, so the oracle's share of the GEMM peak can be read off.
-func BenchmarkGemm(b *testing.B) {
-	for _, s := range []struct {
-		name    string
-		tA, tB  blas.Transpose
-		m, n, k int
-	}{
-		{"y=xWt/qkvo", blas.NoTrans, blas.Trans, 1024, 512, 512},
-		{"y=xWt/gate_up", blas.NoTrans, blas.Trans, 1024, 1376, 512},
-		{"y=xWt/down", blas.NoTrans, blas.Trans, 1024, 512, 1376},
-		{"y=xWt/lm_head", blas.NoTrans, blas.Trans, 1024, 1000, 512},
-		{"dx=dyW/gate_up", blas.NoTrans, blas.NoTrans, 1024, 512, 1376},
-		{"dW=dytx/gate_up", blas.Trans, blas.NoTrans, 1376, 512, 1024},
-	} {
-		b.Run(fmt.Sprintf("%s/%dx%dx%d", s.name, s.m, s.n, s.k), func(b *testing.B) {
-			a := operand("a", s.tA, s.m, s.k)
-			bm := operand("b", s.tB, s.k, s.n)
-			c := blas64.General{Rows: s.m, Cols: s.n, Stride: s.n, Data: make([]float64, s.m*s.n)}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				blas64.Gemm(s.tA, s.tB, 1, a, bm, 0, c)
+	flops := matmulFlops(p.Model)
+	params, in := model.InitParams(p.Model), model.MakeInputs(p.Model)
+	for _, impl := range []struct {
+		name  string
+		gonum bool
+	}{{"go-gonum", true}, {"go-blocked", false}} {
+		b.Run(impl.name, func(b *testing.B) {
+			defer nn.GonumOnly(nn.GonumOnly(impl.gonum))
+			cpu0 := testenv.ProcessCPU()
+			for b.Loop() {
+				if _, err := RunWith(p.Model, params, in); err != nil {
+					b.Fatal(err)
+				}
 			}
-			b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportFlops(b, flops*float64(b.N), b.Elapsed(), testenv.ProcessCPU()-cpu0)
 		})
 	}
+	b.Run("torch", func(b *testing.B) {
+		testenv.NeedTorch(b)
+		threads := strconv.Itoa(runtime.GOMAXPROCS(0))
+		cmd := exec.Command(torchPython, filepath.Join("torchref", "bench.py"), p.String(), strconv.Itoa(b.N))
+		cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS="+threads, "OMP_NUM_THREADS="+threads)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("bench.py: %v\n%s", err, out)
+		}
+		var wall, cpu float64
+		var th int
+		var blas string
+		if _, err := fmt.Sscanf(string(out), "wall_s=%g cpu_s=%g threads=%d blas=%s", &wall, &cpu, &th, &blas); err != nil {
+			b.Fatalf("bench.py printed %q: %v", out, err)
+		}
+		b.Logf("torch %d threads, BLAS %s", th, blas)
+		b.ReportMetric(wall*1e9, "ns/op")
+		reportFlops(b, flops, time.Duration(wall*1e9), time.Duration(cpu*1e9))
+	})
 }
 
-// operand is a random rows×cols operand of op(A), stored transposed when t is Trans.
-func operand(name string, t blas.Transpose, rows, cols int) blas64.General {
-	if t == blas.Trans {
-		rows, cols = cols, rows
+func reportFlops(b *testing.B, flops float64, wall, cpu time.Duration) {
+	b.ReportMetric(flops/wall.Seconds()/1e9, "GFLOP/s")
+	if cpu > 0 {
+		b.ReportMetric(flops/cpu.Seconds()/1e9, "GFLOP/cpu-s")
 	}
-	x := tensor.NewRNG(1, name).NormalTensor(1, rows, cols)
-	return blas64.General{Rows: rows, Cols: cols, Stride: cols, Data: x.Data}
 }

@@ -10,9 +10,10 @@
 // L_main + (λ/D)·Σ_k L_k.
 //
 // Everything is deterministic: parameters and inputs come from tensor.NewRNG(seed, name)
-// indexed by each element's global flat index (InitValue, so a rank can generate only its
-// shard), and every product goes through gonum's native BLAS, so the same plan gives the same
-// bits on any GOMAXPROCS.
+// indexed by each element's global flat index (model.InitValue, so a rank can generate only its
+// shard), and every product goes through package nn's GEMM, which sums each element in gonum's
+// native Dgemm order on any number of threads, so the same plan gives the same bits on any
+// GOMAXPROCS (and the same bits as a gonum-only build: TestBlockedGemmSameBits).
 //
 // Run gives every tensor as an ordered Record (forward in the order computed, then backward);
 // WriteTrace writes them as a world-1 trace. The oracle is trusted because it is checked

@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"github.com/spcheck/spcheck/model"
 	"strings"
 	"testing"
 
@@ -21,7 +22,7 @@ func smallPlan(t testing.TB, s string) plan.Plan {
 }
 
 // totalLoss runs the forward only, letting hook perturb tensors as they are recorded.
-func totalLoss(t testing.TB, m plan.Model, p Params, in Inputs, hook func(string, *tensor.Dense)) float64 {
+func totalLoss(t testing.TB, m plan.Model, p model.Params, in model.Inputs, hook func(string, *tensor.Dense)) float64 {
 	g, err := newGraph(m, p, in, hook)
 	if err != nil {
 		t.Fatal(err)
@@ -51,14 +52,14 @@ func TestGradientsFiniteDifference(t *testing.T) {
 // checkModelGrads is TestGradientsFiniteDifference on one model.
 func checkModelGrads(t *testing.T, reason, planStr string) {
 	m := smallPlan(t, planStr).Model
-	p, in := InitParams(m), MakeInputs(m)
+	p, in := model.InitParams(m), model.MakeInputs(m)
 	res, err := RunWith(m, p, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	loss := func() float64 { return totalLoss(t, m, p, in, nil) }
 	worst := 0.0
-	for _, s := range ParamShapes(m) {
+	for _, s := range model.ParamShapes(m) {
 		num := nntest.NumericGrad(loss, p[s.Name].Data, nil)
 		w := nntest.Worst(res.Get("grad/"+s.Name).Data, num)
 		worst = max(worst, w.RelErr)
@@ -92,7 +93,7 @@ func checkModelGrads(t *testing.T, reason, planStr string) {
 // activationFD is the central-difference gradient of loss/total with respect to the elements
 // idx of the activation called name (n elements), perturbed through the recorder's hook the
 // moment it is computed, before anything downstream reads it.
-func activationFD(t testing.TB, m plan.Model, p Params, in Inputs, name string, n int, idx []int) []float64 {
+func activationFD(t testing.TB, m plan.Model, p model.Params, in model.Inputs, name string, n int, idx []int) []float64 {
 	delta := make([]float64, n)
 	f := func() float64 {
 		return totalLoss(t, m, p, in, func(got string, x *tensor.Dense) {

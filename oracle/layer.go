@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"github.com/spcheck/spcheck/model"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/tensor"
 )
@@ -10,7 +11,7 @@ type layerWeights struct {
 	attnNorm, q, k, v, o, mlpNorm, gate, up, down *tensor.Dense
 }
 
-func (p Params) layer(prefix string) layerWeights {
+func layerOf(p model.Params, prefix string) layerWeights {
 	g := func(s string) *tensor.Dense { return p[prefix+s] }
 	return layerWeights{g("attn_norm.weight"), g("attn.q.weight"), g("attn.k.weight"), g("attn.v.weight"),
 		g("attn.o.weight"), g("mlp_norm.weight"), g("mlp.gate.weight"), g("mlp.up.weight"), g("mlp.down.weight")}

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
@@ -14,14 +15,14 @@ func Run(m plan.Model) (*Result, error) {
 	if err := checkModel(m); err != nil {
 		return nil, err
 	}
-	return RunWith(m, InitParams(m), MakeInputs(m))
+	return RunWith(m, model.InitParams(m), model.MakeInputs(m))
 }
 
 // RunWith computes the forward and backward of m on the given parameters and inputs (e.g. one
 // sequence of a packed batch run alone). in.CuSeqlens is used as given for attention, RoPE
 // positions and MTP rolls, even where it differs from m.CuSeqlens() (to evaluate another
 // packing); it must tile [0, m.Seq). Bad parameters or inputs are returned as errors.
-func RunWith(m plan.Model, p Params, in Inputs) (*Result, error) {
+func RunWith(m plan.Model, p model.Params, in model.Inputs) (*Result, error) {
 	g, err := newGraph(m, p, in, nil)
 	if err != nil {
 		return nil, err
@@ -43,8 +44,8 @@ func checkModel(m plan.Model) error {
 // backward.
 type graph struct {
 	m   plan.Model
-	p   Params
-	in  Inputs
+	p   model.Params
+	in  model.Inputs
 	rec *recorder
 
 	ids, labels []int
@@ -76,14 +77,14 @@ type depthState struct {
 	ce             nn.CE
 }
 
-func newGraph(m plan.Model, p Params, in Inputs, hook func(string, *tensor.Dense)) (*graph, error) {
+func newGraph(m plan.Model, p model.Params, in model.Inputs, hook func(string, *tensor.Dense)) (*graph, error) {
 	if err := checkModel(m); err != nil {
 		return nil, err
 	}
-	if err := p.check(m); err != nil {
+	if err := checkParams(p, m); err != nil {
 		return nil, err
 	}
-	if err := in.check(m); err != nil {
+	if err := checkInputs(in, m); err != nil {
 		return nil, err
 	}
 	g := &graph{m: m, p: p, in: in, rec: newRecorder(hook),
@@ -110,13 +111,13 @@ func (g *graph) forward() {
 	r.add(trace.Input, "input/labels", g.in.Labels)
 	r.add(trace.Input, "input/loss_mask", g.in.LossMask)
 	r.add(trace.Input, "input/cu_seqlens", cuTensor(g.cu))
-	for _, s := range ParamShapes(g.m) {
+	for _, s := range model.ParamShapes(g.m) {
 		r.add(trace.Param, "param/"+s.Name, g.p[s.Name])
 	}
 	x := r.act("embed", nn.Embedding(g.ids, g.p["embedding.weight"]).Reshape(g.bsh()...))
 	for i := 0; i < g.m.Layers; i++ {
 		name := fmt.Sprintf("layers.%d", i)
-		out, st := g.layerForward(name, g.p.layer(name+"."), x)
+		out, st := g.layerForward(name, layerOf(g.p, name+"."), x)
 		g.layers = append(g.layers, st)
 		x = r.act(name+".output", out)
 	}
@@ -161,7 +162,7 @@ func (g *graph) depthForward(k int, hPrev *tensor.Dense) *depthState {
 	r.act(n+"hnorm", d.hn)
 	d.cat = tensor.Concat(2, d.en, d.hn) // [enorm(embedding) ; hnorm(hidden)], Megatron's order
 	z := r.act(n+"eh_proj", nn.Linear(d.cat, g.p[n+"eh_proj.weight"]))
-	out, st := g.layerForward(n+"layer", g.p.layer(n+"layer."), z)
+	out, st := g.layerForward(n+"layer", layerOf(g.p, n+"layer."), z)
 	d.layer = st
 	d.u = r.act(n+"output", out)
 	d.h, d.rstdF = nn.RMSNorm(d.u, g.p["final_norm.weight"])
@@ -193,7 +194,7 @@ func (g *graph) backward() {
 		du, dwF := nn.RMSNormBackward(d.u, g.p["final_norm.weight"], d.rstdF, dh)
 		dFinal = accumulate(dFinal, dwF)
 		r.agrad(n+"output", du)
-		dz := r.agrad(n+"eh_proj", g.layerBackward(n+"layer", g.p.layer(n+"layer."), d.layer, du))
+		dz := r.agrad(n+"eh_proj", g.layerBackward(n+"layer", layerOf(g.p, n+"layer."), d.layer, du))
 		dcat, dEH := nn.LinearBackward(d.cat, g.p[n+"eh_proj.weight"], dz)
 		r.grad(n+"eh_proj.weight", dEH)
 		parts := dcat.Split(2, g.m.Hidden, g.m.Hidden)
@@ -223,7 +224,7 @@ func (g *graph) backward() {
 	for i := g.m.Layers - 1; i >= 0; i-- {
 		name := fmt.Sprintf("layers.%d", i)
 		r.agrad(name+".output", dx)
-		dx = g.layerBackward(name, g.p.layer(name+"."), g.layers[i], dx)
+		dx = g.layerBackward(name, layerOf(g.p, name+"."), g.layers[i], dx)
 	}
 	r.agrad("embed", dx)
 	dEmb.AddInPlace(nn.EmbeddingBackward(g.ids, dx, g.m.Vocab))

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -39,7 +40,7 @@ func TestNamingContract(t *testing.T) {
 			want[fmt.Sprintf("act/mtp.%d.logits", k)] = []int{b, s, v}
 			want[fmt.Sprintf("loss/mtp.%d", k)] = nil
 		}
-		for _, ps := range ParamShapes(m) {
+		for _, ps := range model.ParamShapes(m) {
 			want["param/"+ps.Name] = ps.Shape
 			want["grad/"+ps.Name] = ps.Shape
 		}
@@ -94,7 +95,7 @@ func checkOrder(t *testing.T, res *Result) {
 func TestInputsExerciseMasks(t *testing.T) {
 	for _, s := range []string{"mtp=2,packed=4:3:5", "seq=6,layers=1"} {
 		m := smallPlan(t, s).Model
-		in := MakeInputs(m)
+		in := model.MakeInputs(m)
 		ends := nn.SeqEnds(m.CuSeqlens())
 		extra, masked := 0, 0
 		for j, l := range in.Labels.Data {
@@ -122,15 +123,15 @@ func TestInputsExerciseMasks(t *testing.T) {
 // shard) equals the full tensor's element, and the init statistics.
 func TestInitValueMatchesShards(t *testing.T) {
 	m := smallPlan(t, "mtp=1").Model
-	for _, ps := range ParamShapes(m) {
-		full := InitParam(m, ps.Name, ps.Shape)
+	for _, ps := range model.ParamShapes(m) {
+		full := model.InitParam(m, ps.Name, ps.Shape)
 		last := len(full.Data) - 1
-		if InitValue(m, ps.Name, ps.Shape, last) != full.Data[last] {
+		if model.InitValue(m, ps.Name, ps.Shape, last) != full.Data[last] {
 			t.Fatalf("%s: InitValue at %d differs from InitParam", ps.Name, last)
 		}
 	}
-	w := InitParam(m, "layers.0.mlp.down.weight", []int{m.Hidden, m.FFN}) // fan_in = FFN
-	n := InitParam(m, "final_norm.weight", []int{m.Hidden})
+	w := model.InitParam(m, "layers.0.mlp.down.weight", []int{m.Hidden, m.FFN}) // fan_in = FFN
+	n := model.InitParam(m, "final_norm.weight", []int{m.Hidden})
 	for _, x := range n.Data {
 		if x < 0.5 || x > 1.5 {
 			t.Errorf("norm weight %g is not near 1", x)
@@ -216,18 +217,18 @@ func TestBadInputsAreErrors(t *testing.T) {
 	m := smallPlan(t, "mtp=1,packed=4:3:5").Model
 	for _, tc := range scenario.Cases(t, []struct {
 		reason string
-		edit   func(Params, *Inputs)
+		edit   func(model.Params, *model.Inputs)
 		want   string
 	}{
-		{"missing parameter", func(p Params, _ *Inputs) { delete(p, "layers.1.attn.o.weight") }, "layers.1.attn.o.weight is missing"},
-		{"parameter of the wrong shape", func(p Params, _ *Inputs) { p["final_norm.weight"] = tensor.New(3) }, "final_norm.weight has shape"},
-		{"id outside the vocabulary", func(_ Params, in *Inputs) { in.IDs.Data[5] = 11 }, "input/ids element 5"},
-		{"label neither -100 nor a token", func(_ Params, in *Inputs) { in.Labels.Data[2] = -1 }, "input/labels element 2"},
-		{"NaN in the loss mask", func(_ Params, in *Inputs) { in.LossMask.Data[0] = nanValue() }, "input/loss_mask element 0"},
-		{"cu_seqlens not ending at seq", func(_ Params, in *Inputs) { in.CuSeqlens = []int{0, 4, 7, 11} }, "input/cu_seqlens"},
-		{"labels of the wrong shape", func(_ Params, in *Inputs) { in.Labels = tensor.New(2, 3) }, "input/labels must have shape"},
+		{"missing parameter", func(p model.Params, _ *model.Inputs) { delete(p, "layers.1.attn.o.weight") }, "layers.1.attn.o.weight is missing"},
+		{"parameter of the wrong shape", func(p model.Params, _ *model.Inputs) { p["final_norm.weight"] = tensor.New(3) }, "final_norm.weight has shape"},
+		{"id outside the vocabulary", func(_ model.Params, in *model.Inputs) { in.IDs.Data[5] = 11 }, "input/ids element 5"},
+		{"label neither -100 nor a token", func(_ model.Params, in *model.Inputs) { in.Labels.Data[2] = -1 }, "input/labels element 2"},
+		{"NaN in the loss mask", func(_ model.Params, in *model.Inputs) { in.LossMask.Data[0] = nanValue() }, "input/loss_mask element 0"},
+		{"cu_seqlens not ending at seq", func(_ model.Params, in *model.Inputs) { in.CuSeqlens = []int{0, 4, 7, 11} }, "input/cu_seqlens"},
+		{"labels of the wrong shape", func(_ model.Params, in *model.Inputs) { in.Labels = tensor.New(2, 3) }, "input/labels must have shape"},
 	}) {
-		p, in := InitParams(m), MakeInputs(m)
+		p, in := model.InitParams(m), model.MakeInputs(m)
 		tc.edit(p, &in)
 		_, err := RunWith(m, p, in)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -269,4 +270,36 @@ func TestGoldenLosses(t *testing.T) {
 		}
 	}
 	scenario.Golden(t, filepath.Join("testdata", "losses.golden"), []byte(b.String()))
+}
+
+// TestBlockedGemmSameBits runs whole models with every product on gonum's Dgemm and on nn's
+// blocked GEMM (the default): every recorded tensor — activations, losses, gradients — must
+// be bit-identical, so the speed-up changes no trace, MD5 or golden file. The plans are large
+// enough for the blocked path, with sizes the tiles do not divide and sequences short enough
+// for gonum's serial dot (a whole-k chunk) beside its 64-chunked parallel one.
+func TestBlockedGemmSameBits(t *testing.T) {
+	for _, s := range []string{
+		"vocab=300,hidden=128,heads=2,layers=1,ffn=256,seq=128,batch=2,mtp=1,packed=100:28",
+		"vocab=251,hidden=96,heads=3,layers=2,ffn=200,seq=150,batch=1,mtp=2,packed=61:70:19,tied=true",
+		"vocab=150,hidden=128,heads=1,layers=1,ffn=160,seq=60,batch=1,mtp=1", // 60 tokens: serial dots over k = 128
+	} {
+		p, err := plan.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(gonum bool) *Result {
+			defer nn.GonumOnly(nn.GonumOnly(gonum))
+			res, err := Run(p.Model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		ref, got := run(true), run(false)
+		for i, r := range ref.Records {
+			if !tensor.BitEqual(r.Tensor, got.Records[i].Tensor) {
+				t.Fatalf("%s: %s differs between gonum's and the blocked GEMM", s, r.Name)
+			}
+		}
+	}
 }

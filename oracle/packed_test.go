@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"math"
 	"testing"
 
@@ -17,8 +18,8 @@ import (
 const aloneTol = 1e-12
 
 // sliceInputs returns the tokens [lo,hi) of every row of in as an unpacked batch.
-func sliceInputs(in Inputs, lo, hi int) Inputs {
-	return Inputs{IDs: in.IDs.Narrow(1, lo, hi-lo), Labels: in.Labels.Narrow(1, lo, hi-lo),
+func sliceInputs(in model.Inputs, lo, hi int) model.Inputs {
+	return model.Inputs{IDs: in.IDs.Narrow(1, lo, hi-lo), Labels: in.Labels.Narrow(1, lo, hi-lo),
 		LossMask: in.LossMask.Narrow(1, lo, hi-lo), CuSeqlens: []int{0, hi - lo}}
 }
 
@@ -31,7 +32,7 @@ func validAt(i, end, k int) bool { return i+k+1 < end }
 // loss numerators add up.
 func TestPackedEqualsAlone(t *testing.T) {
 	m := smallPlan(t, "mtp=2,packed=4:3:5").Model
-	p, in := InitParams(m), MakeInputs(m)
+	p, in := model.InitParams(m), model.MakeInputs(m)
 	packed, err := RunWith(m, p, in)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +72,7 @@ func TestPackedEqualsAlone(t *testing.T) {
 // positions of the later sequences.
 func TestPackedCheckCanFail(t *testing.T) {
 	m := smallPlan(t, "mtp=1,packed=4:3:5").Model
-	p, in := InitParams(m), MakeInputs(m)
+	p, in := model.InitParams(m), model.MakeInputs(m)
 	packed, err := RunWith(m, p, in)
 	if err != nil {
 		t.Fatal(err)

@@ -68,8 +68,8 @@ func reaches(imports map[string][]string, from, to string) bool {
 
 // TestImportFacts holds the spine's layering: the simulator knows nothing of the verifier (it
 // produces traces; package pipeline compares them), the verifier works on traces alone (axis
-// names come from a trace's mesh, not from spcheck's plan type), and test harnesses (…test
-// packages) are imported by tests only.
+// names come from a trace's mesh, not from spcheck's plan type), test harnesses (…test
+// packages) are imported by tests only, and tables are drawn only by package reports.
 func TestImportFacts(t *testing.T) {
 	imports := moduleImports(t)
 	if len(imports) < 10 {
@@ -77,6 +77,7 @@ func TestImportFacts(t *testing.T) {
 	}
 	for _, c := range scenario.Cases(t, []struct{ from, to, reason string }{
 		{"simulate", "verify", "the simulator produces traces; comparing them is package pipeline's"},
+		{"simulate", "oracle", "the simulator and the oracle start from the same data (package model), not from each other"},
 		{"verify", "plan", "verify serves users' own framework dumps: it reads axis names and quantities from the trace"},
 		{"verify", "simulate", "verify works on traces alone"},
 	}) {
@@ -88,6 +89,9 @@ func TestImportFacts(t *testing.T) {
 		for _, q := range imports[pkg] {
 			if strings.HasPrefix(q, module+"/") && strings.HasSuffix(q, "test") && !strings.HasSuffix(pkg, "test") {
 				t.Errorf("%s imports the test harness %s (harnesses are for tests only)", pkg, q)
+			}
+			if strings.HasPrefix(q, "github.com/olekukonko/tablewriter") && pkg != module+"/reports" {
+				t.Errorf("%s imports %s: rendering lives in package reports", pkg, q)
 			}
 		}
 	}

@@ -64,7 +64,8 @@ type Executor interface {
 }
 
 // Run executes p (with its bug variant v, nil for none) on ex, computes the oracle's
-// reference and compares the two. The error is for bad input (an invalid plan, an unreadable
+// reference and compares the two; a low-precision plan is judged against the noise of its
+// single-device run (Noise) unless opt.Verify carries noise scales or tolerance overrides. The error is for bad input (an invalid plan, an unreadable
 // trace); a run the executor refuses is Outcome.RunErr, with no report.
 func Run(p plan.Plan, v *simulate.Variant, ex Executor, opt Options) (*Outcome, error) {
 	o, err := Execute(p, v, ex)
@@ -78,6 +79,10 @@ func Run(p plan.Plan, v *simulate.Variant, ex Executor, opt Options) (*Outcome, 
 	vo := opt.Verify
 	if vo.Command == "" {
 		vo.Command = o.Command
+	}
+	if vo, err = WithNoise(p, o.Ref, vo); err != nil {
+		o.Close()
+		return nil, err
 	}
 	if o.Report, err = verify.Compare(o.Ref, o.Cand, vo); err != nil {
 		o.Close()
@@ -172,7 +177,7 @@ func (s Simulator) execute(o *Outcome) error {
 		c.TraceRecomputed()
 	}
 	start := time.Now()
-	res, err := simrt.Run(c.Programs, c.Init)
+	res, err := simrt.RunIn(o.Plan.DType, c.Programs, c.Init)
 	o.Wall = time.Since(start)
 	var re *simrt.Error
 	if errors.As(err, &re) && re.Kind != simrt.ErrProgram {

@@ -1,20 +1,102 @@
 package reports
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spcheck/spcheck/verify"
 )
 
-// Formats are the names Write accepts.
-var Formats = []string{"text", "md", "json", "junit", "html"}
+// Format names a document format: the value of every command's --format flag.
+type Format string
 
-// DiffFormats are the names WriteDiff accepts.
-var DiffFormats = []string{"text", "md", "json"}
+// The formats, one list for every document; each document offers the ones it can be written
+// in (ReportFormats, DiffFormats, …).
+const (
+	FormatText     Format = "text"  // terminal tables
+	FormatMarkdown Format = "md"    // a PR comment or $GITHUB_STEP_SUMMARY ("markdown" is read as md)
+	FormatJSON     Format = "json"  // stable schemas, docs/report-json.md
+	FormatJUnit    Format = "junit" // JUnit XML for CI test views
+	FormatHTML     Format = "html"  // one self-contained file
+)
+
+// Formats is every format, in the order usage messages list them.
+var Formats = []Format{FormatText, FormatMarkdown, FormatJSON, FormatJUnit, FormatHTML}
+
+// ReportFormats are the formats of a comparison report (Write).
+var ReportFormats = Formats
+
+// DiffFormats are the formats of an A/B diff (WriteDiff).
+var DiffFormats = []Format{FormatText, FormatMarkdown, FormatJSON}
+
+// GateFormats are the formats of spcheck check's report (the gate).
+var GateFormats = []Format{FormatText, FormatMarkdown, FormatJSON, FormatJUnit}
+
+// ParseFormat reads a --format value: one of allowed, or "markdown" for md when md is allowed.
+func ParseFormat(s string, allowed []Format) (Format, error) {
+	f := Format(s)
+	if s == "markdown" {
+		f = FormatMarkdown
+	}
+	if slices.Contains(allowed, f) {
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown format %q (want one of %s)", s, FormatList(allowed))
+}
+
+// FormatList is "text, md, json".
+func FormatList(fs []Format) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = string(f)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FormatFlag defines --format on fs, defaulting to text and accepting only allowed: a bad value
+// fails flag parsing (a usage error) before any work is done.
+func FormatFlag(fs *flag.FlagSet, allowed []Format) *Format {
+	v := &formatValue{f: FormatText, allowed: allowed}
+	fs.Var(v, "format", "report `format`: "+FormatList(allowed))
+	return &v.f
+}
+
+type formatValue struct {
+	f       Format
+	allowed []Format
+}
+
+func (v *formatValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(v.f)
+}
+
+func (v *formatValue) Set(s string) (err error) {
+	v.f, err = ParseFormat(s, v.allowed)
+	return err
+}
+
+// writers maps each format a document offers to its renderer.
+type writers map[Format]func(io.Writer) error
+
+// write renders with the writer of f; a format the document does not offer is an error (the
+// CLI never gets there: FormatFlag rejects it first).
+func (ws writers) write(w io.Writer, f Format, doc string, allowed []Format) error {
+	if f == "" {
+		f = FormatText
+	}
+	if r, ok := ws[f]; ok && slices.Contains(allowed, f) {
+		return r(w)
+	}
+	return fmt.Errorf("a %s has no %q format (want one of %s)", doc, f, FormatList(allowed))
+}
 
 // Options tune the human-readable formats.
 type Options struct {
@@ -30,34 +112,24 @@ type Options struct {
 // listAllMax is how many tensors a text or Markdown table lists before it hides identical ones.
 const listAllMax = 40
 
-// Write renders r in format (one of Formats).
-func Write(w io.Writer, r *verify.Report, format string, o Options) error {
-	switch format {
-	case "text", "":
-		return Text(w, r, o)
-	case "md", "markdown":
-		return Markdown(w, r, o)
-	case "json":
-		return JSON(w, r)
-	case "junit":
-		return JUnit(w, r)
-	case "html":
-		return HTML(w, r)
-	}
-	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+// Write renders r in format f (one of ReportFormats).
+func Write(w io.Writer, r *verify.Report, f Format, o Options) error {
+	return writers{
+		FormatText:     func(w io.Writer) error { return Text(w, r, o) },
+		FormatMarkdown: func(w io.Writer) error { return Markdown(w, r, o) },
+		FormatJSON:     func(w io.Writer) error { return JSON(w, r) },
+		FormatJUnit:    func(w io.Writer) error { return JUnit(w, r) },
+		FormatHTML:     func(w io.Writer) error { return HTML(w, r) },
+	}.write(w, f, "comparison report", ReportFormats)
 }
 
-// WriteDiff renders d in format (one of DiffFormats).
-func WriteDiff(w io.Writer, d *verify.DiffReport, format string) error {
-	switch format {
-	case "text", "":
-		return DiffText(w, d)
-	case "md", "markdown":
-		return DiffMarkdown(w, d)
-	case "json":
-		return DiffJSON(w, d)
-	}
-	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(DiffFormats, ", "))
+// WriteDiff renders d in format f (one of DiffFormats).
+func WriteDiff(w io.Writer, d *verify.DiffReport, f Format) error {
+	return writers{
+		FormatText:     func(w io.Writer) error { return DiffText(w, d) },
+		FormatMarkdown: func(w io.Writer) error { return DiffMarkdown(w, d) },
+		FormatJSON:     func(w io.Writer) error { return DiffJSON(w, d) },
+	}.write(w, f, "diff", DiffFormats)
 }
 
 // num prints a measured number compactly.

@@ -8,11 +8,12 @@ import (
 
 	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/serving"
 	"github.com/spcheck/spcheck/verify"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
 
-var extensions = map[string]string{"text": "txt", "md": "md", "json": "json", "junit": "xml", "html": "html"}
+var extensions = map[reports.Format]string{reports.FormatText: "txt", reports.FormatMarkdown: "md", reports.FormatJSON: "json", reports.FormatJUnit: "xml", reports.FormatHTML: "html"}
 
 func report(t *testing.T, s verifytest.Scenario) *verify.Report {
 	t.Helper()
@@ -44,5 +45,34 @@ func TestGoldenReports(t *testing.T) {
 			}
 			golden(t, s.Name+"."+extensions[f], b.Bytes())
 		}
+	}
+}
+
+// TestServingGolden: the gate table of FastDeploy #7172 and the report of a decode loop whose
+// launches are under-predicted, as the terminal shows them.
+func TestServingGolden(t *testing.T) {
+	tab, err := serving.CompareGates(serving.GateExample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := reports.GateTable(&b, tab); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "serving-gate-table.txt", b.Bytes())
+
+	cfg := serving.PredictionExample()
+	cfg.Predict = serving.PredictCurrentStep
+	rep, err := serving.Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if err := reports.Serving(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "serving-prediction-current-step.txt", b.Bytes())
+	if want := "LaunchPrediction  FAIL: step 2 DP0: predicted 14, actual 16 (under by 2, drops D:2)"; !strings.Contains(b.String(), want) {
+		t.Errorf("the serving report does not name the under-predicted step: lacks %q", want)
 	}
 }

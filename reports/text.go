@@ -5,8 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -91,10 +89,6 @@ func textDiagnosis(p *printer, w io.Writer, res *verify.Result, o Options) error
 		seed001(p, d)
 	}
 	return nil
-}
-
-func newTable(w io.Writer) *tablewriter.Table {
-	return tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
 }
 
 // printer writes lines and keeps the first error.

@@ -2,11 +2,11 @@ package simulate
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/model"
 	"slices"
 	"strings"
 
 	"github.com/spcheck/spcheck/nn"
-	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/ir"
 	"github.com/spcheck/spcheck/tensor"
@@ -30,9 +30,9 @@ type Compiled struct {
 }
 
 // Compile turns a valid plan into per-rank programs and their starting tensors: parameter
-// shards cut from the oracle's initial values (oracle.InitParam) and micro-batch inputs cut
-// from the oracle's batch (oracle.MakeInputs). v is the bug variant p.Bug names (nil when it
-// names none); Compile applies its rewrites.
+// shards cut from the model's initial values (model.InitParam) and micro-batch inputs cut
+// from its batch (model.MakeInputs), the data the oracle starts from too. v is the bug variant
+// p.Bug names (nil when it names none); Compile applies its rewrites.
 func Compile(p plan.Plan, v *Variant) (c *Compiled, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func compile(p, orig plan.Plan) (c *Compiled, err error) {
 // batch is the whole batch's inputs as the oracle builds them, and the per-token loss
 // weights of the main head and of every MTP depth.
 type batch struct {
-	in      oracle.Inputs
+	in      model.Inputs
 	weights *tensor.Dense
 	depths  []depthInputs
 }
@@ -105,7 +105,7 @@ type batch struct {
 type depthInputs struct{ ids, labels, mask, weights *tensor.Dense }
 
 func newBatch(m plan.Model) *batch {
-	in := oracle.MakeInputs(m)
+	in := model.MakeInputs(m)
 	bt := &batch{in: in, weights: lossWeights(in.Labels, in.LossMask)}
 	for k := 1; k <= m.MTP; k++ { // the oracle's per-sequence rolls (Megatron's roll_tensor, 0 fill)
 		d := depthInputs{
@@ -168,7 +168,7 @@ func (b *builder) stageHolds(name string) bool {
 // oracle's parameter order; it returns their names.
 func (b *builder) loadParams() []string {
 	var names []string
-	for _, ps := range oracle.ParamShapes(b.l.p.Model) {
+	for _, ps := range model.ParamShapes(b.l.p.Model) {
 		if !b.stageHolds(ps.Name) {
 			continue
 		}
@@ -213,7 +213,7 @@ func (l *layout) paramSplit(name string) (pl tpPlace, dim, n, block int) {
 // paramShard is this rank's shard of a parameter, cut from the oracle's initial value (each
 // parameter is generated once per compilation and shared by the ranks that hold a piece);
 // vocab padding rows are zero.
-func (b *builder) paramShard(ps oracle.ParamSpec) *val {
+func (b *builder) paramShard(ps model.ParamSpec) *val {
 	pl, dim, n, block := b.l.paramSplit(ps.Name)
 	full := b.l.fullParam(ps)
 	v := &val{sym: "param/" + ps.Name, pl: pl, param: ps.Name}
@@ -234,11 +234,11 @@ func (b *builder) paramShard(ps oracle.ParamSpec) *val {
 	return v
 }
 
-// fullParam is a parameter's initial value (oracle.InitParam), generated on first use.
-func (l *layout) fullParam(ps oracle.ParamSpec) *tensor.Dense {
+// fullParam is a parameter's initial value (model.InitParam), generated on first use.
+func (l *layout) fullParam(ps model.ParamSpec) *tensor.Dense {
 	t := l.paramCache[ps.Name]
 	if t == nil {
-		t = oracle.InitParam(l.p.Model, ps.Name, ps.Shape)
+		t = model.InitParam(l.p.Model, ps.Name, ps.Shape)
 		l.paramCache[ps.Name] = t
 	}
 	return t

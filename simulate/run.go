@@ -30,7 +30,7 @@ func Run(p plan.Plan, v *Variant) (*trace.Trace, error) {
 // trip). Each rank's traced tensors are dropped from the runtime's result as soon as its file is
 // built, so a large run never holds them twice.
 func (c *Compiled) Run() (*trace.Trace, error) {
-	res, err := runtime.Run(c.Programs, c.Init)
+	res, err := runtime.RunIn(c.Plan.DType, c.Programs, c.Init)
 	if err != nil {
 		return nil, err
 	}

@@ -191,7 +191,7 @@ func TestUsePartial(t *testing.T) {
 // and a variant compiles only a plan that names it, so a trace's plan string reproduces it.
 func TestVariantMustMatchThePlan(t *testing.T) {
 	v := &Variant{Name: "simulate-test.noop"}
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason string
 		plan   string
 		v      *Variant
@@ -200,7 +200,7 @@ func TestVariantMustMatchThePlan(t *testing.T) {
 		{"a bug named, no variant given", "bug=simulate-test.noop", nil, "no variant was given"},
 		{"a variant given for a plan naming none", "tp=2", v, `the variant given is "simulate-test.noop"`},
 		{"another bug's variant", "bug=other", v, `names bug variant "other"`},
-	} {
+	}) {
 		if _, err := Compile(mustParse(t, c.plan), c.v); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error containing %q", c.reason, err, c.want)
 		}

@@ -103,12 +103,17 @@ func TestRoundMatchesBruteForce(t *testing.T) {
 }
 
 func TestHalfBitsRoundTripAllPatterns(t *testing.T) {
+	formats := scenario.Cases(t, []struct {
+		name   string
+		dec    func(uint16) float64
+		enc    func(float64) uint16
+		reason string
+	}{
+		{"bf16", BF16FromBits, BF16Bits, "every bf16 bit pattern decodes and encodes back"},
+		{"fp16", F16FromBits, F16Bits, "every fp16 bit pattern decodes and encodes back"},
+	})
 	for b := 0; b < 1<<16; b++ {
-		for _, f := range []struct {
-			name string
-			dec  func(uint16) float64
-			enc  func(float64) uint16
-		}{{"bf16", BF16FromBits, BF16Bits}, {"fp16", F16FromBits, F16Bits}} {
+		for _, f := range formats {
 			v := f.dec(uint16(b))
 			if math.IsNaN(v) {
 				if !math.IsNaN(f.dec(f.enc(v))) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -49,7 +50,7 @@ func TestStepDir(t *testing.T) {
 		{flat, 4, "error: holds step 3, not step 4", "a one-step dump of another step"},
 		{filepath.Join(root, "nope"), 0, "error: ", "a missing directory"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		got, err := StepDir(c.dir, c.step)
 		if want, isErr := strings.CutPrefix(c.want, "error: "); isErr {
 			if err == nil || !strings.Contains(err.Error(), want) {

@@ -236,7 +236,7 @@ func TestSpans(t *testing.T) {
 		{"tp=shard(0,segments=2)", 7, []int{0}, []Span{{0, 2}, {4, 6}}, "uneven: segments of 4 and 3 rows (torch.chunk), as _StridedShard._split_tensor gives [0,1,4,5]"},
 		{"tp=shard(0,segments=2)", 7, []int{1}, []Span{{2, 4}, {6, 7}}, "uneven, the other rank: [2,3,6]"},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		p, err := ParsePlacement(c.place)
 		must(t, err)
 		region := whole(c.n)
@@ -248,13 +248,13 @@ func TestSpans(t *testing.T) {
 			t.Errorf("%s: %s at %v holds %v, want %v", c.reason, c.place, c.coords, region, c.want)
 		}
 	}
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		place  string
 		n      int
 		reason string
 	}{
 		{"tp=shard(0,segments=4:4)", 9, "the segments must add up to the dim"},
-	} {
+	}) {
 		p, err := ParsePlacement(c.place)
 		must(t, err)
 		if _, _, err := p[0].Spans(whole(c.n), 2, 0); err == nil {
@@ -295,12 +295,20 @@ func TestSegmentsReadAcrossParts(t *testing.T) {
 	for _, part := range []string{"ab", "", "cde", "f"} {
 		s.add([]byte(part))
 	}
-	for _, c := range []struct {
-		off  int64
-		n    int
-		want string
-		eof  bool
-	}{{0, 6, "abcdef", false}, {1, 3, "bcd", false}, {2, 2, "cd", false}, {5, 1, "f", false}, {4, 4, "ef", true}, {6, 1, "", true}} {
+	for _, c := range scenario.Cases(t, []struct {
+		off    int64
+		n      int
+		want   string
+		eof    bool
+		reason string
+	}{
+		{0, 6, "abcdef", false, "the whole stream across every part"},
+		{1, 3, "bcd", false, "a read spanning an empty part"},
+		{2, 2, "cd", false, "a read inside one part"},
+		{5, 1, "f", false, "the last byte"},
+		{4, 4, "ef", true, "a read past the end returns what there is and EOF"},
+		{6, 1, "", true, "a read at the end is EOF"},
+	}) {
 		buf := make([]byte, c.n)
 		n, err := s.ReadAt(buf, c.off)
 		if string(buf[:n]) != c.want || (err != nil) != c.eof {

@@ -25,6 +25,11 @@ type Options struct {
 	// --tol calibrate flag). They apply to float64 tensors that Tol does not override; other
 	// dtypes keep their constants, which their own rounding dominates.
 	Calibrated map[string]float64
+	// Noise gives the noise of correct low-precision executions per logical name (MeasureNoise:
+	// a single-device run in the candidate's dtype against the float64 oracle, or a second
+	// independent reference). fp32, bf16 and fp16 tensors with an entry are judged against it
+	// (noiseTol) unless Tol overrides their dtype.
+	Noise NoiseScales
 	// Depth gives a logical tensor's reduction depth where the caller knows it (e.g. the
 	// contraction length of the matmul that produced it); default tolerances scale by √depth.
 	Depth func(name string) int
@@ -120,6 +125,9 @@ type Report struct {
 	AllowMissing bool
 	Tol          Tolerances // overrides in effect
 	Undiagnosed  int        // failing tensors past MaxDiagnosed, left without a block diagnosis
+	// Bias lists the shards of low-precision tensors whose error is systematically larger than
+	// their peers' (RankBias), failing or not: a finding, not a verdict.
+	Bias []RankBias
 }
 
 // Verified reports whether every tensor is identical or close (tensors in only one trace pass
@@ -242,6 +250,9 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	}
 	assignRoles(rep.Results)
 	if err := c.diagnoseFailures(rep); err != nil {
+		return nil, err
+	}
+	if err := c.rankBias(rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -466,7 +477,8 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	if candDT == 0 {
 		candDT = refDT
 	}
-	res.RTol = c.opt.rtolFor(p.name, refDT, candDT)
+	var normTol float64
+	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT)
 	var refRaw, candRaw []byte
 	var err error
 	if l := p.ref; l != nil {
@@ -511,6 +523,10 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	} else {
 		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, c.kindFloors[res.Kind], summandScale(w, p), &w.fbuf)
 	}
+	// One element at its bound makes NormDev about rtol/√numel: the normwise test must not be
+	// stricter than that on a small tensor (a loss, a norm weight), where one element is no
+	// structure.
+	res.NormTol = max(normTol, res.RTol/math.Sqrt(float64(max(res.Numel, 1))))
 	switch {
 	case len(res.CandReplicas) > 0 || len(res.RefReplicas) > 0:
 		res.Verdict = ReplicaMismatch
@@ -521,7 +537,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		res.Verdict = NonFinite
 	case identical:
 		res.Verdict = Identical
-	case res.Pass():
+	case res.judge(res.NormTol):
 		res.Verdict = Close
 	default:
 		res.Verdict = Diverged

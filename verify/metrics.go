@@ -19,6 +19,8 @@ type Metrics struct {
 	Worst     int     // flat index of the worst element, -1 if none differs
 	RefRMS    float64 // rms of the finite reference values
 	Floor     float64 // the tolerance's absolute floor: max(RefRMS, the kind's floor)
+	NormDev   float64 // normwise deviation ‖cand − ref‖₂ / ‖mag + Floor‖₂ (mag: |ref|, or the summands' scale): the per-element metric taken normwise
+	NormTol   float64 // the normwise bound applied to NormDev (compareOne sets it)
 	Lo, Hi    []int   // bounding box [Lo, Hi) of the elements outside tolerance; nil if none
 }
 
@@ -110,7 +112,7 @@ func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape
 		m.RefRMS = math.Sqrt(sumSqRef / float64(finite))
 	}
 	m.Floor = max(m.RefRMS, kindFloor)
-	var sumSqDiff float64
+	var sumSqDiff, sumSqWeight float64
 	var strides []int
 	for at := 0; at < n; at += chunkLen {
 		k := min(chunkLen, n-at)
@@ -118,6 +120,14 @@ func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape
 		decodeInto(rd, ref[at*rd.Size():], r)
 		decodeInto(cd, cand[at*cd.Size():], c)
 		for i, rv := range r {
+			if isFinite(rv) {
+				w := math.Abs(rv)
+				if scale != nil {
+					w = max(w, scale[at+i])
+				}
+				w += m.Floor
+				sumSqWeight += float64(w * w)
+			}
 			cv := c[i]
 			d := cv - rv
 			if d == 0 {
@@ -157,6 +167,12 @@ func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape
 		m.RMSRel = math.Sqrt(sumSqDiff) / math.Sqrt(sumSqRef)
 	case sumSqDiff > 0:
 		m.RMSRel = math.Inf(1)
+	}
+	switch {
+	case sumSqWeight > 0:
+		m.NormDev = math.Sqrt(sumSqDiff) / math.Sqrt(sumSqWeight)
+	case sumSqDiff > 0:
+		m.NormDev = math.Inf(1)
 	}
 	return m
 }

@@ -109,12 +109,23 @@ func (t Tolerances) String() string {
 	return strings.Join(parts, ",")
 }
 
-// rtolFor is the tolerance used to compare a tensor stored as ref and cand: the looser of the two
-// dtypes (a bf16 candidate is judged at bf16 precision against an fp64 oracle). Defaults are
-// scaled by √depth for a known reduction depth > 1: the probabilistic bound on the error of a sum
-// of n terms grows as √n·u (Higham & Mary, SIAM J. Sci. Comput. 41(5), 2019). An explicit
-// override is used as given.
-func (o *Options) rtolFor(name string, ref, cand tensor.DType) float64 {
+// tolFor is the per-element rtol and the normwise bound used to compare a tensor stored as ref
+// and cand. An explicit override (--tol) is used as given. A low-precision tensor with a noise
+// reference (Options.Noise) gets noiseTol. Otherwise the fallback is the looser of the two
+// dtypes' rtols (a bf16 candidate is judged at bf16 precision against an fp64 oracle), float64
+// ones calibrated where Options.Calibrated says, scaled by √depth for a known reduction depth > 1:
+// the probabilistic bound on the error of a sum of n terms grows as √n·u (Higham & Mary, SIAM J.
+// Sci. Comput. 41(5), 2019); its normwise bound is NormOfRTol of it.
+func (o *Options) tolFor(name string, ref, cand tensor.DType) (rtol, norm float64) {
+	d := ref
+	if DefaultRTol(cand) > DefaultRTol(ref) {
+		d = cand
+	}
+	_, overRef := o.Tol[ref]
+	_, overCand := o.Tol[cand]
+	if n, ok := o.Noise[name]; ok && !overRef && !overCand && d.IsFloat() && d != tensor.F64 {
+		return noiseTol(n, d)
+	}
 	one := func(d tensor.DType) float64 {
 		if v, ok := o.Tol[d]; ok {
 			return v
@@ -130,5 +141,6 @@ func (o *Options) rtolFor(name string, ref, cand tensor.DType) float64 {
 		}
 		return r
 	}
-	return max(one(ref), one(cand))
+	rtol = max(one(ref), one(cand))
+	return rtol, NormOfRTol * rtol
 }

@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/reports"
 )
 
 func init() {
@@ -19,7 +19,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		"verdict, first-divergence tensor and diagnosis); each bug's fixed form on the same plan\n"+
 		"(must verify); and the worked examples (their hand-worked numbers). Exit 0\n"+
 		"only when all hold, 1 otherwise. JUnit and Markdown are what CI publishes.", stderr)
-	format := fs.String("format", "text", "report format: "+strings.Join(bugs.GateFormats, ", "))
+	format := reports.FormatFlag(fs, reports.GateFormats)
 	out := fs.String("out", "", "write the report to this file (the one-line outcome still goes to stdout)")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -27,11 +27,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 0 {
 		return fail(stderr, "check", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
-	if !validFormat(*format, bugs.GateFormats) {
-		return fail(stderr, "check", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(bugs.GateFormats, ", ")))
-	}
 	g := bugs.Gate()
-	render := func(w io.Writer) error { return bugs.WriteGate(w, g, *format) }
+	render := func(w io.Writer) error { return reports.Gate(w, g, *format) }
 	if err := writeReport(*out, stdout, render); err != nil {
 		return fail(stderr, "check", err)
 	}

@@ -12,8 +12,10 @@ import (
 
 	"github.com/spcheck/spcheck/calibrate"
 	"github.com/spcheck/spcheck/oracle"
+	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -24,9 +26,10 @@ func init() {
 
 func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("compare", "REF_DIR CAND_DIR [flags]", stderr)
-	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype (1e-6), dtype=number pairs (bf16=2e-2,fp32=1e-5), or 'calibrate' (an oracle reference only: measure each tensor's float64 noise floor by recomputing the plan split other ways); default: per-dtype constants, see verify.RTolF64")
+	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype (1e-6), dtype=number pairs (bf16=2e-2,fp32=1e-5), or 'calibrate' (an oracle reference only: measure each tensor's noise by recomputing the plan split other ways, in its dtype); default: with an oracle reference, the noise of the plan's single-device run in the candidate's dtype (float64: per-dtype constants), see docs/tolerance.md")
+	ref2 := fs.String("ref2", "", "a second, independent correct reference (e.g. the same single-device run with other kernels or a perturbed input): each tensor's tolerance is referenced to how far it lies from REF_DIR, see docs/tolerance.md")
 	rename := fs.String("rename", "", "file of rules 'REGEX => REPLACEMENT' (optionally '@pp=1 …') mapping framework tensor names to logical names")
-	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	format := reports.FormatFlag(fs, reports.ReportFormats)
 	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
 	allowMissing := fs.Bool("allow-missing", false, "report tensors present in only one trace without failing")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
@@ -62,9 +65,6 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, "compare", err)
 		}
 	}
-	if !validFormat(*format, reports.Formats) {
-		return fail(stderr, "compare", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
-	}
 	opt.Progress = progressWriter(stderr)
 	ref, cand, err := openPair(pos[0], pos[1])
 	if err != nil {
@@ -72,8 +72,17 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	}
 	defer ref.Close()
 	defer cand.Close()
-	if *tol == "calibrate" {
-		if opt.Calibrated, err = calibrateFor(ref, stderr); err != nil {
+	switch {
+	case *tol == "calibrate":
+		if err = calibrateFor(ref, cand, &opt, stderr); err != nil {
+			return fail(stderr, "compare", err)
+		}
+	case *ref2 != "":
+		if opt.Noise, err = noiseFromRef2(ref, *ref2, *step, opt); err != nil {
+			return fail(stderr, "compare", err)
+		}
+	case *tol == "":
+		if opt.Noise, err = oracleNoise(ref, cand, stderr); err != nil {
 			return fail(stderr, "compare", err)
 		}
 	}
@@ -101,24 +110,82 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// calibrateFor measures per-tensor float64 tolerances for an oracle reference trace.
-func calibrateFor(ref *trace.Trace, log io.Writer) (map[string]float64, error) {
+// refPlan is the plan of an oracle reference trace, in the candidate's dtype when the
+// candidate records a plan; ok is false for any other reference.
+func refPlan(ref, cand *trace.Trace) (p plan.Plan, ok bool, err error) {
 	m := ref.Files[0].Meta
 	if m.Producer != oracle.Producer || m.Plan == "" {
-		return nil, fmt.Errorf("--tol calibrate recomputes the reference, so the reference must be an oracle trace with its plan (%s has producer %q)", ref.Dir, m.Producer)
+		return p, false, nil
 	}
-	p, err := plan.Parse(m.Plan)
+	if p, err = plan.Parse(m.Plan); err != nil {
+		return p, false, fmt.Errorf("the reference's plan: %w", err)
+	}
+	if c, err := plan.Parse(cand.Files[0].Meta.Plan); err == nil {
+		p.DType = c.DType
+	}
+	return p, true, nil
+}
+
+// calibrateFor measures per-tensor tolerances for an oracle reference trace: float64 rtols, or
+// for a low-precision candidate the noise of the plan's recomputations in its dtype.
+func calibrateFor(ref, cand *trace.Trace, opt *verify.Options, log io.Writer) error {
+	p, ok, err := refPlan(ref, cand)
 	if err != nil {
-		return nil, fmt.Errorf("--tol calibrate: the reference's plan: %w", err)
+		return fmt.Errorf("--tol calibrate: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("--tol calibrate recomputes the reference, so the reference must be an oracle trace with its plan (%s has producer %q)", ref.Dir, ref.Files[0].Meta.Producer)
 	}
 	res, err := calibrate.Calibrate(p)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	name, worst := res.Worst()
+	if res.Noise != nil {
+		fmt.Fprintf(log, "calibrated %s noise from the single-device run and %d recomputations: worst %.3g (on %s); tolerance = %d × noise per element, %d × normwise\n",
+			p.DType, len(res.Plans), worst, name, verify.NoiseElemMultiple, verify.NoiseNormMultiple)
+		opt.Noise = res.Noise
+		return nil
+	}
 	fmt.Fprintf(log, "calibrated float64 tolerances from %d recomputations: worst noise %.3g (on %s), tolerance = max(%d × noise, %.3g) per tensor\n",
 		len(res.Plans), worst, name, calibrate.Safety, calibrate.Floor)
-	return res.RTol, nil
+	opt.Calibrated = res.RTol
+	return nil
+}
+
+// oracleNoise is the default tolerance against an oracle reference: the noise of the plan's
+// single-device run in the candidate's dtype (nil for float64 or another reference).
+func oracleNoise(ref, cand *trace.Trace, log io.Writer) (verify.NoiseScales, error) {
+	p, ok, err := refPlan(ref, cand)
+	if err != nil || !ok || p.DType == tensor.F64 {
+		return nil, err
+	}
+	n, err := pipeline.Noise(p, ref)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "tolerance: each tensor's noise on the plan's single-device %s run (%d × per element, %d × normwise; docs/tolerance.md)\n",
+		p.DType, verify.NoiseElemMultiple, verify.NoiseNormMultiple)
+	return n, nil
+}
+
+// noiseFromRef2 measures each tensor's noise as the deviation of the second reference (dir) from
+// the first.
+func noiseFromRef2(ref *trace.Trace, dir string, step int, opt verify.Options) (verify.NoiseScales, error) {
+	dir, err := trace.StepDir(dir, step)
+	if err != nil {
+		return nil, fmt.Errorf("--ref2: %w", err)
+	}
+	ref2, err := trace.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--ref2: %w", err)
+	}
+	defer ref2.Close()
+	n, err := verify.MeasureNoise(ref, ref2, opt)
+	if err != nil {
+		return nil, fmt.Errorf("--ref2: %w", err)
+	}
+	return n, nil
 }
 
 func verdictWord(ok bool) string {
@@ -175,15 +242,6 @@ func readRules(path string) (*verify.Rules, error) {
 	}
 	defer f.Close()
 	return verify.ParseRules(bufio.NewReader(f), path)
-}
-
-func validFormat(f string, formats []string) bool {
-	for _, x := range formats {
-		if f == x {
-			return true
-		}
-	}
-	return f == "markdown"
 }
 
 // openPair opens both trace directories, naming which one is bad.

@@ -18,7 +18,7 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("diff", "A_DIR B_DIR [flags]", stderr)
 	kinds := fs.String("kinds", "loss,param_grad", "comma-separated tensor kinds to compare (input, activation, activation_grad, param, param_grad, loss, output)")
 	rename := fs.String("rename", "", "file of rename rules, as for compare")
-	format := fs.String("format", "text", "report format: "+strings.Join(reports.DiffFormats, ", "))
+	format := reports.FormatFlag(fs, reports.DiffFormats)
 	out := fs.String("out", "", "write the report to this file (the one-line summary still goes to stdout)")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
@@ -35,9 +35,6 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, "diff", fmt.Errorf("--kinds: unknown kind %q (want %v)", k, trace.Kinds))
 		}
 		ks = append(ks, kind)
-	}
-	if !validFormat(*format, reports.DiffFormats) {
-		return fail(stderr, "diff", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.DiffFormats, ", ")))
 	}
 	rules, err := readRules(*rename)
 	if err != nil {

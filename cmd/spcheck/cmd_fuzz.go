@@ -13,6 +13,7 @@ import (
 
 	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/fuzz"
+	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -103,8 +104,11 @@ func runFuzz(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "fuzz", err)
 	}
+	if err := reports.FuzzOutcome(stdout, s); err != nil {
+		return fail(stderr, "fuzz", err)
+	}
 	if *summary != "" {
-		if err := writeReport(*summary, stdout, s.WriteJSON); err != nil {
+		if err := writeReport(*summary, stdout, func(w io.Writer) error { return reports.FuzzSummaryJSON(w, s) }); err != nil {
 			return fail(stderr, "fuzz", err)
 		}
 	}
@@ -128,7 +132,7 @@ func runMutation(cfg fuzz.MutationConfig, stdout, stderr io.Writer) int {
 		return fail(stderr, "fuzz", err)
 	}
 	fmt.Fprintln(stdout)
-	if err := fuzz.WriteMutationTable(stdout, rs); err != nil {
+	if err := reports.MutationTable(stdout, rs); err != nil {
 		return fail(stderr, "fuzz", err)
 	}
 	if d, n := fuzz.Score(rs); d < n {
@@ -158,19 +162,11 @@ func runFuzzMerge(files []string, out string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "fuzz", err)
 	}
-	var counts []string
-	for _, k := range []string{fuzz.PropEquivalence, fuzz.PropDetection, fuzz.PropAlgebra, fuzz.PropServing} {
-		if n := m.Cases[k]; n > 0 {
-			counts = append(counts, fmt.Sprintf("%d %s", n, k))
-		}
-	}
-	fmt.Fprintf(stdout, "fuzz merge: seed %d, shards %v of %d: %s, %d counterexample(s)\n", m.Seed, m.ShardsRun, m.Shards,
-		strings.Join(counts, ", "), len(m.Counterexamples))
-	for _, cx := range m.Counterexamples {
-		fuzz.WriteCounterexample(stdout, m.Seed, cx)
+	if err := reports.FuzzMerge(stdout, m); err != nil {
+		return fail(stderr, "fuzz", err)
 	}
 	if out != "" {
-		if err := writeReport(out, stdout, m.WriteJSON); err != nil {
+		if err := writeReport(out, stdout, func(w io.Writer) error { return reports.FuzzSummaryJSON(w, m) }); err != nil {
 			return fail(stderr, "fuzz", err)
 		}
 	}

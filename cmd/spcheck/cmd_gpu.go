@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spcheck/spcheck/bugs"
-	"github.com/spcheck/spcheck/cuda/gputraces"
 	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/verify"
@@ -29,8 +28,8 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	work := fs.String("work", "", "working directory for the emitted plan and both traces (created)")
 	gpus := fs.Int("gpus", 0, "GPUs to use (0: every visible one); more ranks than GPUs share them")
 	timeout := fs.Float64("timeout", 120, "seconds after which a collective that never completes aborts the run")
-	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: each dtype's tolerance scaled by √(the run's chain of rounded ops), see cuda/gputraces.VerifyOptions")
-	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: the noise of the plan's correct single-device run in its dtype, see docs/tolerance.md")
+	format := reports.FormatFlag(fs, reports.ReportFormats)
 	var extra multiFlag
 	fs.Var(&extra, "extra", "KEY=VALUE recorded in every trace file's Meta.Extra (repeatable)")
 	build := planFlags(fs)
@@ -43,9 +42,6 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	if *work == "" {
 		return fail(stderr, "gpu", errors.New("--work DIR is required"))
 	}
-	if !validFormat(*format, reports.Formats) {
-		return fail(stderr, "gpu", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
-	}
 	p, err := build()
 	if err != nil {
 		return fail(stderr, "gpu", err)
@@ -55,7 +51,7 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "gpu", err)
 	}
 	x := pipeline.CUDA{Exec: *execPath, Work: *work, GPUs: *gpus, Timeout: *timeout, Extra: extra, Log: stderr}
-	opt := pipeline.Options{Verify: gputraces.VerifyOptions(p), RefDir: x.RefDir()}
+	opt := pipeline.Options{RefDir: x.RefDir()}
 	opt.Verify.Command = fmt.Sprintf("spcheck compare %s %s", x.RefDir(), x.CandDir())
 	if opt.Verify.Tol, err = verify.ParseTolerances(*tol); err != nil {
 		return fail(stderr, "gpu", err)

@@ -5,10 +5,8 @@ import (
 	"github.com/spcheck/spcheck/bugs"
 	"io"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
+	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/simulate"
-	"github.com/spcheck/spcheck/simulate/ir"
 )
 
 func init() {
@@ -42,18 +40,11 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "plan", err)
 	}
-	fmt.Fprintf(stdout, "--plan '%s'\n%s\n", p, c.Describe())
-	switch {
-	case *rank >= len(c.Programs):
+	if *rank >= len(c.Programs) {
 		return fail(stderr, "plan", fmt.Errorf("--rank %d: the world has %d ranks", *rank, len(c.Programs)))
-	case *rank >= 0:
-		for i, o := range c.Programs[*rank].Ops {
-			fmt.Fprintf(stdout, "%5d  %s\n", i, o.String())
-		}
-	default:
-		if err := planTable(stdout, c); err != nil {
-			return fail(stderr, "plan", err)
-		}
+	}
+	if err := reports.Plan(stdout, c, *rank); err != nil {
+		return fail(stderr, "plan", err)
 	}
 	if *emit != "" {
 		if err := c.WriteDir(*emit); err != nil {
@@ -63,26 +54,4 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 			len(c.Programs), *emit, simulate.ProgramsDir, *emit, simulate.InitDir)
 	}
 	return exitOK
-}
-
-// planTable prints one row per rank: coordinates and op counts by class.
-func planTable(w io.Writer, c *simulate.Compiled) error {
-	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	t.Header("rank", "dp", "pp", "tp", "ops", "local", "collectives", "p2p", "traced", "inputs")
-	for r, prog := range c.Programs {
-		n := map[ir.Class]int{}
-		traced := 0
-		for _, o := range prog.Ops {
-			if o.Op == ir.OpTrace {
-				traced++
-			}
-			if o.Op != ir.OpFree {
-				n[ir.Specs[o.Op].Class]++
-			}
-		}
-		t.Append(fmt.Sprint(r), fmt.Sprint(prog.Coord["dp"]), fmt.Sprint(prog.Coord["pp"]), fmt.Sprint(prog.Coord["tp"]),
-			fmt.Sprint(len(prog.Ops)), fmt.Sprint(n[ir.Local]), fmt.Sprint(n[ir.Collective]), fmt.Sprint(n[ir.PointToPoint]),
-			fmt.Sprint(traced), fmt.Sprint(len(prog.Inputs)))
-	}
-	return t.Render()
 }

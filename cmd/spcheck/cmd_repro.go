@@ -6,13 +6,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
-	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -88,49 +85,39 @@ func reproPlan(fs *flag.FlagSet, b *bugs.Bug) (plan.Plan, error) {
 	return p, p.Validate()
 }
 
-func header(w io.Writer, b *bugs.Bug) {
-	fmt.Fprintf(w, "%s (%s: %s)\n  %s\n  source: %s\n", b.Name, b.Class, bugs.ClassTitle[b.Class], b.Summary, b.Source)
-	fmt.Fprintf(w, "  spcheck must show: %s\n", b.Expect.Shows)
-}
-
 func reproTraining(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
-	header(stdout, b)
+	if err := reports.BugHeader(stdout, b); err != nil {
+		return fail(stderr, "repro", err)
+	}
 	q := p
 	q.Bug = ""
 	fmt.Fprintf(stdout, "  plan: --plan '%s'\n", q)
 	if err := b.CanShow(p); err != nil {
 		fmt.Fprintf(stdout, "  note: this plan cannot show the bug (%v); the run is the correct one\n", err)
 	}
-	for _, name := range b.Examples {
-		if e, ok := bugs.LookupExample(name); ok {
-			if _, err := printExample(stdout, e); err != nil {
-				return fail(stderr, "repro", err)
-			}
-		}
+	if err := bugExamples(stdout, b); err != nil {
+		return fail(stderr, "repro", err)
 	}
 	o, err := bugs.Run(b, p)
 	if err != nil {
 		return fail(stderr, "repro", err)
 	}
 	fmt.Fprintf(stdout, "\n== the bug on plan '%s' vs the oracle ==\n", q)
-	if o.Report == nil {
-		fmt.Fprintf(stdout, "the simulator refuses the run: %s\n", o.Detail)
-		if o.RunErr != nil {
-			fmt.Fprintf(stdout, "  %s\n", strings.ReplaceAll(o.RunErr.Error(), "\n", "\n  "))
+	if err := reports.BugRun(stdout, o); err != nil {
+		return fail(stderr, "repro", err)
+	}
+	if o.Report != nil {
+		d, err := o.GradientMD5s()
+		if err == nil {
+			err = reports.GradientMD5s(stdout, d)
 		}
-	} else {
-		fmt.Fprintf(stdout, "%s\n\n", o.Detail)
-		if err := firstDivergence(stdout, o.Report); err != nil {
-			return fail(stderr, "repro", err)
-		}
-		if len(o.Recomputed) > 0 {
-			fmt.Fprintf(stdout, "\nrecompute determinism: recomputed activations that differ from their forward: %s\n", strings.Join(o.Recomputed, ", "))
-		}
-		if err := gradientMD5s(stdout, q, o); err != nil {
+		if err != nil {
 			return fail(stderr, "repro", err)
 		}
 	}
-	expected(stdout, o)
+	if err := reports.Expectation(stdout, o); err != nil {
+		return fail(stderr, "repro", err)
+	}
 	fmt.Fprintf(stdout, "\nre-run: %s\n", o.Command)
 	if o.Detected() {
 		return exitFailed
@@ -138,54 +125,16 @@ func reproTraining(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// firstDivergence prints the report's first divergence with its block diagnosis, in document
-// 001's layout when every receiver holds one gathered tensor.
-func firstDivergence(w io.Writer, rep *verify.Report) error {
-	sub := *rep
-	sub.Results = rep.First()
-	sub.Undiagnosed = 0
-	fmt.Fprintf(w, "first divergence of %d failing tensors (the whole table: spcheck verify --plan '%s'):\n",
-		rep.Failures(), rep.Cand.Plan)
-	return reports.Text(w, &sub, reports.Options{Seed001: true})
-}
-
-// gradientMD5s prints the loss and gradient MD5s of the correct run (the bug off) next to the
-// buggy run's: seed 001's "loss identical, every grad MD5 differs" symptom in numbers.
-func gradientMD5s(w io.Writer, correct plan.Plan, o *bugs.Outcome) error {
-	ok, err := simulate.Run(correct, nil)
-	if err != nil {
-		return err
-	}
-	d, err := verify.Diff(ok, o.Trace, verify.Options{})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\nloss and gradient MD5s, correct run vs buggy run: %s\n", d.Summary())
-	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	t.Header("tensor", "correct md5", "buggy md5", "")
-	for _, e := range d.Entries {
-		same := "differs"
-		if e.Equal() {
-			same = "same"
-		}
-		if err := t.Append(e.Name, e.MD5A, e.MD5B, same); err != nil {
-			return err
+// bugExamples prints the worked examples of a bug.
+func bugExamples(w io.Writer, b *bugs.Bug) error {
+	for _, name := range b.Examples {
+		if e, ok := bugs.LookupExample(name); ok {
+			if _, err := printExample(w, e); err != nil {
+				return err
+			}
 		}
 	}
-	return t.Render()
-}
-
-// expected says whether the diagnosis is the catalogue's.
-func expected(w io.Writer, o *bugs.Outcome) {
-	if !o.OnMinimalPlan() {
-		fmt.Fprintln(w, "\n(the catalogue's expected diagnosis is for the minimal plan; this is another one)")
-		return
-	}
-	if bad := o.Mismatches(); len(bad) > 0 {
-		fmt.Fprintf(w, "\ndiagnosis differs from the catalogue's: %s\n", strings.Join(bad, "; "))
-		return
-	}
-	fmt.Fprintln(w, "\ndiagnosis matches the catalogue's")
+	return nil
 }
 
 func reproFixed(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
@@ -197,7 +146,7 @@ func reproFixed(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s\n", verdictWord(rep.Verified()))
 	if !rep.Verified() {
-		if err := firstDivergence(stdout, rep); err != nil {
+		if err := reports.FirstDivergence(stdout, rep); err != nil {
 			return fail(stderr, "repro", err)
 		}
 		return exitFailed
@@ -206,27 +155,29 @@ func reproFixed(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 }
 
 func reproServing(b *bugs.Bug, fixed bool, stdout, stderr io.Writer) int {
-	header(stdout, b)
+	if err := reports.BugHeader(stdout, b); err != nil {
+		return fail(stderr, "repro", err)
+	}
 	cfg := b.Config()
 	if fixed {
 		b.Fixed(&cfg)
 		fmt.Fprintln(stdout, "  (fixed form: the bug switched off)")
-	} else {
-		for _, name := range b.Examples {
-			if e, ok := bugs.LookupExample(name); ok {
-				if _, err := printExample(stdout, e); err != nil {
-					return fail(stderr, "repro", err)
-				}
-			}
-		}
+	} else if err := bugExamples(stdout, b); err != nil {
+		return fail(stderr, "repro", err)
 	}
 	o, err := bugs.RunServing(b, cfg)
 	if err != nil {
 		return fail(stderr, "repro", err)
 	}
-	fmt.Fprintf(stdout, "\n== the decode loop ==\n%s\n%s\n", o.Serving, o.Detail)
+	fmt.Fprintln(stdout, "\n== the decode loop ==")
+	if err := reports.Serving(stdout, *o.Serving); err != nil {
+		return fail(stderr, "repro", err)
+	}
+	fmt.Fprintf(stdout, "\n%s\n", o.Detail)
 	if !fixed {
-		expected(stdout, o)
+		if err := reports.Expectation(stdout, o); err != nil {
+			return fail(stderr, "repro", err)
+		}
 	}
 	cmd := o.Command
 	if fixed {
@@ -239,36 +190,13 @@ func reproServing(b *bugs.Bug, fixed bool, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// printExample prints a worked example: its numbers beside the expected ones, and the verifier's
-// report of the buggy run against the correct one.
+// printExample runs a worked example and prints it.
 func printExample(w io.Writer, e *bugs.Example) (*bugs.ExampleResult, error) {
 	r, err := e.Run()
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(w, "\n== worked example %s (%s): %s ==\n", e.Name, e.Source, e.Title)
-	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	t.Header("", "what", "spcheck", "expected")
-	for _, f := range r.Facts {
-		mark := "ok"
-		if !f.OK() {
-			mark = "DIFFERS"
-		}
-		if err := t.Append(mark, f.What, f.Got, f.Want); err != nil {
-			return nil, err
-		}
-	}
-	if err := t.Render(); err != nil {
-		return nil, err
-	}
-	if r.Text != "" {
-		fmt.Fprint(w, r.Text)
-	}
-	if r.Report != nil {
-		fmt.Fprintln(w, "\nthe buggy run compared with the correct one:")
-		return r, reports.Text(w, r.Report, reports.Options{Seed001: r.Seed001})
-	}
-	return r, nil
+	return r, reports.Example(w, r)
 }
 
 func reproExample(e *bugs.Example, stdout, stderr io.Writer) int {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/spcheck/spcheck/bugs"
 	"io"
-	"strings"
 
 	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/reports"
@@ -22,7 +21,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		"tolerance; 1: some differ (the report names the first divergence and diagnoses it);\n"+
 		"2: bad input, or programs whose collectives do not match.", stderr)
 	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype or dtype=number pairs; default: per-dtype constants")
-	format := fs.String("format", "text", "report format: "+strings.Join(reports.Formats, ", "))
+	format := reports.FormatFlag(fs, reports.ReportFormats)
 	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
 	build := planFlags(fs)
@@ -31,9 +30,6 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() != 0 {
 		return fail(stderr, "verify", fmt.Errorf("unexpected argument %q (plan keys are flags: --tp 2 or --plan 'tp=2')", fs.Arg(0)))
-	}
-	if !validFormat(*format, reports.Formats) {
-		return fail(stderr, "verify", fmt.Errorf("unknown --format %q (want one of %s)", *format, strings.Join(reports.Formats, ", ")))
 	}
 	p, err := build()
 	if err != nil {

@@ -97,7 +97,8 @@ var scenarios = []scenario{
 }
 
 // TestRecordedGPUTraces verifies every committed GPU trace against the oracle of its own plan
-// with the hardware tolerances (VerifyOptions), and checks the provenance each file must carry.
+// at the default tolerance (the noise of the plan's single-device run in its dtype,
+// pipeline.WithNoise), and checks the provenance each file must carry.
 func TestRecordedGPUTraces(t *testing.T) {
 	for _, sc := range scenariofile.Cases(t, allScenarios()) {
 		t.Run(sc.name, func(t *testing.T) {
@@ -125,7 +126,11 @@ func TestRecordedGPUTraces(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ref.Close()
-			rep, err := verify.Compare(ref, cand, VerifyOptions(p))
+			opt, err := pipeline.WithNoise(p, ref, verify.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := verify.Compare(ref, cand, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +185,7 @@ func checkVerdict(t *testing.T, rep *verify.Report, p plan.Plan, sc scenario) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sim, err := pipeline.Verify(p, v, VerifyOptions(p))
+	sim, err := pipeline.Verify(p, v, verify.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,12 +35,16 @@
 //
 //	go test ./pkg -rewrite
 //
-// and the result is reviewed as a diff (git diff) before it is committed. Under -rewrite a
+// and the result is reviewed as a diff (git diff) before it is committed. Only the test binaries
+// of packages that use this package know the flag, so name the packages (go test ./reports
+// ./cmd/spcheck -rewrite) rather than ./... . Under -rewrite a
 // scenario file is rewritten in place (commands, inputs and comments are kept byte for byte; only
 // the expected outputs change) and Golden writes the file it was given.
 //
 // # Table tests
 //
 // Cases makes a table test fail when one of its cases has no reason: every case says why it is
-// in the table (go-cmp's convention), so a reader knows what breaks when it fails.
+// in the table (go-cmp's convention), so a reader knows what breaks when it fails. This
+// package's own test reads every _test.go file of the module and fails on a table test (a range
+// over a slice of structs, outside benchmarks) that does not go through Cases.
 package scenario

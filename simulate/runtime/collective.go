@@ -24,9 +24,16 @@ func (c *coordinator) collective(g *ir.Group, members []*pending) ([]*tensor.Den
 	}
 	out := make([]*tensor.Dense, n)
 	var moved int
+	dt := members[0].dt
+	if op.Op == ir.OpBroadcast {
+		dt = members[op.Attr.Int("root")].dt
+	}
+	for _, m := range members {
+		m.dt = dt
+	}
 	switch op.Op {
 	case ir.OpAllReduce:
-		red := reduceOrdered(in, op.Attr.Str("reduce"))
+		red := c.reduce(in, op.Attr.Str("reduce"), dt)
 		for k := range out {
 			out[k] = red.Clone()
 		}
@@ -48,7 +55,7 @@ func (c *coordinator) collective(g *ir.Group, members []*pending) ([]*tensor.Den
 		}
 		moved = cat.Numel()
 	case ir.OpReduceScatter:
-		red := reduceOrdered(in, ir.ReduceSum)
+		red := c.reduce(in, ir.ReduceSum, dt)
 		d := op.Attr.Int("dim")
 		chunk := red.Shape[d] / n
 		for k := range out {
@@ -65,6 +72,15 @@ func (c *coordinator) collective(g *ir.Group, members []*pending) ([]*tensor.Den
 	c.stats.Collectives++
 	c.stats.CommBytes += 8 * int64(moved) * int64(n)
 	return out, nil
+}
+
+// reduce combines the members' tensors: in float64 in group-rank order (reduceOrdered), in low
+// precision a sum goes around the ring in the collective's dtype (ringSum).
+func (c *coordinator) reduce(in []*tensor.Dense, how string, dt tensor.DType) *tensor.Dense {
+	if c.store == 0 || how == ir.ReduceMax || dt == 0 {
+		return reduceOrdered(in, how)
+	}
+	return ringSum(in, dt)
 }
 
 // reduceOrdered reduces element-wise in group-rank order: ((x0 ∘ x1) ∘ x2) ∘ …, so every

@@ -52,12 +52,22 @@ type Result struct {
 	Stats  Stats
 }
 
-// Run executes one program per rank (progs[r].Rank == r), each starting from its init symbols.
+// Run executes one program per rank (progs[r].Rank == r), each starting from its init symbols,
+// in float64.
 func Run(progs []*ir.Program, init []map[string]*tensor.Dense) (*Result, error) {
+	return RunIn(tensor.F64, progs, init)
+}
+
+// RunIn is Run storing tensors in dtype store: fp32, bf16 and fp16 execute in low precision the
+// way the CUDA executor does (precision.go); float64 is Run.
+func RunIn(store tensor.DType, progs []*ir.Program, init []map[string]*tensor.Dense) (*Result, error) {
 	if err := checkPrograms(progs, init); err != nil {
 		return nil, err
 	}
 	c := newCoordinator(progs)
+	if lowPrecision(store) {
+		c.store = store
+	}
 	res := &Result{Traces: make([][]Traced, len(progs))}
 	var wg sync.WaitGroup
 	for r := range progs {
@@ -101,7 +111,9 @@ type pending struct {
 	op    *ir.Op
 	index int
 	in    *tensor.Dense   // collective input (nil for a non-root broadcast)
+	dt    tensor.DType    // low precision: the collective's dtype (its input's; the root's for a broadcast)
 	sent  []*tensor.Dense // p2p: the tensor of each send (nil for receives)
+	dts   []tensor.DType  // low precision, p2p: per transfer, the dtype it travels in
 	done  []bool          // p2p: per transfer
 	out   []*tensor.Dense // collective: [result]; p2p: per transfer, the received tensor
 	ok    bool            // completed
@@ -122,6 +134,7 @@ type coordinator struct {
 	failed   atomic.Bool
 	stats    Stats
 	localOps atomic.Int64
+	store    tensor.DType // low-precision runs: the stored dtype; 0 for float64
 }
 
 func newCoordinator(progs []*ir.Program) *coordinator {
@@ -136,8 +149,15 @@ func newCoordinator(progs []*ir.Program) *coordinator {
 func (c *coordinator) runRank(r int, init map[string]*tensor.Dense) (traced []Traced) {
 	p := c.progs[r]
 	syms := make(map[string]*tensor.Dense, len(p.Inputs))
+	var prec *precision
+	if c.store != 0 {
+		prec = &precision{store: c.store, of: make(map[string]tensor.DType, len(p.Inputs))}
+	}
 	for _, s := range p.Inputs {
 		syms[s] = init[s]
+		if prec != nil {
+			syms[s] = prec.load(s, init[s])
+		}
 	}
 	i := 0
 	defer func() {
@@ -155,7 +175,7 @@ func (c *coordinator) runRank(r int, init map[string]*tensor.Dense) (traced []Tr
 			return nil
 		}
 		op := &p.Ops[i]
-		if err := c.step(r, i, op, syms, &traced); err != nil {
+		if err := c.step(r, i, op, syms, prec, &traced); err != nil {
 			c.fail(err)
 			return nil
 		}
@@ -164,16 +184,22 @@ func (c *coordinator) runRank(r int, init map[string]*tensor.Dense) (traced []Tr
 	return traced
 }
 
-func (c *coordinator) step(r, i int, op *ir.Op, syms map[string]*tensor.Dense, traced *[]Traced) error {
+func (c *coordinator) step(r, i int, op *ir.Op, syms map[string]*tensor.Dense, prec *precision, traced *[]Traced) error {
 	in := make([]*tensor.Dense, len(op.In))
 	for k, s := range op.In {
 		in[k] = syms[s]
 	}
 	switch ir.Specs[op.Op].Class {
 	case ir.Local:
+		if prec != nil {
+			in = prec.operands(op, in)
+		}
 		out, err := Kernels[op.Op](in, op.Attr)
 		if err != nil {
 			return &Error{Kind: ErrKernel, Ranks: []int{r}, Msg: fmt.Sprintf("rank %d op %d %s: %v", r, i, op.String(), err), Op: i}
+		}
+		if prec != nil {
+			prec.outputs(op, out)
 		}
 		c.localOps.Add(1)
 		bind(syms, op.Out, out)
@@ -189,16 +215,28 @@ func (c *coordinator) step(r, i int, op *ir.Op, syms map[string]*tensor.Dense, t
 		pd := &pending{op: op, index: i}
 		if len(in) > 0 {
 			pd.in = in[0]
+			if prec != nil {
+				pd.dt = prec.of[op.In[0]]
+			}
 		}
 		if err := c.block(r, pd); err != nil {
 			return err
 		}
 		bind(syms, op.Out, pd.out)
+		if prec != nil {
+			prec.of[op.Out[0]] = pd.dt
+		}
 	case ir.PointToPoint:
 		pd := &pending{op: op, index: i, sent: make([]*tensor.Dense, len(op.P2P)), done: make([]bool, len(op.P2P)), out: make([]*tensor.Dense, len(op.P2P))}
+		if prec != nil {
+			pd.dts = make([]tensor.DType, len(op.P2P))
+		}
 		for k, t := range op.P2P {
 			if t.Send {
 				pd.sent[k] = syms[t.Sym]
+				if prec != nil {
+					pd.sent[k], pd.dts[k] = prec.send(t.Sym, pd.sent[k])
+				}
 			}
 		}
 		if err := c.block(r, pd); err != nil {
@@ -207,6 +245,9 @@ func (c *coordinator) step(r, i int, op *ir.Op, syms map[string]*tensor.Dense, t
 		for k, t := range op.P2P {
 			if !t.Send {
 				syms[t.Sym] = pd.out[k]
+				if prec != nil {
+					prec.of[t.Sym] = pd.dts[k]
+				}
 			}
 		}
 	}
@@ -375,6 +416,9 @@ func (c *coordinator) transfer(send *pending, sk, sr int, recv *pending, rk, rr 
 			sr, send.index, st, x.Shape, rr, recv.index, rt, rt.Shape)}
 	}
 	recv.out[rk] = x.Clone()
+	if send.dts != nil && recv.dts != nil {
+		recv.dts[rk] = send.dts[sk]
+	}
 	send.done[sk], recv.done[rk] = true, true
 	c.stats.Transfers++
 	c.stats.CommBytes += 8 * int64(x.Numel())

@@ -20,6 +20,11 @@ func Check(p plan.Plan) error {
 	if rep.Verified() {
 		return nil
 	}
+	return failures(p, rep)
+}
+
+// failures lists the first failing tensors of rep and the command that reproduces p's check.
+func failures(p plan.Plan, rep *verify.Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan %s: %d tensors fail", p, rep.Failures())
 	shown := 0
