@@ -205,9 +205,11 @@ def attach_stage(dumper, stage, schedule=None):
     activation gradients scaled alike, so they are those of the step's loss. Returns a handle
     with .remove()."""
     handles = []
+    last = {"mb": None, "probe": False}  # the stage's latest forward: the loss follows it
     if hasattr(stage, "register_forward_context"):
         @contextlib.contextmanager
         def context(info):
+            last.update(mb=info.microbatch_index, probe=info.is_metadata_inference)
             if info.is_metadata_inference:
                 with dumper.paused():
                     yield
@@ -219,6 +221,7 @@ def attach_stage(dumper, stage, schedule=None):
         orig = stage.forward_one_chunk
 
         def forward_one_chunk(fwd_chunk_id, *args, **kwargs):
+            last.update(mb=fwd_chunk_id, probe=False)
             with dumper.microbatch(fwd_chunk_id):
                 return orig(fwd_chunk_id, *args, **kwargs)
         stage.forward_one_chunk = forward_one_chunk
@@ -228,14 +231,12 @@ def attach_stage(dumper, stage, schedule=None):
         if getattr(schedule, "scale_grads", False) and m:
             dumper.agrad_scale = 1.0 / m
         loss_fn = schedule._loss_fn
-        count = [0, None]  # calls in this step, the step they belong to
 
         def recording_loss(*args, **kwargs):
+            # Schedules compute a micro-batch's loss right after its forward on the last stage.
             loss = loss_fn(*args, **kwargs)
-            if count[1] != dumper._step:
-                count[:] = [0, dumper._step]
-            dumper.loss("main", loss, "mb=partial(avg)", mb=count[0])
-            count[0] += 1
+            if not last["probe"] and last["mb"] is not None:
+                dumper.loss("main", loss, "mb=partial(avg)", mb=last["mb"])
             return loss
         schedule._loss_fn = recording_loss
         handles.append(_Restore(schedule, "_loss_fn", loss_fn))

@@ -7,7 +7,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import Replicate, Shard
 from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput,
                                                RowwiseParallel, SequenceParallel,
-                                               loss_parallel, parallelize_module)
+                                               parallelize_module)
 
 import model as m
 
@@ -16,8 +16,8 @@ import spcheck_dump as sd
 BUGS = {
     "norm-not-sp": "the plan leaves post_attention_layernorm out of SequenceParallel: its weight "
                    "grad is each rank's sum over its own sequence shard, never reduced",
-    "no-loss-parallel": "the LM head keeps its vocab-sharded output (Shard(-1)) but the loss is "
-                        "computed without loss_parallel: each rank's loss sees half the vocabulary",
+    "embedding-no-allreduce": "the vocab-parallel embedding hands on its partial sums unreduced "
+                              "(its output hook monkeypatched to skip the all-reduce)",
 }
 
 
@@ -39,17 +39,17 @@ def plan(bug):
     }
     if bug == "norm-not-sp":
         del layer["post_attention_layernorm"]
-    head = ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate())
-    if bug == "no-loss-parallel":
-        head = ColwiseParallel(input_layouts=Shard(1))  # Shard(-1) logits, use_local_output
+    embed = RowwiseParallel(input_layouts=Replicate(), output_layouts=Replicate())
+    if bug == "embedding-no-allreduce":
+        embed._prepare_output_fn = lambda layouts, local, mod, out, mesh: out.to_local()
     top = {
-        "model.embed_tokens": RowwiseParallel(input_layouts=Replicate(), output_layouts=Replicate()),
+        "model.embed_tokens": embed,
         # The layers run sequence-parallel: the first one's input is split along the sequence
         # (a local slice of the replicated embedding, so positions and masks stay global).
         "model.layers.0": PrepareModuleInput(input_layouts=(Replicate(),), desired_input_layouts=(Shard(1),),
                                              use_local_output=True),
         "model.norm": SequenceParallel(),
-        "lm_head": head,
+        "lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate()),
     }
     return layer, top
 
