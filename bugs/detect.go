@@ -222,22 +222,13 @@ func (o *Outcome) describe(res *verify.Result) string {
 	if len(res.Ranks) > 0 {
 		s += fmt.Sprintf(" on ranks %v", res.Ranks)
 	}
-	switch o.Signature {
-	case SigIdenticalReceivers:
-		s += fmt.Sprintf("; every receiver holds the same data, %s lost", verify.Plural(res.Signature.Lost, "reference block"))
-	case SigTP0Right:
-		s += "; TP rank 0's rows right, every other TP rank's wrong"
-	case SigScaled:
-		s += "; every wrong block is " + verify.FormatScale(o.Scale, o.ScaleName) + " its reference"
-	case SigReplicaMismatch:
-		s += "; the copies disagree"
-	case SigPositions:
-		s += fmt.Sprintf("; wrong at positions %v", o.Positions)
-		if d := o.Bug.Expect.ValidDepth; d > 0 {
-			s += fmt.Sprintf(" (valid at depth %d)", d)
-		}
-	case SigRecompute:
+	switch {
+	case o.Signature == SigRecompute:
 		s += "; recomputed " + strings.Join(o.Recomputed, ", ") + " differ from the forward"
+	case o.Signature == SigPositions && o.Bug.Expect.ValidDepth > 0:
+		s += fmt.Sprintf("; wrong at positions %v (valid at depth %d)", o.Positions, o.Bug.Expect.ValidDepth)
+	case res.Signature != nil && o.Signature != SigDiverged && o.Signature != SigReplicaMismatch: // the verdict says replica mismatch
+		s += "; " + res.Signature.String()
 	}
 	for _, st := range o.Bug.Expect.Scaled {
 		if c := o.Scales[st.Name]; !math.IsNaN(c) {

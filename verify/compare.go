@@ -125,6 +125,9 @@ type Report struct {
 	AllowMissing bool
 	Tol          Tolerances // overrides in effect
 	Undiagnosed  int        // failing tensors past MaxDiagnosed, left without a block diagnosis
+	// Bias lists the shards of low-precision tensors whose error is systematically larger than
+	// their peers' (RankBias), failing or not: a finding, not a verdict.
+	Bias []RankBias
 }
 
 // Verified reports whether every tensor is identical or close (tensors in only one trace pass
@@ -247,6 +250,9 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	}
 	assignRoles(rep.Results)
 	if err := c.diagnoseFailures(rep); err != nil {
+		return nil, err
+	}
+	if err := c.rankBias(rep); err != nil {
 		return nil, err
 	}
 	return rep, nil

@@ -24,6 +24,14 @@
 //     matched against every reference block: correct, misplaced, duplicated, scaled (×c,
 //     named after a mesh axis when it is one) or garbage; reference blocks found nowhere are
 //     lost. Rows of the table are ranks, as in PaddleFleet#589's hand-drawn one.
+//   - Signature (signature.go): the shape of the divergence, worked out once from the diagnosis
+//     and the full values, so every report and every caller (the catalogue included) reads the
+//     same answer: identical receivers (every piece holds the same data though the reference
+//     pieces differ, blocks lost), scaled by one factor (named after a mesh axis or a plan
+//     quantity of the trace's plan string), TP rank 0 right and the others wrong (typed mesh
+//     coordinates, Coord), wrong at some sequence positions only, a replica mismatch, or
+//     diverged without a finer structure; and whether the whole tensor is a multiple of its
+//     reference.
 //
 // Tolerances (tolerance.go) are named per-dtype constants scaled by the reduction depth where
 // the caller knows it. Compare reads every byte of both traces once, processes logical tensors

@@ -99,7 +99,8 @@ func Excess(rep *verify.Report) (worst float64, name string) {
 	return worst, name
 }
 
-// CheckExcess is Check returning the comparison's Excess too.
+// CheckExcess is Check returning the comparison's Excess too; a precision bias reported on a
+// correct run is a failure as well.
 func CheckExcess(p plan.Plan) (float64, string, error) {
 	rep, err := pipeline.Verify(p, nil, verify.Options{SkipHashes: true})
 	if err != nil {
@@ -108,6 +109,9 @@ func CheckExcess(p plan.Plan) (float64, string, error) {
 	x, name := Excess(rep)
 	if !rep.Verified() {
 		return x, name, failures(p, rep)
+	}
+	if len(rep.Bias) > 0 {
+		return x, name, fmt.Errorf("plan %s: a correct run reported a precision bias: %s\n  reproduce: %s", p, rep.Bias[0], pipeline.VerifyCommand(p))
 	}
 	return x, name, nil
 }

@@ -1,0 +1,163 @@
+package verify
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/spcheck/spcheck/tensor"
+)
+
+// Per-rank precision bias. Ranks that run the same kernels on statistically alike shards make
+// alike rounding errors; one rank whose shard of a tensor is systematically further from the
+// reference than its peers' lost precision somewhere (a GEMM accumulated in bf16, a missing
+// fp32 upcast), even while every element stays inside the tolerance.
+const (
+	// BiasRatio: a shard is biased when its rms error (per element relative to |ref| + rms(ref))
+	// is at least this multiple of the median of its peers' (the other shards of the tensor). The largest ratio between
+	// the shards of one tensor over the correct low-precision sweep was about 2.5 (see
+	// docs/tolerance.md); one bf16-accumulated GEMM over 256 terms gives about √256/2 ≈ 8.
+	BiasRatio = 4
+	// BiasMinNumel: shards smaller than this are not compared (their rms error is too noisy a
+	// statistic).
+	BiasMinNumel = 256
+)
+
+// RankBias is one shard of a tensor whose error is systematically larger than its peers'.
+type RankBias struct {
+	Name  string
+	Ranks []int   // the candidate ranks holding the shard
+	Cell  string  // the shard's coordinates ("tp=1")
+	Err   float64 // its rms error over the shard, per element relative to |ref| + rms(ref)
+	Peers float64 // the median of the other shards' Err
+}
+
+// Ratio is Err over Peers.
+func (b RankBias) Ratio() float64 { return b.Err / b.Peers }
+
+func (b RankBias) String() string {
+	who := "rank " + joinInts(b.Ranks)
+	if len(b.Ranks) > 1 {
+		who = "ranks " + joinInts(b.Ranks)
+	}
+	return fmt.Sprintf("%s's error on %s (%s) is %.1f× its peers': precision loss on %s", who, b.Name, b.Cell, b.Ratio(), who)
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// rankBias finds the biased shards of every compared low-precision tensor whose candidate is cut
+// into shards (not partial sums: a summand has no reference of its own).
+func (c *comparer) rankBias(rep *Report) error {
+	var w worker
+	for _, res := range rep.Results {
+		if res.Verdict != Close && res.Verdict != Diverged || res.cand == nil || res.ref == nil || res.cand.partial {
+			continue
+		}
+		if d := res.CandDType; d != tensor.F32 && d != tensor.BF16 && d != tensor.F16 {
+			continue
+		}
+		var shards []*cell
+		for _, cl := range res.cand.cells {
+			if !cl.segmented && tensor.Numel(boxShape(cl.lo, cl.hi)) >= BiasMinNumel {
+				shards = append(shards, cl)
+			}
+		}
+		if len(shards) < 2 {
+			continue
+		}
+		var err error
+		if w.refBuf, _, err = w.a.assemble(res.ref, w.refBuf, res.RTol); err != nil {
+			return err
+		}
+		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
+			return err
+		}
+		ref := tensor.Decode(res.RefDType, w.refBuf, nil)
+		cand := tensor.Decode(res.CandDType, w.candBuf, nil)
+		errs := make([]float64, len(shards))
+		for i, cl := range shards {
+			errs[i] = regionErr(ref, cand, res.RefShape, cl.lo, cl.hi, res.Floor)
+		}
+		for i, cl := range shards {
+			peers := slices.Concat(errs[:i], errs[i+1:])
+			slices.Sort(peers)
+			med := peers[len(peers)/2]
+			if len(peers)%2 == 0 {
+				med = (peers[len(peers)/2-1] + med) / 2
+			}
+			if med > 0 && errs[i] >= BiasRatio*med && !math.IsInf(errs[i], 0) {
+				rep.Bias = append(rep.Bias, RankBias{Name: res.Name, Ranks: cellRanks(cl), Cell: res.cand.label(cl.key), Err: errs[i], Peers: med})
+			}
+		}
+	}
+	return nil
+}
+
+// regionErr is the rms over the box [lo, hi) of d_i/(|ref_i| + floor), the per-element error
+// in the tolerance's own metric: shards whose values differ in scale (the vocab shard holding
+// the labels' columns of a logits gradient) stay comparable. 0 when floor is 0.
+func regionErr(ref, cand []float64, shape, lo, hi []int, floor float64) float64 {
+	if floor <= 0 {
+		return 0
+	}
+	var sum float64
+	n := 0
+	forBox(shape, lo, hi, func(i int) {
+		e := (cand[i] - ref[i]) / (math.Abs(ref[i]) + floor)
+		sum += e * e
+		n++
+	})
+	return math.Sqrt(sum / float64(n))
+}
+
+// forBox calls f with the flat index of every element of the box [lo, hi), row-major.
+func forBox(shape, lo, hi []int, f func(int)) {
+	if len(shape) == 0 {
+		f(0)
+		return
+	}
+	for d := range shape {
+		if hi[d] <= lo[d] {
+			return
+		}
+	}
+	st := tensor.Strides(shape)
+	idx := slices.Clone(lo)
+	for {
+		off := 0
+		for d, v := range idx {
+			off += v * st[d]
+		}
+		f(off)
+		d := len(idx) - 1
+		for d >= 0 {
+			idx[d]++
+			if idx[d] < hi[d] {
+				break
+			}
+			idx[d] = lo[d]
+			d--
+		}
+		if d < 0 {
+			return
+		}
+	}
+}
+
+func cellRanks(cl *cell) []int {
+	var rs []int
+	for _, p := range cl.copies {
+		if !slices.Contains(rs, p.rank) {
+			rs = append(rs, p.rank)
+		}
+	}
+	slices.Sort(rs)
+	return rs
+}
