@@ -14,7 +14,15 @@ import (
 // smallPlan parses a small plan for the model checks, failing the test on error.
 func smallPlan(t testing.TB, s string) plan.Plan {
 	t.Helper()
-	p, err := plan.Parse("vocab=11,hidden=8,heads=2,layers=2,ffn=12,batch=2,mtp_lambda=0.3," + s)
+	// The small model first, then the case's keys over it (a key may appear once per string).
+	p := plan.Default()
+	err := p.Apply("vocab=11,hidden=8,heads=2,layers=2,ffn=12,batch=2,mtp_lambda=0.3")
+	if err == nil {
+		err = p.Apply(s)
+	}
+	if err == nil {
+		err = p.Validate()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
