@@ -39,8 +39,7 @@ type Outcome struct {
 	Ranks      []int              // ranks whose pieces of First are wrong
 	Feeds      string             // for a run error, the norm whose input could not be formed
 	Signature  Signature          // the shape of the first divergence
-	Scale      float64            // SigScaled: the factor
-	ScaleName  string             // SigScaled: the plan quantity it equals ("tp"), if any
+	Diagnosed  *verify.Signature  // the verifier's signature of the first divergence (nil if none)
 	Scales     map[string]float64 // Expect.Scaled tensors: the measured factor (NaN: not a multiple)
 	Positions  []int              // sequence positions where First diverges (valid ones at Expect.ValidDepth)
 	Recomputed []string           // activations whose recompute differs from their forward
@@ -184,7 +183,7 @@ func (o *Outcome) classify() {
 	o.Signature = SigDiverged
 	if sig := res.Signature; sig != nil {
 		o.Signature = Signature(sig.Kind)
-		o.Scale, o.ScaleName = sig.Scale, sig.ScaleName
+		o.Diagnosed = sig
 		valid := validAt(o.Plan, o.Bug.Expect.ValidDepth)
 		for _, i := range sig.Positions {
 			if valid(i) {
@@ -314,8 +313,8 @@ func (o *Outcome) Mismatches() []string {
 		want("failing input of", o.Feeds, ex.Feeds)
 	}
 	if ex.Signature == SigScaled && o.Signature == SigScaled && len(ex.Scaled) > 0 && ex.Scaled[0].Name == ex.First {
-		if o.Scale != ex.Scaled[0].Factor {
-			bad = append(bad, fmt.Sprintf("scale ×%g, want ×%g", o.Scale, ex.Scaled[0].Factor))
+		if o.Diagnosed.Scale != ex.Scaled[0].Factor {
+			bad = append(bad, fmt.Sprintf("scale ×%g, want ×%g", o.Diagnosed.Scale, ex.Scaled[0].Factor))
 		}
 	}
 	for _, s := range ex.Scaled {

@@ -275,3 +275,22 @@ var descriptions = map[string]string{
 
 // Describe says what a plan key means ("" for an unknown key).
 func Describe(key string) string { return descriptions[key] }
+
+// modelKeys are the keys of the model configuration that fix what a run computes, whatever its
+// dtype, seed, parallel split or bug: two runs that differ in one of them are runs of two
+// different models.
+var modelKeys = []string{"mtp", "mtp_lambda", "packed", "hidden", "heads", "layers", "ffn", "vocab", "seq", "batch", "tied"}
+
+// ModelDiff lists the model keys on which p and q differ, as "hidden=16 vs hidden=32"; nil when
+// they describe the same model (dtype, seed, parallel keys and bug are not compared).
+func (p Plan) ModelDiff(q Plan) []string {
+	var out []string
+	for _, k := range modelKeys {
+		a, _ := p.Get(k)
+		b, _ := q.Get(k)
+		if a != b {
+			out = append(out, fmt.Sprintf("%s=%s vs %s=%s", k, a, k, b))
+		}
+	}
+	return out
+}
