@@ -14,11 +14,12 @@ import (
 // reference than its peers' lost precision somewhere (a GEMM accumulated in bf16, a missing
 // fp32 upcast), even while every element stays inside the tolerance.
 const (
-	// BiasRatio: a shard is biased when its rms error (per element relative to |ref| + rms(ref))
-	// is at least this multiple of the median of its peers' (the other shards of the tensor). The largest ratio between
-	// the shards of one tensor over the correct low-precision sweep was about 2.5 (see
-	// docs/tolerance.md); one bf16-accumulated GEMM over 256 terms gives about √256/2 ≈ 8.
-	BiasRatio = 4
+	// BiasRatio: a shard is biased when its rms error (per element relative to |ref| + rms(ref),
+	// in units of the noise run's error on the same region when there is one) is at least this
+	// multiple of the median of its TP peers'. Over 90 correct low-precision sweep plans the
+	// largest ratio was 3.0 (docs/tolerance.md); the catalogue's tp-rank-bf16-grad-accumulation
+	// gives 14.7 on the LM head's gradient.
+	BiasRatio = 5
 	// BiasMinNumel: shards smaller than this are not compared (their rms error is too noisy a
 	// statistic).
 	BiasMinNumel = 256
