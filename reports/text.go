@@ -52,6 +52,7 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 	if r.Undiagnosed > 0 {
 		p.line("\n(%s no block diagnosis: they follow from the ones above)", verify.Plural(r.Undiagnosed, "later failure")+" ha"+map[bool]string{true: "s", false: "ve"}[r.Undiagnosed == 1])
 	}
+	biasLines(p, r)
 	if !r.Verified() {
 		if repro := r.Reproduce(); len(repro) > 0 {
 			p.line("\nreproduce:")
@@ -61,6 +62,24 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 		}
 	}
 	return p.err
+}
+
+// maxBiasLines bounds the per-rank precision findings listed; the rest are counted.
+const maxBiasLines = 8
+
+// biasLines lists the report's per-rank precision findings (verify.RankBias).
+func biasLines(p *printer, r *verify.Report) {
+	if len(r.Bias) == 0 {
+		return
+	}
+	p.line("\nper-rank precision bias (a finding whether the tensors pass or not):")
+	for i, b := range r.Bias {
+		if i == maxBiasLines {
+			p.line("  … and %d more", len(r.Bias)-maxBiasLines)
+			break
+		}
+		p.line("  %s", b)
+	}
 }
 
 func textDiagnosis(p *printer, w io.Writer, res *verify.Result, o Options) error {

@@ -78,11 +78,13 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, "compare", err)
 		}
 	case *ref2 != "":
-		if opt.Noise, err = noiseFromRef2(ref, *ref2, *step, opt); err != nil {
+		r2, err := noiseFromRef2(ref, *ref2, *step, &opt)
+		if err != nil {
 			return fail(stderr, "compare", err)
 		}
+		defer r2.Close()
 	case *tol == "":
-		if opt.Noise, err = oracleNoise(ref, cand, stderr); err != nil {
+		if err = oracleNoise(ref, cand, &opt, stderr); err != nil {
 			return fail(stderr, "compare", err)
 		}
 	}
@@ -153,25 +155,24 @@ func calibrateFor(ref, cand *trace.Trace, opt *verify.Options, log io.Writer) er
 	return nil
 }
 
-// oracleNoise is the default tolerance against an oracle reference: the noise of the plan's
-// single-device run in the candidate's dtype (nil for float64 or another reference).
-func oracleNoise(ref, cand *trace.Trace, log io.Writer) (verify.NoiseScales, error) {
+// oracleNoise sets the default tolerance against an oracle reference: the noise of the plan's
+// single-device run in the candidate's dtype (nothing for float64 or another reference).
+func oracleNoise(ref, cand *trace.Trace, opt *verify.Options, log io.Writer) error {
 	p, ok, err := refPlan(ref, cand)
 	if err != nil || !ok || p.DType == tensor.F64 {
-		return nil, err
+		return err
 	}
-	n, err := pipeline.Noise(p, ref)
-	if err != nil {
-		return nil, err
+	if *opt, err = pipeline.WithNoise(p, ref, *opt); err != nil {
+		return err
 	}
 	fmt.Fprintf(log, "tolerance: each tensor's noise on the plan's single-device %s run (%d × per element, %d × normwise; docs/tolerance.md)\n",
 		p.DType, verify.NoiseElemMultiple, verify.NoiseNormMultiple)
-	return n, nil
+	return nil
 }
 
-// noiseFromRef2 measures each tensor's noise as the deviation of the second reference (dir) from
-// the first.
-func noiseFromRef2(ref *trace.Trace, dir string, step int, opt verify.Options) (verify.NoiseScales, error) {
+// noiseFromRef2 opens the second reference (dir) and sets each tensor's noise to its deviation
+// from the first; the caller closes the trace after the comparison.
+func noiseFromRef2(ref *trace.Trace, dir string, step int, opt *verify.Options) (*trace.Trace, error) {
 	dir, err := trace.StepDir(dir, step)
 	if err != nil {
 		return nil, fmt.Errorf("--ref2: %w", err)
@@ -180,12 +181,12 @@ func noiseFromRef2(ref *trace.Trace, dir string, step int, opt verify.Options) (
 	if err != nil {
 		return nil, fmt.Errorf("--ref2: %w", err)
 	}
-	defer ref2.Close()
-	n, err := verify.MeasureNoise(ref, ref2, opt)
-	if err != nil {
+	if opt.Noise, err = verify.MeasureNoise(ref, ref2, *opt); err != nil {
+		ref2.Close()
 		return nil, fmt.Errorf("--ref2: %w", err)
 	}
-	return n, nil
+	opt.NoiseRun = ref2
+	return ref2, nil
 }
 
 // outSummary is what stdout (a terminal, a CI log) gets when the report goes to a file: the
