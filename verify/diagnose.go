@@ -565,11 +565,12 @@ func Plural(n int, noun string) string {
 
 // FormatScale prints a factor as ×2, ×1/4 or ×-1, with its name if it has one: "×2 (tp)".
 func FormatScale(c float64, name string) string {
-	var s string
-	if a := math.Abs(c); a < 1 {
-		s = fmt.Sprintf("×%s1/%g", map[bool]string{true: "-", false: ""}[c < 0], math.Round(1/a))
-	} else {
-		s = fmt.Sprintf("×%g", c)
+	// Four significant digits, as people write factors: a measured ×2.0000000000000004 is ×2.
+	s := "×" + strconv.FormatFloat(c, 'g', 4, 64)
+	if a := math.Abs(c); a < 1 && a > 0 {
+		if n := math.Round(1 / a); math.Abs(1/a-n) <= 1e-3*n {
+			s = fmt.Sprintf("×%s1/%g", map[bool]string{true: "-", false: ""}[c < 0], n)
+		}
 	}
 	if name != "" {
 		s += " (" + name + ")"

@@ -30,7 +30,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	ref2 := fs.String("ref2", "", "a second, independent correct reference (e.g. the same single-device run with other kernels or a perturbed input): each tensor's tolerance is referenced to how far it lies from REF_DIR, see docs/tolerance.md")
 	rename := fs.String("rename", "", "file of rules 'REGEX => REPLACEMENT' (optionally '@pp=1 …') mapping framework tensor names to logical names")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
-	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
+	out := fs.String("out", "", "write the report to this file; stdout still gets the verdict, the first divergence with each root's one-line diagnosis, and the reproduce commands")
 	allowMissing := fs.Bool("allow-missing", false, "report tensors present in only one trace without failing")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
 	seed001 := fs.Bool("seed001-layout", false, "text report: also print chunk diagnoses in the layout of PaddleFleet#589")
@@ -102,11 +102,8 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "compare", err)
 	}
 	if *out != "" {
-		fmt.Fprintf(stdout, "spcheck compare: %s; report in %s\n", verdictWord(rep.Verified()), *out)
-		if !rep.Verified() {
-			for _, s := range rep.Reproduce() {
-				fmt.Fprintf(stdout, "  reproduce: %s\n", s)
-			}
+		if err := outSummary(stdout, rep, *format, *out); err != nil {
+			return fail(stderr, "compare", err)
 		}
 	}
 	if !rep.Verified() {
@@ -190,6 +187,16 @@ func noiseFromRef2(ref *trace.Trace, dir string, step int, opt *verify.Options) 
 	}
 	opt.NoiseRun = ref2
 	return ref2, nil
+}
+
+// outSummary is what stdout (a terminal, a CI log) gets when the report goes to a file: the
+// verdict, each root's one-line diagnosis, the reproduce commands, and where the report is.
+func outSummary(stdout io.Writer, rep *verify.Report, format reports.Format, path string) error {
+	if err := reports.Summary(stdout, rep); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(stdout, "report (%s): %s\n", format, path)
+	return err
 }
 
 func verdictWord(ok bool) string {
