@@ -3,12 +3,15 @@ package trace
 import (
 	"bytes"
 	"testing"
+
+	"github.com/spcheck/spcheck/tensor"
 )
 
 // FuzzRead: any byte string either reads as a valid trace file or gives an *Error — no panic,
 // and no allocation beyond the input's size (the reader checks lengths before allocating).
 func FuzzRead(f *testing.F) {
 	f.Add(sampleFile(f, 0))
+	f.Add(fingerprintFile(f))
 	f.Add(sampleFile(f, 1)[:40])
 	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -20,6 +23,14 @@ func FuzzRead(f *testing.F) {
 			return
 		}
 		for _, e := range file.Entries {
+			if e.IsFingerprint() {
+				if _, err := file.Fingerprint(e); err != nil {
+					if _, ok := err.(*Error); !ok {
+						t.Fatalf("fingerprint %q: error of type %T: %v", e.Key, err, err)
+					}
+				}
+				continue
+			}
 			if _, err := file.Tensor(e); err != nil {
 				t.Fatalf("validated entry %q unreadable: %v", e.Key, err)
 			}
@@ -42,4 +53,16 @@ func FuzzParsePlacement(f *testing.F) {
 			t.Fatalf("%q → %q does not re-parse (%v)", s, p.String(), err)
 		}
 	})
+}
+
+// fingerprintFile is a file holding a fingerprint and a full tensor, for the fuzz corpus.
+func fingerprintFile(t testing.TB) []byte {
+	w := NewWriter(sampleMeta(1))
+	w.SetDump(&Dump{Fingerprint: true, Names: []string{"loss/main"}})
+	x := tensor.FromData([]int{2, 3}, []float64{1, 2, 3, 4, 5, 6})
+	must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{4, 3}}, tensor.BF16, x))
+	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 2}, tensor.F64, tensor.Scalar(0.5)))
+	b, err := w.Bytes()
+	must(t, err)
+	return b
 }
