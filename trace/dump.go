@@ -36,10 +36,10 @@ func (d *Dump) samples() int {
 	return d.Samples
 }
 
-// SetDump makes the writer store tensors as d says, from the next Add or AddRef on. A tensor
-// that cannot be fingerprinted on one rank is stored in full whatever d says: a partial sum (its
-// summands' hashes and norms do not make the sum's), and a sharded tensor whose global shape the
-// metadata does not give.
+// SetDump makes the writer store tensors as d says, from the next Add or AddRef on. Some tensors
+// are stored in full whatever d says: a partial sum (its summands' hashes and norms do not make
+// the sum's), a sharded tensor whose global shape the metadata does not give, and a tensor whose
+// data is no larger than its fingerprint would be (worthFingerprint).
 func (w *Writer) SetDump(d *Dump) { w.dump = d }
 
 // fingerprint returns the pending fingerprint record of a tensor stored as raw in dtype, or
@@ -68,6 +68,9 @@ func (w *Writer) fingerprint(tm *TensorMeta, dtype tensor.DType, shape []int, ra
 	if len(global) != len(shape) {
 		return pending{}, false, fmt.Errorf("global shape %v and local shape %v differ in rank", global, shape)
 	}
+	if !worthFingerprint(global, dtype, w.dump.samples()) {
+		return pending{}, false, nil
+	}
 	spans, _, err := PieceSpans(p, w.meta.Mesh, PieceCoord(&w.meta, tm), global)
 	if err != nil {
 		return pending{}, false, err
@@ -81,4 +84,16 @@ func (w *Writer) fingerprint(tm *TensorMeta, dtype tensor.DType, shape []int, ra
 	tm.Fingerprint = fp.meta(shape)
 	rec := fp.record()
 	return pending{dtype: tensor.F64, shape: []int{len(rec)}, bytes: tensor.Encode(tensor.F64, rec)}, true, nil
+}
+
+// worthFingerprint reports whether a tensor of this global shape and dtype is larger than its
+// fingerprint record at the given sample size. It depends on global facts only, so every rank of
+// a sharded tensor decides the same way.
+func worthFingerprint(global []int, dt tensor.DType, samples int) bool {
+	n := tensor.Numel(global)
+	rec := statFields + 2*min(n, samples)
+	for _, g := range global {
+		rec += 2 * sketchBlocks(g)
+	}
+	return int64(n)*int64(dt.Size()) > int64(rec)*8
 }

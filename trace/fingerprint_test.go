@@ -32,16 +32,16 @@ func TestFingerprintShardsCombine(t *testing.T) {
 		place  string
 		shape  []int
 	}{
-		{"a column shard: each rank's elements are strided in the global order", Mesh{Axes: []string{"tp"}, Shape: []int{2}}, "tp=shard(1)", []int{6, 40}},
-		{"nested splits of one dim", Mesh{Axes: []string{"dp", "tp"}, Shape: []int{2, 2}}, "dp=shard(0),tp=shard(0)", []int{9, 30}},
-		{"padded blocks: padding rows are no element", Mesh{Axes: []string{"tp"}, Shape: []int{3}}, "tp=shard(0,block=4)", []int{10, 25}},
-		{"segments: a rank's rows are not one run", Mesh{Axes: []string{"tp"}, Shape: []int{2}}, "tp=shard(0,segments=3:5)", []int{8, 33}},
-		{"replicated on one axis, sharded on another", Mesh{Axes: []string{"dp", "tp"}, Shape: []int{2, 2}}, "tp=shard(2)", []int{2, 7, 20}},
+		{"a column shard: each rank's elements are strided in the global order", Mesh{Axes: []string{"tp"}, Shape: []int{2}}, "tp=shard(1)", []int{12, 80}},
+		{"nested splits of one dim", Mesh{Axes: []string{"dp", "tp"}, Shape: []int{2, 2}}, "dp=shard(0),tp=shard(0)", []int{18, 60}},
+		{"padded blocks: padding rows are no element", Mesh{Axes: []string{"tp"}, Shape: []int{3}}, "tp=shard(0,block=7)", []int{20, 50}},
+		{"segments: a rank's rows are not one run", Mesh{Axes: []string{"tp"}, Shape: []int{2}}, "tp=shard(0,segments=6:10)", []int{16, 66}},
+		{"replicated on one axis, sharded on another", Mesh{Axes: []string{"dp", "tp"}, Shape: []int{2, 2}}, "tp=shard(2)", []int{2, 14, 40}},
 	}
 	for _, tc := range cases {
 		full := fpTensor(tc.shape...)
 		raw := tensor.Encode(tensor.BF16, full.Data)
-		whole := ComputeFingerprint("act/x", tensor.BF16, raw, tc.shape, tc.shape, oneRun(tc.shape), 64)
+		whole := ComputeFingerprint("act/x", tensor.BF16, raw, tc.shape, tc.shape, oneRun(tc.shape), 16)
 		p, err := ParsePlacement(tc.place)
 		must(t, err)
 		world := tensor.Numel(tc.mesh.Shape)
@@ -59,7 +59,7 @@ func TestFingerprintShardsCombine(t *testing.T) {
 			}
 			seen[key] = true
 			w := NewWriter(m)
-			w.SetDump(&Dump{Fingerprint: true, Samples: 64})
+			w.SetDump(&Dump{Fingerprint: true, Samples: 16})
 			must(t, w.Add("x", TensorMeta{Name: "act/x", Kind: Activation, Place: tc.place, Shape: tc.shape}, tensor.BF16, local))
 			b, err := w.Bytes()
 			must(t, err)
@@ -77,8 +77,8 @@ func TestFingerprintShardsCombine(t *testing.T) {
 		if got.Hash != whole.Hash || got.NonFinite != whole.NonFinite || !slices.Equal(got.Index, whole.Index) || !sameFloats(got.Value, whole.Value, 0) {
 			t.Fatalf("%s: combined %s nonfinite %d samples %v, whole %s %d %v", tc.reason, got.HashString(), got.NonFinite, got.Index, whole.HashString(), whole.NonFinite, whole.Index)
 		}
-		if len(whole.Index) < 32 || len(whole.Index) > 128 {
-			t.Fatalf("%s: %d samples of %d elements, aimed at 64", tc.reason, len(whole.Index), full.Numel())
+		if len(whole.Index) < 6 || len(whole.Index) > 40 {
+			t.Fatalf("%s: %d samples of %d elements, aimed at 16", tc.reason, len(whole.Index), full.Numel())
 		}
 		if !sameFloats([]float64{got.Sum, got.SumSq, got.SumAbs, got.MaxAbs}, []float64{whole.Sum, whole.SumSq, whole.SumAbs, whole.MaxAbs}, 1e-12) {
 			t.Fatalf("%s: stats differ", tc.reason)
@@ -138,20 +138,23 @@ func sameFloats(a, b []float64, rel float64) bool {
 }
 
 // TestFingerprintDumpSelects: a Dump fingerprints every tensor but those it names, and keeps in
-// full what cannot be fingerprinted per rank (a partial sum); a fingerprint is no data.
+// full what cannot be fingerprinted per rank (a partial sum) and what is no larger than its
+// fingerprint (a loss, a small tensor); a fingerprint is no data.
 func TestFingerprintDumpSelects(t *testing.T) {
 	w := NewWriter(sampleMeta(0))
-	w.SetDump(&Dump{Fingerprint: true, Names: []string{"loss/main"}})
-	x := tensor.FromData([]int{2, 3}, []float64{1, 2, 3, 4, 5, 6})
-	must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{4, 3}}, tensor.BF16, x))
+	w.SetDump(&Dump{Fingerprint: true, Names: []string{"act/named"}, Samples: 16})
+	x := fpTensor(32, 8)
+	must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{64, 8}}, tensor.BF16, x))
 	must(t, w.Add("p", TensorMeta{Name: "act/p", Kind: Activation, Order: 2, Place: "tp=partial"}, tensor.F32, x))
-	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 3}, tensor.F64, tensor.Scalar(0.5)))
+	must(t, w.Add("n", TensorMeta{Name: "act/named", Kind: Activation, Order: 3}, tensor.F32, x))
+	must(t, w.Add("small", TensorMeta{Name: "act/small", Kind: Activation, Order: 4}, tensor.F32, x.Narrow(0, 0, 4)))
+	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 5}, tensor.F64, tensor.Scalar(0.5)))
 	f, err := w.File("mem")
 	must(t, err)
 	for _, c := range []struct {
 		key string
 		fp  bool
-	}{{"w", true}, {"p", false}, {"loss", false}} {
+	}{{"w", true}, {"p", false}, {"n", false}, {"small", false}, {"loss", false}} {
 		e := f.Entry(c.key)
 		if e.IsFingerprint() != c.fp {
 			t.Fatalf("%s: fingerprint %v, want %v", c.key, e.IsFingerprint(), c.fp)
@@ -169,11 +172,7 @@ func TestFingerprintDumpSelects(t *testing.T) {
 // field, like any other damage.
 func TestFingerprintBadInput(t *testing.T) {
 	good := func() *Writer {
-		w := NewWriter(sampleMeta(1))
-		w.SetDump(&Dump{Fingerprint: true})
-		must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{4, 3}}, tensor.F32,
-			tensor.FromData([]int{2, 3}, []float64{1, 2, 3, 4, 5, 6})))
-		return w
+		return fingerprintWriter(t)
 	}
 	cases := []struct {
 		reason string
@@ -183,13 +182,13 @@ func TestFingerprintBadInput(t *testing.T) {
 	}{
 		{"a hash that is not hex", func(fm, _ map[string]any) { fm["hash"] = "xyz" }, nil, `tensor "w": field fingerprint.hash`},
 		{"a dtype nobody knows", func(fm, _ map[string]any) { fm["dtype"] = "F8" }, nil, `tensor "w": field fingerprint.dtype`},
-		{"more samples than the record holds", func(fm, _ map[string]any) { fm["samples"] = 5 }, nil, `tensor "w": field fingerprint: the stored record is F64 [30], but 5 samples`},
+		{"more samples than the record holds", func(fm, _ map[string]any) { fm["samples"] = 50 }, nil, `tensor "w": field fingerprint: the stored record is F64 [56], but 50 samples`},
 		{"sketch blocks for another rank", func(fm, _ map[string]any) { fm["blocks"] = []int{4} }, nil, `tensor "w": field fingerprint.blocks`},
-		{"a local shape the placement cannot make", func(fm, _ map[string]any) { fm["shape"] = []int{3, 3} }, nil, `tensor "w": field shape`},
+		{"a local shape the placement cannot make", func(fm, _ map[string]any) { fm["shape"] = []int{17, 8} }, nil, `tensor "w": field shape`},
 		{"a fingerprint of a partial sum", func(_, tm map[string]any) { tm["place"] = "tp=partial" }, nil, `tensor "w": field fingerprint: the placement "tp=partial"`},
 		{"no global shape", func(_, tm map[string]any) { delete(tm, "shape") }, nil, `tensor "w": field shape: a fingerprinted tensor needs its global shape`},
 		{"a version-1 file", func(_, tm map[string]any) { tm["__version"] = 1 }, nil, `field fingerprint: a version-1 file`},
-		{"a sample index outside the tensor", nil, func(rec []float64) { rec[statFields] = 12 }, `tensor "w": field fingerprint.samples: sample 0: index 12`},
+		{"a sample index outside the tensor", nil, func(rec []float64) { rec[statFields] = 256 }, `tensor "w": field fingerprint.samples: sample 0: index 256`},
 		{"sample indices out of order", nil, func(rec []float64) { rec[statFields], rec[statFields+1] = rec[statFields+1], rec[statFields] }, `tensor "w": field fingerprint.samples: sample 1`},
 		{"a negative norm", nil, func(rec []float64) { rec[1] = -1 }, `tensor "w": field fingerprint: record`},
 	}

@@ -55,14 +55,19 @@ func FuzzParsePlacement(f *testing.F) {
 	})
 }
 
-// fingerprintFile is a file holding a fingerprint and a full tensor, for the fuzz corpus.
+// fingerprintFile is a file holding a fingerprint and full tensors, for the fuzz corpus.
 func fingerprintFile(t testing.TB) []byte {
-	w := NewWriter(sampleMeta(1))
-	w.SetDump(&Dump{Fingerprint: true, Names: []string{"loss/main"}})
-	x := tensor.FromData([]int{2, 3}, []float64{1, 2, 3, 4, 5, 6})
-	must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{4, 3}}, tensor.BF16, x))
-	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 2}, tensor.F64, tensor.Scalar(0.5)))
-	b, err := w.Bytes()
+	b, err := fingerprintWriter(t).Bytes()
 	must(t, err)
 	return b
+}
+
+// fingerprintWriter holds rank 1's fingerprint of a [32,8] tp shard (4 samples) and a loss.
+func fingerprintWriter(t testing.TB) *Writer {
+	w := NewWriter(sampleMeta(1))
+	w.SetDump(&Dump{Fingerprint: true, Samples: 4})
+	x := tensor.NewRNG(1, "w").NormalTensor(1, 16, 8)
+	must(t, w.Add("w", TensorMeta{Name: "param/w", Kind: Param, Order: 1, Place: "tp=shard(0)", Shape: []int{32, 8}}, tensor.F64, x))
+	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 2}, tensor.F64, tensor.Scalar(0.5)))
+	return w
 }

@@ -139,6 +139,7 @@ type layout struct {
 	op     trace.PartialOp
 	scale  float64
 	stored int64 // bytes stored over all pieces
+	fp     bool  // stored as fingerprints (every piece is)
 }
 
 // traceLayout is every logical tensor of a trace.
@@ -157,18 +158,17 @@ func layoutOf(tr *trace.Trace, rules *Rules) (*traceLayout, error) {
 	}
 	first := tr.Files[0].Meta
 	mesh := first.Mesh
-	derive := tensor.Numel(mesh.Shape) == first.World
 	tl := &traceLayout{tr: tr, byName: map[string]*layout{}}
 	for _, f := range tr.Files {
 		for _, e := range f.Entries {
-			p := &piece{file: f, entry: e, rank: f.Meta.Rank, coord: pieceCoord(f, e, mesh, derive)}
+			p := &piece{file: f, entry: e, rank: f.Meta.Rank, coord: trace.PieceCoord(&f.Meta, &e.Meta)}
 			name, err := rules.Apply(e.Meta.Name, p.coordOf(mesh))
 			if err != nil {
 				return nil, &trace.Error{File: f.Path, Tensor: e.Key, Field: "name", Msg: err.Error()}
 			}
 			l := tl.byName[name]
 			if l == nil {
-				l = &layout{name: name, kind: e.Meta.Kind, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir}
+				l = &layout{name: name, kind: e.Meta.Kind, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir, fp: e.IsFingerprint()}
 				tl.byName[name] = l
 				tl.tensors = append(tl.tensors, l)
 			} else if err := l.agrees(p); err != nil {
@@ -210,25 +210,6 @@ func (tl *traceLayout) keep(re *regexp.Regexp) {
 	})
 }
 
-// pieceCoord gives the piece its coordinate on every mesh axis: the tensor's own coord, else
-// the file's, else (when the mesh's axes multiply to the world size) the rank's row-major
-// position, else -1.
-func pieceCoord(f *trace.File, e *trace.Entry, mesh trace.Mesh, derive bool) []int {
-	c := make([]int, len(mesh.Axes))
-	strides := tensor.Strides(mesh.Shape)
-	for i, a := range mesh.Axes {
-		c[i] = -1
-		if v, ok := e.Meta.Coord[a]; ok {
-			c[i] = v
-		} else if v, ok := f.Meta.Coord[a]; ok {
-			c[i] = v
-		} else if derive {
-			c[i] = f.Meta.Rank / strides[i] % mesh.Shape[i]
-		}
-	}
-	return c
-}
-
 func (p *piece) coordOf(mesh trace.Mesh) func(string) (int, bool) {
 	return func(axis string) (int, bool) {
 		i := slices.Index(mesh.Axes, axis)
@@ -264,6 +245,8 @@ func (l *layout) agrees(p *piece) error {
 		return l.errAt(p, "dtype", "is %v, but rank %d stores %v", e.DType, p0.rank, e0.DType)
 	case e.Placement.String() != e0.Placement.String():
 		return l.errAt(p, "place", "is %q, but rank %d says %q", e.Placement, p0.rank, e0.Placement)
+	case e.IsFingerprint() != e0.IsFingerprint():
+		return l.errAt(p, "fingerprint", "stored as a fingerprint: %v, but rank %d's piece: %v (a producer stores every piece of a tensor the same way)", e.IsFingerprint(), p0.rank, e0.IsFingerprint())
 	case len(e.Shape) != len(e0.Shape):
 		return l.errAt(p, "shape", "local shape %v has %d dims, but rank %d's %v has %d", e.Shape, len(e.Shape), p0.rank, e0.Shape, len(e0.Shape))
 	}
@@ -552,18 +535,13 @@ func (l *layout) placeCells() error {
 	covered := map[int]int64{}
 	for _, c := range l.cells {
 		nd := len(l.shape)
-		c.lo, c.hi, c.spans = make([]int, nd), make([]int, nd), make([][]trace.Span, nd)
-		padded := make([]int, nd)
-		for d, g := range l.shape {
-			runs, pad := []trace.Span{{Lo: 0, Hi: g}}, -1
-			for _, ap := range l.shardAxesOn(d) {
-				ai := slices.Index(l.mesh.Axes, ap.Axis)
-				var err error
-				if runs, pad, err = ap.Spans(runs, l.mesh.Shape[ai], c.key[ai]); err != nil {
-					return l.errAll("place", "global shape %v: %v", l.shape, err)
-				}
-			}
-			c.spans[d], padded[d] = runs, pad
+		c.lo, c.hi = make([]int, nd), make([]int, nd)
+		var padded []int
+		var err error
+		if c.spans, padded, err = trace.PieceSpans(l.place, l.mesh, c.key, l.shape); err != nil {
+			return l.errAll("place", "%v", err)
+		}
+		for d, runs := range c.spans {
 			c.lo[d], c.hi[d] = runs[0].Lo, runs[len(runs)-1].Hi
 			for _, s := range runs {
 				c.lo[d], c.hi[d] = min(c.lo[d], s.Lo), max(c.hi[d], s.Hi)
