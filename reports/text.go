@@ -17,12 +17,15 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 	if len(r.Tol) > 0 {
 		p.line("tolerance overrides: %s", r.Tol)
 	}
+	if h := fingerprintHeader(r); h != "" {
+		p.line("%s", h)
+	}
 	if first := r.First(); len(first) > 0 {
 		p.line("")
 		for _, res := range first {
 			p.line("first divergence: %s", firstLine(res))
 			p.line("  %s", detailLine(res))
-			for _, s := range append(signatureLines(res), replicaLines(res)...) {
+			for _, s := range append(append(signatureLines(res), replicaLines(res)...), fingerprintEvidence(res)...) {
 				p.line("  %s", s)
 			}
 		}
@@ -36,7 +39,7 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 	t.Header("order", "name", "kind", "verdict", "max abs", "max rel", "outside", "×tol", "ref md5", "cand md5")
 	for _, res := range shown {
 		t.Append(fmt.Sprint(res.Order), res.Name, string(res.Kind), string(res.Verdict)+roleMark(res),
-			num(res.MaxAbs), num(res.MaxRel), fmt.Sprintf("%d/%d", res.Outside, res.Numel), num(res.TolUnits),
+			num(res.MaxAbs), num(res.MaxRel), outsideCell(res), num(res.TolUnits),
 			short(res.RefMD5), short(res.CandMD5))
 	}
 	if err := t.Render(); err != nil {
@@ -52,6 +55,12 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 	}
 	if r.Undiagnosed > 0 {
 		p.line("\n(%s no block diagnosis: they follow from the ones above)", verify.Plural(r.Undiagnosed, "later failure")+" ha"+map[bool]string{true: "s", false: "ve"}[r.Undiagnosed == 1])
+	}
+	if rd := redumpLines(r); len(rd) > 0 {
+		p.line("")
+		for _, s := range rd {
+			p.line("%s", s)
+		}
 	}
 	if !r.Verified() {
 		if repro := r.Reproduce(); len(repro) > 0 {

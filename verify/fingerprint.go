@@ -118,6 +118,7 @@ func (c *comparer) compareFingerprint(p pair, res *Result, w *worker, normTol fl
 	}
 	if res.Verdict == Diverged || res.Verdict == NonFinite {
 		fc.Ranks = c.samplesRanks(p.cand, res)
+		res.Ranks = fc.Ranks
 	}
 	return res, nil
 }
@@ -380,16 +381,24 @@ func (fc *FingerprintCheck) measure(rf, cf *trace.Fingerprint, shape []int, rtol
 	}
 	fc.Bound = ratio(bound, weight)
 	m.NormDev = max(fc.Estimate, fc.Bound)
+	var blocks []SketchBlock
 	for b := range flagged {
-		fc.Blocks = append(fc.Blocks, b)
+		blocks = append(blocks, b)
 	}
-	sort.Slice(fc.Blocks, func(i, j int) bool {
-		a, b := fc.Blocks[i], fc.Blocks[j]
+	sort.Slice(blocks, func(i, j int) bool {
+		a, b := blocks[i], blocks[j]
 		if a.Dim != b.Dim {
 			return a.Dim < b.Dim
 		}
 		return a.Lo < b.Lo
 	})
+	for _, b := range blocks { // adjacent blocks of a dim make one run
+		if k := len(fc.Blocks) - 1; k >= 0 && fc.Blocks[k].Dim == b.Dim && fc.Blocks[k].Hi == b.Lo {
+			fc.Blocks[k].Hi = b.Hi
+			continue
+		}
+		fc.Blocks = append(fc.Blocks, b)
+	}
 	return m
 }
 
