@@ -26,7 +26,7 @@ func WriteTraceDump(dir string, p plan.Plan, d *trace.Dump) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if err := checkMemory(p); err != nil {
+	if err := CheckMemory(p, false); err != nil {
 		return err
 	}
 	res, err := Run(p.Model)
@@ -52,7 +52,9 @@ func writeResult(dir string, p plan.Plan, res *Result, d *trace.Dump) error {
 // rendered in memory (Writer.Bytes) for an in-memory comparison. It keeps references to res's
 // tensors (trace.Writer.AddRef), encoding them only when the file is written (streamed, a chunk
 // at a time) or opened, so res must not change before then.
-func TraceWriter(p plan.Plan, res *Result) (*trace.Writer, error) { return TraceWriterDump(p, res, nil) }
+func TraceWriter(p plan.Plan, res *Result) (*trace.Writer, error) {
+	return TraceWriterDump(p, res, nil)
+}
 
 // TraceWriterDump is TraceWriter storing the tensors as d says (trace.Writer.SetDump).
 func TraceWriterDump(p plan.Plan, res *Result, d *trace.Dump) (*trace.Writer, error) {

@@ -51,7 +51,7 @@ func runOracle(args []string, stdout, stderr io.Writer) int {
 	}
 	defer tr.Close()
 	f := tr.Files[0]
-	fmt.Fprintf(stdout, "wrote %s: %d tensors, plan %s\n", filepath.Join(*out, trace.FileName(0)), len(f.Entries), p)
+	fmt.Fprintf(stdout, "wrote %s: %d tensors, plan '%s'\n", filepath.Join(*out, trace.FileName(0)), len(f.Entries), p.Short())
 	if dump != nil {
 		fmt.Fprintf(stdout, "fingerprinted: %d of %d tensors (%s stored)\n", fingerprints(tr), len(f.Entries), verify.FormatBytes(storedBytes(tr)))
 	}

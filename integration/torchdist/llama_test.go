@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
@@ -45,15 +46,30 @@ var llamaMissing = sync.OnceValue(func() string {
 	return testenv.PythonModules(py, hint, "torch.distributed.tensor", "torch.distributed.pipelining", "transformers", "spcheck_dump")
 })
 
-// llamaRun is one launch of an example script.
-type llamaRun struct{ script, bug string }
+// llamaRun is one launch of an example script (a path under python/examples) on 2 processes,
+// or, with bug "", its single-process reference run.
+type llamaRun struct{ script, bug, reason string }
 
-func (r llamaRun) name() string { return strings.TrimSuffix(r.script, ".py") + "/" + r.bug }
+func (r llamaRun) name() string {
+	name := strings.TrimSuffix(filepath.Base(r.script), ".py")
+	if r.bug == "" {
+		return name + "/ref"
+	}
+	return name + "/" + r.bug
+}
 
 var llamaCands = []llamaRun{
-	{"tp_sp.py", bugNone}, {"tp_sp.py", "norm-not-sp"}, {"tp_sp.py", "embedding-no-allreduce"},
-	{"hf_tp.py", bugNone}, {"hf_tp.py", "loss-over-tp"},
-	{"pipeline.py", bugNone}, {"pipeline.py", "unscaled-grads"},
+	{"llama/ref.py", "", "the single-process reference of the Llama runs"},
+	{"llama/tp_sp.py", bugNone, "torch-native TP+SP"},
+	{"llama/tp_sp.py", "norm-not-sp", "a norm left out of SequenceParallel"},
+	{"llama/tp_sp.py", "embedding-no-allreduce", "the embedding's all-reduce monkeypatched away"},
+	{"llama/hf_tp.py", bugNone, "HF's own tp_plan"},
+	{"llama/hf_tp.py", "loss-over-tp", "the loss divided by the TP size"},
+	{"llama/pipeline.py", bugNone, "GPipe, 2 stages, 2 micro-batches"},
+	{"llama/pipeline.py", "unscaled-grads", "scale_grads=False with mean losses"},
+	{"tp_mlp.py", "", "the single-process reference of the TP MLP"},
+	{"tp_mlp.py", bugNone, "a row-parallel output recorded before its all-reduce"},
+	{"tp_mlp.py", "allreduce-backward", "an all-reduce whose backward all-reduces again"},
 }
 
 var (
@@ -65,7 +81,7 @@ var (
 func llamaTraces(t *testing.T) map[string]string {
 	t.Helper()
 	testenv.Need(t, "TORCH2", llamaMissing())
-	llamaOnce.Do(func() { llamaDirs, llamaErr = launchLlama(repoRoot(t)) })
+	llamaOnce.Do(func() { llamaDirs, llamaErr = launchLlama(repoRoot(t), scenario.Cases(t, llamaCands)) })
 	if llamaErr != nil {
 		t.Fatalf("the Llama examples failed: %v", llamaErr)
 	}
@@ -74,24 +90,21 @@ func llamaTraces(t *testing.T) map[string]string {
 
 // launchLlama runs the reference and every candidate. The examples import spcheck_dump as
 // installed in the environment (pip install ./python), not from the source tree.
-func launchLlama(root string) (map[string]string, error) {
+func launchLlama(root string, runs []llamaRun) (map[string]string, error) {
 	dir, err := os.MkdirTemp("", "spcheck-llama-")
 	if err != nil {
 		return nil, err
 	}
 	tempDirs = append(tempDirs, dir)
-	examples := filepath.Join(root, "python", "examples", "llama")
+	examples := filepath.Join(root, "python", "examples")
 	py := torch2Python()
-	dirs := map[string]string{"ref": filepath.Join(dir, "ref")}
-	if _, err := runPython(py, examples, "ref.py", "--out", dirs["ref"]); err != nil {
-		return nil, err
-	}
+	dirs := map[string]string{}
 	// The launches wait on process start-up and rendezvous more than they compute: a few at a
 	// time finish sooner on the same cores.
-	errs := make([]error, len(llamaCands))
+	errs := make([]error, len(runs))
 	sem := make(chan struct{}, llamaConcurrency)
 	var wg sync.WaitGroup
-	for i, c := range llamaCands {
+	for i, c := range runs {
 		out := filepath.Join(dir, strings.ReplaceAll(c.name(), "/", "-"))
 		dirs[c.name()] = out
 		wg.Add(1)
@@ -99,8 +112,11 @@ func launchLlama(root string) (map[string]string, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			_, errs[i] = runPython(py, examples, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-				c.script, "--out", out, "--bug", c.bug)
+			args := []string{filepath.Base(c.script), "--out", out}
+			if c.bug != "" {
+				args = append([]string{"-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"}, append(args, "--bug", c.bug)...)
+			}
+			_, errs[i] = runPython(py, filepath.Join(examples, filepath.Dir(c.script)), args...)
 		}()
 	}
 	wg.Wait()
@@ -129,7 +145,7 @@ func TestLlamaInstalledPackage(t *testing.T) {
 // each bug is caught at its first divergence, with the verdict and shape that explain it.
 func TestLlamaVerdicts(t *testing.T) {
 	dirs := llamaTraces(t)
-	ref := open(t, dirs["ref"])
+	ref := open(t, dirs["ref/ref"])
 	postNorm := []string{"grad/model.layers.0.post_attention_layernorm.weight", "grad/model.layers.1.post_attention_layernorm.weight"}
 	cases := []verdictCase{
 		{cand: "tp_sp/none", verified: true,
@@ -149,6 +165,22 @@ func TestLlamaVerdicts(t *testing.T) {
 			reason: "per-micro-batch mean losses with scale_grads=False: gradients summed over the 2 micro-batches"},
 	}
 	for _, c := range cases {
+		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, dirs[c.cand]), c) })
+	}
+}
+
+// TestRowParallelOutputGradient: a hand-written TP MLP whose row-parallel output is recorded
+// before its all-reduce (tp=partial), hooked with watch(): its gradient is recorded replicated,
+// so the correct run verifies (no false ×2), and a real wrong adjoint (an all-reduce whose
+// backward all-reduces again) is caught there, scaled ×2.
+func TestRowParallelOutputGradient(t *testing.T) {
+	dirs := llamaTraces(t)
+	ref := open(t, dirs["tp_mlp/ref"])
+	for _, c := range []verdictCase{
+		{cand: "tp_mlp/none", verified: true, reason: "the gradient of a partial output is replicated: no false ×2"},
+		{cand: "tp_mlp/allreduce-backward", first: "agrad/fc2", verdict: verify.Diverged, check: checkScaled(2),
+			reason: "torch.distributed.nn.functional.all_reduce's backward sums the gradient over TP again"},
+	} {
 		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, dirs[c.cand]), c) })
 	}
 }
@@ -180,7 +212,7 @@ func checkScaled(c float64) func(t *testing.T, first *verify.Result) {
 // in, so they hold what the masked lookup left there).
 func TestLlamaUnreducedFacts(t *testing.T) {
 	dirs := llamaTraces(t)
-	ref := open(t, dirs["ref"])
+	ref := open(t, dirs["ref/ref"])
 	norm := open(t, dirs["tp_sp/norm-not-sp"])
 	name := "grad/model.layers.1.post_attention_layernorm.weight"
 	want := tensorByName(t, ref, 0, name)
@@ -236,8 +268,8 @@ func tensorByName(t *testing.T, tr *trace.Trace, rank int, name string) *tensor.
 // calls. Each statement calling spcheck_dump (sd.… or the dumper d.…) is marked "# spcheck N",
 // numbered 1, 2, … in order; its continuation lines are part of it.
 func TestLlamaSpcheckLines(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "python", "examples", "llama")
-	for _, script := range []string{"ref.py", "tp_sp.py", "hf_tp.py", "pipeline.py"} {
+	dir := filepath.Join(repoRoot(t), "python", "examples")
+	for _, script := range []string{"llama/ref.py", "llama/tp_sp.py", "llama/hf_tp.py", "llama/pipeline.py", "tp_mlp.py"} {
 		b, err := os.ReadFile(filepath.Join(dir, script))
 		if err != nil {
 			t.Fatal(err)
