@@ -144,8 +144,8 @@ type layout struct {
 	shapeFrom *piece
 	// axesOn lists, per dim, the placement items sharding it (outermost first) and their
 	// mesh axes' indices.
-	axesOn   [][]trace.AxisPlace
-	axisIdx  [][]int
+	axesOn  [][]trace.AxisPlace
+	axisIdx [][]int
 }
 
 // traceLayout is every logical tensor of a trace.
