@@ -39,9 +39,9 @@ type Outcome struct {
 	Ranks      []int              // ranks whose pieces of First are wrong
 	Feeds      string             // for a run error, the norm whose input could not be formed
 	Signature  Signature          // the shape of the first divergence
-	Scale      float64            // SigScaled: the factor
-	ScaleName  string             // SigScaled: the plan quantity it equals ("tp"), if any
+	Diagnosed  *verify.Signature  // the verifier's signature of the first divergence (nil if none)
 	Scales     map[string]float64 // Expect.Scaled tensors: the measured factor (NaN: not a multiple)
+	scaleTols  map[string]float64 // the relative tolerance each was measured at (Signature.MultipleTol)
 	Positions  []int              // sequence positions where First diverges (valid ones at Expect.ValidDepth)
 	Recomputed []string           // activations whose recompute differs from their forward
 	Detail     string             // one line
@@ -184,7 +184,7 @@ func (o *Outcome) classify() {
 	o.Signature = SigDiverged
 	if sig := res.Signature; sig != nil {
 		o.Signature = Signature(sig.Kind)
-		o.Scale, o.ScaleName = sig.Scale, sig.ScaleName
+		o.Diagnosed = sig
 		valid := validAt(o.Plan, o.Bug.Expect.ValidDepth)
 		for _, i := range sig.Positions {
 			if valid(i) {
@@ -196,12 +196,13 @@ func (o *Outcome) classify() {
 		o.Signature = SigRecompute
 	}
 	if ex := o.Bug.Expect; len(ex.Scaled) > 0 {
-		o.Scales = map[string]float64{}
+		o.Scales, o.scaleTols = map[string]float64{}, map[string]float64{}
 		for _, st := range ex.Scaled {
 			o.Scales[st.Name] = math.NaN()
 			for _, r := range o.Report.Results {
 				if r.Name == st.Name && r.Signature != nil && r.Signature.Multiple {
 					o.Scales[st.Name] = r.Signature.Factor
+					o.scaleTols[st.Name] = r.Signature.MultipleTol
 				}
 			}
 		}
@@ -314,12 +315,13 @@ func (o *Outcome) Mismatches() []string {
 		want("failing input of", o.Feeds, ex.Feeds)
 	}
 	if ex.Signature == SigScaled && o.Signature == SigScaled && len(ex.Scaled) > 0 && ex.Scaled[0].Name == ex.First {
-		if o.Scale != ex.Scaled[0].Factor {
-			bad = append(bad, fmt.Sprintf("scale ×%g, want ×%g", o.Scale, ex.Scaled[0].Factor))
+		if o.Diagnosed.Scale != ex.Scaled[0].Factor {
+			bad = append(bad, fmt.Sprintf("scale ×%g, want ×%g", o.Diagnosed.Scale, ex.Scaled[0].Factor))
 		}
 	}
 	for _, s := range ex.Scaled {
-		if got := o.Scales[s.Name]; math.IsNaN(got) || math.Abs(got-s.Factor) > verify.MultipleRelTol*math.Abs(s.Factor) {
+		tol := max(verify.MultipleRelTol, o.scaleTols[s.Name])
+		if got := o.Scales[s.Name]; math.IsNaN(got) || math.Abs(got-s.Factor) > tol*math.Abs(s.Factor) {
 			bad = append(bad, fmt.Sprintf("%s is %v × its reference, want ×%g (%s)", s.Name, got, s.Factor, s.Why))
 		}
 	}

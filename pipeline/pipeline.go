@@ -120,6 +120,9 @@ func VerifyCommand(p plan.Plan) string { return fmt.Sprintf("spcheck verify --pl
 // Reference runs the oracle on p's model and returns its reference trace in memory, exactly
 // as oracle.WriteTrace writes it (inputs as I64, the rest in the plan's dtype).
 func Reference(p plan.Plan) (*trace.Trace, error) {
+	if err := oracle.CheckMemory(p, true); err != nil {
+		return nil, err
+	}
 	res, err := oracle.Run(p.Model)
 	if err != nil {
 		return nil, err
@@ -214,6 +217,7 @@ type CUDA struct {
 	GPUs    int      // GPUs to use (0: every visible one)
 	Timeout float64  // seconds after which a collective that never completes aborts the run
 	Extra   []string // KEY=VALUE pairs recorded in every trace file's Meta.Extra
+	Dump    []string // if set, record only the traced tensors whose names match one of these globs
 	Log     io.Writer
 }
 
@@ -228,8 +232,9 @@ func (x CUDA) Command(p plan.Plan) string {
 	return fmt.Sprintf("spcheck gpu --plan '%s' --exec %s --work %s", p, x.Exec, x.Work)
 }
 
-func (x CUDA) execute(o *Outcome) error {
-	if err := o.compile(); err != nil {
+func (x CUDA) execute(o *Outcome) (err error) {
+	// The executor generates the parameters itself: they are described, never materialised.
+	if o.Compiled, err = simulate.CompileGenerated(o.Plan, o.Variant); err != nil {
 		return err
 	}
 	for _, d := range []string{x.EmitDir(), x.CandDir()} {
@@ -247,10 +252,13 @@ func (x CUDA) execute(o *Outcome) error {
 	for _, kv := range x.Extra {
 		args = append(args, "--extra", kv)
 	}
+	for _, g := range x.Dump {
+		args = append(args, "--dump", g)
+	}
 	cmd := exec.Command(x.Exec, args...)
 	cmd.Stdout, cmd.Stderr = x.Log, x.Log
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	o.Wall = time.Since(start)
 	if err != nil {
 		o.RunErr = fmt.Errorf("the executor failed (%v) after %.2f s", err, o.Wall.Seconds())

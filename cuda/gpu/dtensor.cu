@@ -1,5 +1,6 @@
 #include "dtensor.cuh"
 
+#include <algorithm>
 #include <cstring>
 
 #include "check.cuh"
@@ -15,9 +16,24 @@ void Gpu::init(int r, int dev) {
   CUBLAS_OK(cublasSetStream(blas, stream));
   // Plain fp32 arithmetic: no TF32 for fp32 GEMMs (the oracle comparison assumes fp32 rounding).
   CUBLAS_OK(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH));
+  // Keep freed memory in the stream-ordered pool instead of returning it at every sync, so a
+  // program's allocations stop costing anything after the first use of each size.
+  cudaMemPool_t pool;
+  CUDA_OK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t keep = UINT64_MAX;
+  CUDA_OK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
 }
 
+// kStagingBytes is the size of each of the two pinned download buffers.
+constexpr size_t kStagingBytes = size_t(32) << 20;
+
 void Gpu::destroy() {
+  for (int i = 0; i < 2; i++) {
+    if (staging[i]) cudaFreeHost(staging[i]);
+    if (staged[i]) cudaEventDestroy(staged[i]);
+    staging[i] = nullptr;
+    staged[i] = nullptr;
+  }
   if (blas) cublasDestroy(blas);
   if (stream) cudaStreamDestroy(stream);
   blas = nullptr;
@@ -63,12 +79,22 @@ DTensor dalloc(const Gpu& g, DType d, const std::vector<int64_t>& shape, const s
            " (", free_b >> 20, " MiB free of ", total_b >> 20, " MiB)");
     }
     CUDA_OK(e);
-    CUDA_OK(cudaMemsetAsync(p, g_poison ? 0xFF : 0, n, g.stream));
+    if (g_poison) CUDA_OK(cudaMemsetAsync(p, 0xFF, n, g.stream));
   }
   cudaStream_t s = g.stream;
   t.buf = std::shared_ptr<void>(p, [s](void* q) {
     if (q) cudaFreeAsync(q, s);  // a deleter cannot throw; a failed free surfaces at the next sync
   });
+  return t;
+}
+
+void dzero(const Gpu& g, const DTensor& t) {
+  if (t.bytes()) CUDA_OK(cudaMemsetAsync(t.data(), 0, t.bytes(), g.stream));
+}
+
+DTensor dzeros(const Gpu& g, DType d, const std::vector<int64_t>& shape, const std::string& what) {
+  DTensor t = dalloc(g, d, shape, what);
+  dzero(g, t);
   return t;
 }
 
@@ -93,6 +119,33 @@ std::vector<uint8_t> download_bytes(const Gpu& g, const DTensor& t) {
   if (!out.empty()) CUDA_OK(cudaMemcpyAsync(out.data(), t.data(), out.size(), cudaMemcpyDeviceToHost, g.stream));
   g.sync();
   return out;
+}
+
+void download_stream(const Gpu& g, const DTensor& t, const std::function<void(const void*, size_t)>& sink) {
+  size_t n = t.bytes();
+  if (!n) return;
+  for (int i = 0; i < 2; i++)
+    if (!g.staging[i]) {
+      CUDA_OK(cudaMallocHost(&g.staging[i], kStagingBytes));
+      CUDA_OK(cudaEventCreateWithFlags(&g.staged[i], cudaEventDisableTiming));
+    }
+  const uint8_t* src = static_cast<const uint8_t*>(t.data());
+  size_t off = 0, prev = 0;
+  int cur = 0;
+  while (off < n || prev) {
+    size_t len = std::min(kStagingBytes, n - off);
+    if (len) {
+      CUDA_OK(cudaMemcpyAsync(g.staging[cur], src + off, len, cudaMemcpyDeviceToHost, g.stream));
+      CUDA_OK(cudaEventRecord(g.staged[cur], g.stream));
+    }
+    if (prev) {  // the previous chunk, in the other buffer, while this one copies
+      CUDA_OK(cudaEventSynchronize(g.staged[1 - cur]));
+      sink(g.staging[1 - cur], prev);
+    }
+    off += len;
+    prev = len;
+    cur = 1 - cur;
+  }
 }
 
 std::vector<double> download(const Gpu& g, const DTensor& t) {
