@@ -413,7 +413,7 @@ func scaleOf(a, e []float64, rtol, floor float64) (float64, bool) {
 	if ee == 0 {
 		return 0, false
 	}
-	c, ok := simpleFactor(ae / ee)
+	c, ok := simpleFactor(ae/ee, factorRel(rtol))
 	if !ok || c == 1 {
 		return 0, false
 	}
@@ -424,9 +424,20 @@ func scaleOf(a, e []float64, rtol, floor float64) (float64, bool) {
 	return c, closeValues(a, scaled, rtol, floor*math.Abs(c))
 }
 
-// simpleFactor rounds c to ±n or ±1/n (n ≤ maxScaleDenom) when it is within 1e-6 of one.
-func simpleFactor(c float64) (float64, bool) {
-	const rel = 1e-6
+// Factor recognition. A block's least-squares factor is exact up to the noise of the values: in
+// float64 within simpleFactorRel of a simple factor; in low precision within about the
+// normwise noise, which the per-element rtol bounds. maxFactorRel keeps ±n and ±n+1 apart for
+// the small n a plan makes likely (tp, microbatches, D/λ ≤ 10); scaleOf confirms every element.
+const (
+	simpleFactorRel = 1e-6
+	maxFactorRel    = 0.05
+)
+
+// factorRel is how far a measured factor may lie from a simple one at per-element tolerance rtol.
+func factorRel(rtol float64) float64 { return min(max(simpleFactorRel, rtol), maxFactorRel) }
+
+// simpleFactor rounds c to ±n or ±1/n (n ≤ maxScaleDenom) when it is within rel of one.
+func simpleFactor(c, rel float64) (float64, bool) {
 	a := math.Abs(c)
 	if a == 0 || math.IsNaN(a) || math.IsInf(a, 0) {
 		return 0, false
