@@ -223,21 +223,32 @@ func (g *blkGemm) packA(ap []float64, ic, mc, pc, kc int) {
 			}
 			continue
 		}
-		if rows < mr {
-			clear(pan)
+		transposeInto(pan, a[i0*lda+pc:], lda, rows, mr, kc, alpha)
+	}
+}
+
+// transposeInto writes dst[l*width + r] = alpha·src[r*ld + l] for r < rows, l < kc, and 0 for
+// the rows past rows: a block of row-major rows as a [kc][width] panel. Four k positions of a
+// row are read at once (multiplying by alpha only when it is not 1, which gives the same bits).
+func transposeInto(dst, src []float64, ld, rows, width, kc int, alpha float64) {
+	dst = dst[:kc*width]
+	if rows < width {
+		clear(dst)
+	}
+	for r := 0; r < rows; r++ {
+		row := src[r*ld : r*ld+kc]
+		l := 0
+		for ; l+4 <= kc; l += 4 {
+			x := (*[4]float64)(row[l:])
+			d := dst[l*width+r : l*width+r+3*width+1]
+			if alpha == 1 {
+				d[0], d[width], d[2*width], d[3*width] = x[0], x[1], x[2], x[3]
+			} else {
+				d[0], d[width], d[2*width], d[3*width] = alpha*x[0], alpha*x[1], alpha*x[2], alpha*x[3]
+			}
 		}
-		for r := 0; r < rows; r++ {
-			row := a[(i0+r)*lda+pc : (i0+r)*lda+pc+kc]
-			col := pan[r:]
-			if alpha == 1 { // 1·v is v: the same bits without the multiply
-				for l, v := range row {
-					col[l*mr] = v
-				}
-				continue
-			}
-			for l, v := range row {
-				col[l*mr] = alpha * v
-			}
+		for ; l < kc; l++ {
+			dst[l*width+r] = alpha * row[l]
 		}
 	}
 }
@@ -250,18 +261,7 @@ func (g *blkGemm) packB(bp []float64, jc, nc, pc, kc int) {
 		pan := bp[p*kc*blkNR : (p+1)*kc*blkNR]
 		j0, cols := jc+p*blkNR, min(blkNR, nc-p*blkNR)
 		if g.tB { // B is [n][k]: column j of op(B) is row j of B
-			for jj := 0; jj < blkNR; jj++ {
-				if jj >= cols {
-					for l := 0; l < kc; l++ {
-						pan[l*blkNR+jj] = 0
-					}
-					continue
-				}
-				row := g.b[(j0+jj)*g.ldb+pc : (j0+jj)*g.ldb+pc+kc]
-				for l, v := range row {
-					pan[l*blkNR+jj] = v
-				}
-			}
+			transposeInto(pan, g.b[j0*g.ldb+pc:], g.ldb, cols, blkNR, kc, 1)
 			continue
 		}
 		if cols == blkNR {
