@@ -274,8 +274,8 @@ func detailLine(res *verify.Result) string {
 	case verify.Extra:
 		return "in the candidate only"
 	}
-	s := fmt.Sprintf("%d of %d elements outside tolerance (rtol %s), max abs err %s, max rel err %s, worst %s× tol",
-		res.Outside, res.Numel, num(res.RTol), num(res.MaxAbs), num(res.MaxRel), num(res.TolUnits))
+	s := fmt.Sprintf("%s outside tolerance (rtol %s), max abs err %s, max rel err %s, worst %s× tol",
+		outsideWords(res), num(res.RTol), num(res.MaxAbs), num(res.MaxRel), num(res.TolUnits))
 	if res.NonFinite > 0 {
 		s += ", " + verify.Plural(res.NonFinite, "non-finite disagreement")
 	}

@@ -31,7 +31,7 @@ func rootLines(p *printer, r *verify.Report) {
 	for _, res := range r.First() {
 		p.line("first divergence: %s", firstLine(res))
 		p.line("  %s", detailLine(res))
-		for _, s := range append(signatureLines(res), replicaLines(res)...) {
+		for _, s := range append(append(signatureLines(res), replicaLines(res)...), fingerprintEvidence(res)...) {
 			p.line("  %s", s)
 		}
 	}

@@ -109,6 +109,9 @@ type Result struct {
 	Diagnosis    *Diagnosis
 	Signature    *Signature // the shape of the divergence (diagnosed tensors)
 	Note         string
+	// Fingerprint is set when a side was stored as fingerprints: the tensor was judged on them
+	// (fingerprint.go), and has no block diagnosis.
+	Fingerprint *FingerprintCheck
 
 	ref, cand *layout
 }
@@ -486,8 +489,11 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT)
 	var refRaw, candRaw []byte
 	var err error
+	fp := p.hasFingerprint()
 	if l := p.ref; l != nil {
 		res.Kind, res.RefShape, res.RefDType, res.RefPlace = l.kind, l.shape, l.dtype, l.place.String()
+	}
+	if l := p.ref; l != nil && !fp {
 		if w.refBuf, res.RefReplicas, err = w.a.assemble(l, w.refBuf, res.RTol); err != nil {
 			return res, err
 		}
@@ -499,17 +505,22 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 			res.Kind = l.kind
 		}
 		res.CandShape, res.CandDType, res.CandPlace = l.shape, l.dtype, l.place.String()
+	}
+	if l := p.cand; l != nil && !fp {
 		if w.candBuf, res.CandReplicas, err = w.a.assemble(l, w.candBuf, res.RTol); err != nil {
 			return res, err
 		}
 		candRaw = w.candBuf
 		w.candScale = w.a.partialScale(l, w.candScale)
 	}
-	if !c.opt.SkipHashes {
+	if !c.opt.SkipHashes && !fp {
 		res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
 	}
 	if p.ref != nil && p.cand != nil && p.ref.kind != p.cand.kind {
 		res.Note = fmt.Sprintf("kind is %s in the reference, %s in the candidate", p.ref.kind, p.cand.kind)
+	}
+	if fp {
+		return c.compareFingerprint(p, res, w, normTol)
 	}
 	switch {
 	case p.cand == nil:
@@ -621,7 +632,7 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 	var w worker
 	done := 0
 	for _, res := range rep.Results {
-		if !res.Verdict.Numerical() || res.Verdict == ShapeMismatch {
+		if !res.Verdict.Numerical() || res.Verdict == ShapeMismatch || res.Fingerprint != nil {
 			continue
 		}
 		if done >= limit && res.Role != Root {
