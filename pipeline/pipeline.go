@@ -166,6 +166,10 @@ type Simulator struct {
 	// Recompute traces every recomputed activation a second time and reports those whose
 	// recompute differs from their forward (Outcome.Recomputed), then drops the probes.
 	Recompute bool
+	// Unchecked runs the compiled programs without validating them again
+	// (simrt.RunUnchecked): the fuzzer's fast path, whose tests check that compiled programs
+	// validate.
+	Unchecked bool
 }
 
 // Command is VerifyCommand.
@@ -180,7 +184,11 @@ func (s Simulator) execute(o *Outcome) error {
 		c.TraceRecomputed()
 	}
 	start := time.Now()
-	res, err := simrt.RunIn(o.Plan.DType, c.Programs, c.Init)
+	run := simrt.RunIn
+	if s.Unchecked {
+		run = simrt.RunUnchecked
+	}
+	res, err := run(o.Plan.DType, c.Programs, c.Init)
 	o.Wall = time.Since(start)
 	var re *simrt.Error
 	if errors.As(err, &re) && re.Kind != simrt.ErrProgram {
