@@ -146,6 +146,7 @@ type layout struct {
 	// mesh axes' indices.
 	axesOn  [][]trace.AxisPlace
 	axisIdx [][]int
+	fp      bool // stored as fingerprints (every piece is)
 }
 
 // traceLayout is every logical tensor of a trace.
@@ -176,7 +177,7 @@ func layoutOf(tr *trace.Trace, rules *Rules) (*traceLayout, error) {
 			}
 			l := tl.byName[name]
 			if l == nil {
-				l = &layout{name: name, kind: e.Meta.Kind, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir, keys: keys}
+				l = &layout{name: name, kind: e.Meta.Kind, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir, keys: keys, fp: e.IsFingerprint()}
 				tl.byName[name] = l
 				tl.tensors = append(tl.tensors, l)
 			} else if err := l.agrees(p); err != nil {
@@ -211,8 +212,13 @@ func (tl *traceLayout) keep(re *regexp.Regexp) {
 	if re == nil {
 		return
 	}
+	tl.drop(func(l *layout) bool { return !re.MatchString(l.name) })
+}
+
+// drop removes the tensors for which out is true.
+func (tl *traceLayout) drop(out func(*layout) bool) {
 	tl.tensors = slices.DeleteFunc(tl.tensors, func(l *layout) bool {
-		if re.MatchString(l.name) {
+		if !out(l) {
 			return false
 		}
 		delete(tl.byName, l.name)
@@ -274,6 +280,8 @@ func (l *layout) agrees(p *piece) error {
 		return l.errAt(p, "dtype", "is %v, but rank %d stores %v", e.DType, p0.rank, e0.DType)
 	case !e.Placement.Equal(e0.Placement):
 		return l.errAt(p, "place", "is %q, but rank %d says %q", e.Placement, p0.rank, e0.Placement)
+	case e.IsFingerprint() != e0.IsFingerprint():
+		return l.errAt(p, "fingerprint", "stored as a fingerprint: %v, but rank %d's piece: %v (a producer stores every piece of a tensor the same way)", e.IsFingerprint(), p0.rank, e0.IsFingerprint())
 	case len(e.Shape) != len(e0.Shape):
 		return l.errAt(p, "shape", "local shape %v has %d dims, but rank %d's %v has %d", e.Shape, len(e.Shape), p0.rank, e0.Shape, len(e0.Shape))
 	}
