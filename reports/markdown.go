@@ -18,6 +18,9 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 	if len(r.Tol) > 0 {
 		p.line("- tolerance overrides: `%s`", r.Tol)
 	}
+	for _, l := range ruleLines(r) {
+		p.line("- %s", mdEscape(l))
+	}
 	if first := r.First(); len(first) > 0 {
 		p.line("")
 		for _, res := range first {

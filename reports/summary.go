@@ -13,6 +13,9 @@ import (
 func Summary(w io.Writer, r *verify.Report) error {
 	p := newText(w)
 	p.line("spcheck compare: %s", headline(r))
+	for _, l := range ruleLines(r) {
+		p.line("%s", l)
+	}
 	rootLines(p, r)
 	if !r.Verified() {
 		if repro := r.Reproduce(); len(repro) > 0 {

@@ -21,6 +21,9 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 	if len(r.Tol) > 0 {
 		p.line("tolerance overrides: %s", r.Tol)
 	}
+	for _, l := range ruleLines(r) {
+		p.line("%s", l)
+	}
 	if h := fingerprintHeader(r); h != "" {
 		p.line("%s", h)
 	}

@@ -295,7 +295,7 @@ func TestGeneratedValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason string
 		edit   func(*Generated)
 	}{
@@ -303,7 +303,7 @@ func TestGeneratedValidate(t *testing.T) {
 		{"a dim the shape lacks", func(g *Generated) { g.Dim = 2 }},
 		{"padding on a column shard", func(g *Generated) { g.Pad = 1 }},
 		{"no fan-in for a scaled weight", func(g *Generated) { g.Rule.FanIn = 0 }},
-	} {
+	}) {
 		g := ok
 		g.Shape = slices.Clone(ok.Shape)
 		c.edit(&g)

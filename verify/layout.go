@@ -212,8 +212,13 @@ func (tl *traceLayout) keep(re *regexp.Regexp) {
 	if re == nil {
 		return
 	}
+	tl.drop(func(l *layout) bool { return !re.MatchString(l.name) })
+}
+
+// drop removes the tensors for which out is true.
+func (tl *traceLayout) drop(out func(*layout) bool) {
 	tl.tensors = slices.DeleteFunc(tl.tensors, func(l *layout) bool {
-		if re.MatchString(l.name) {
+		if !out(l) {
 			return false
 		}
 		delete(tl.byName, l.name)
