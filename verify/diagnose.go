@@ -108,6 +108,7 @@ type diagRow struct {
 	Row
 	actual, expected []float64
 	region           string
+	lo, box          []int // the piece's global origin and extent; nil when segmented
 }
 
 // diagnose explains how res's candidate differs from its reference, given both assembled (the
@@ -139,6 +140,8 @@ func (c *comparer) diagnose(res *Result, refRaw, candRaw []byte) (*Diagnosis, *S
 	}
 	d.Findings = findings(rows, d, best)
 	candAll := tensor.Decode(cl.dtype, candRaw, make([]float64, 0, tensor.Numel(cl.shape)))
+	e := &explainer{res: res, rows: rows, d: d, ref: refAll, cand: candAll, shape: res.RefShape, rtol: rtol, floor: floor, cl: cl}
+	res.Explanation = e.explain()
 	return d, signatureOf(res.Verdict, res.Kind, res.RefShape, d, rows, refAll, candAll, rtol, floor), nil
 }
 
@@ -146,7 +149,7 @@ func (c *comparer) diagnose(res *Result, refRaw, candRaw []byte) (*Diagnosis, *S
 // has one row, its assembled sum.
 func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]diagRow, error) {
 	if cl.partial {
-		r := diagRow{Row: Row{Rank: -1, Region: regionString(zeros(len(cl.shape)), cl.shape)}}
+		r := diagRow{Row: Row{Rank: -1, Region: regionString(zeros(len(cl.shape)), cl.shape)}, lo: zeros(len(cl.shape)), box: cl.shape}
 		r.actual = tensor.Decode(cl.dtype, candRaw, nil)
 		r.expected = refAll
 		return []diagRow{r}, nil
@@ -165,6 +168,9 @@ func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]dia
 			}
 			cbuf = compactBox(buf, p.entry.Shape, box, es, cbuf)
 			r := diagRow{Row: Row{Rank: p.rank, Coord: meshCoord(cl, p), Region: cel.region()}}
+			if !cel.segmented {
+				r.lo, r.box = cel.lo, box
+			}
 			r.actual = tensor.Decode(cl.dtype, cbuf, nil)
 			r.expected = expected
 			rows = append(rows, r)
