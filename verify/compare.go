@@ -107,7 +107,7 @@ type Result struct {
 	// Explanation is the mechanism that explains the divergence, in one sentence (diagnosed
 	// tensors, shape mismatches included).
 	Explanation *Explanation
-	Note         string
+	Note        string
 
 	ref, cand *layout
 }
