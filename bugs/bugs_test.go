@@ -217,8 +217,8 @@ func TestSection18(t *testing.T) {
 	}
 	for _, tp := range []int{2, 4} {
 		o := run(t, "sp-norm-grad-avg", fmt.Sprintf("tp=%d,sp=megatron,mtp=0,heads=4,seq=8", tp))
-		if o.Signature != SigScaled || o.Scale != 1/float64(tp) || o.ScaleName != "1/tp" {
-			t.Errorf("tp=%d: AVG gives %s ×%g (%s), want ×1/%d (1/tp)", tp, o.Signature, o.Scale, o.ScaleName, tp)
+		if o.Signature != SigScaled || o.Diagnosed.Scale != 1/float64(tp) || o.Diagnosed.ScaleName != "1/tp" {
+			t.Errorf("tp=%d: AVG gives %s ×%g (%s), want ×1/%d (1/tp)", tp, o.Signature, o.Diagnosed.Scale, o.Diagnosed.ScaleName, tp)
 		}
 	}
 }
@@ -383,8 +383,8 @@ func TestSection47(t *testing.T) {
 	example(t, "eh-proj")
 	for _, tp := range []int{2, 4} {
 		o := run(t, "mtp-eh-proj-reduce-scatter", fmt.Sprintf("tp=%d,mtp=1,heads=4", tp))
-		if o.Signature != SigScaled || o.Scale != float64(tp) || o.ScaleName != "tp" {
-			t.Errorf("tp=%d: %s ×%g (%s), want ×%d (tp)", tp, o.Signature, o.Scale, o.ScaleName, tp)
+		if o.Signature != SigScaled || o.Diagnosed.Scale != float64(tp) || o.Diagnosed.ScaleName != "tp" {
+			t.Errorf("tp=%d: %s ×%g (%s), want ×%d (tp)", tp, o.Signature, o.Diagnosed.Scale, o.Diagnosed.ScaleName, tp)
 		}
 	}
 }

@@ -39,8 +39,7 @@ type Outcome struct {
 	Ranks      []int              // ranks whose pieces of First are wrong
 	Feeds      string             // for a run error, the norm whose input could not be formed
 	Signature  Signature          // the shape of the first divergence
-	Scale      float64            // SigScaled: the factor
-	ScaleName  string             // SigScaled: the plan quantity it equals ("tp"), if any
+	Diagnosed  *verify.Signature  // the verifier's signature of the first divergence (nil if none)
 	Scales     map[string]float64 // Expect.Scaled tensors: the measured factor (NaN: not a multiple)
 	Positions  []int              // sequence positions where First diverges (valid ones at Expect.ValidDepth)
 	Recomputed []string           // activations whose recompute differs from their forward
@@ -184,7 +183,7 @@ func (o *Outcome) classify() {
 	o.Signature = SigDiverged
 	if sig := res.Signature; sig != nil {
 		o.Signature = Signature(sig.Kind)
-		o.Scale, o.ScaleName = sig.Scale, sig.ScaleName
+		o.Diagnosed = sig
 		valid := validAt(o.Plan, o.Bug.Expect.ValidDepth)
 		for _, i := range sig.Positions {
 			if valid(i) {
@@ -222,22 +221,13 @@ func (o *Outcome) describe(res *verify.Result) string {
 	if len(res.Ranks) > 0 {
 		s += fmt.Sprintf(" on ranks %v", res.Ranks)
 	}
-	switch o.Signature {
-	case SigIdenticalReceivers:
-		s += fmt.Sprintf("; every receiver holds the same data, %s lost", verify.Plural(res.Signature.Lost, "reference block"))
-	case SigTP0Right:
-		s += "; TP rank 0's rows right, every other TP rank's wrong"
-	case SigScaled:
-		s += "; every wrong block is " + verify.FormatScale(o.Scale, o.ScaleName) + " its reference"
-	case SigReplicaMismatch:
-		s += "; the copies disagree"
-	case SigPositions:
-		s += fmt.Sprintf("; wrong at positions %v", o.Positions)
-		if d := o.Bug.Expect.ValidDepth; d > 0 {
-			s += fmt.Sprintf(" (valid at depth %d)", d)
-		}
-	case SigRecompute:
+	switch {
+	case o.Signature == SigRecompute:
 		s += "; recomputed " + strings.Join(o.Recomputed, ", ") + " differ from the forward"
+	case o.Signature == SigPositions && o.Bug.Expect.ValidDepth > 0:
+		s += fmt.Sprintf("; wrong at positions %v (valid at depth %d)", o.Positions, o.Bug.Expect.ValidDepth)
+	case res.Signature != nil && o.Signature != SigDiverged && o.Signature != SigReplicaMismatch: // the verdict says replica mismatch
+		s += "; " + res.Signature.String()
 	}
 	for _, st := range o.Bug.Expect.Scaled {
 		if c := o.Scales[st.Name]; !math.IsNaN(c) {
@@ -323,8 +313,8 @@ func (o *Outcome) Mismatches() []string {
 		want("failing input of", o.Feeds, ex.Feeds)
 	}
 	if ex.Signature == SigScaled && o.Signature == SigScaled && len(ex.Scaled) > 0 && ex.Scaled[0].Name == ex.First {
-		if o.Scale != ex.Scaled[0].Factor {
-			bad = append(bad, fmt.Sprintf("scale ×%g, want ×%g", o.Scale, ex.Scaled[0].Factor))
+		if o.Diagnosed.Scale != ex.Scaled[0].Factor {
+			bad = append(bad, fmt.Sprintf("scale ×%g, want ×%g", o.Diagnosed.Scale, ex.Scaled[0].Factor))
 		}
 	}
 	for _, s := range ex.Scaled {

@@ -10,9 +10,16 @@ import (
 	"github.com/spcheck/spcheck/trace"
 )
 
-// Run computes m's forward and backward on its deterministic parameters and inputs.
+// Run computes m's forward and backward on its deterministic parameters and inputs. A model
+// whose footprint (EstimateMemory) exceeds the machine's memory is refused with a
+// *MemoryError before anything is allocated.
 func Run(m plan.Model) (*Result, error) {
 	if err := checkModel(m); err != nil {
+		return nil, err
+	}
+	p := plan.Default()
+	p.Model = m
+	if err := checkMemory(p); err != nil {
 		return nil, err
 	}
 	return RunWith(m, model.InitParams(m), model.MakeInputs(m))

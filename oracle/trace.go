@@ -21,6 +21,9 @@ func WriteTrace(dir string, p plan.Plan) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	if err := checkMemory(p); err != nil {
+		return err
+	}
 	res, err := Run(p.Model)
 	if err != nil {
 		return err
@@ -41,7 +44,9 @@ func writeResult(dir string, p plan.Plan, res *Result) error {
 }
 
 // TraceWriter holds res as p's reference trace file, ready to be written to a directory or
-// rendered in memory (Writer.Bytes) for an in-memory comparison.
+// rendered in memory (Writer.Bytes) for an in-memory comparison. It keeps references to res's
+// tensors (trace.Writer.AddRef), encoding them only when the file is written (streamed, a chunk
+// at a time) or opened, so res must not change before then.
 func TraceWriter(p plan.Plan, res *Result) (*trace.Writer, error) {
 	w := trace.NewWriter(Meta(p))
 	for _, rec := range res.Records {
@@ -50,7 +55,7 @@ func TraceWriter(p plan.Plan, res *Result) (*trace.Writer, error) {
 			dt = tensor.I64
 		}
 		tm := trace.TensorMeta{Name: rec.Name, Kind: rec.Kind, Order: rec.Order, Shape: shapeOf(rec.Tensor)}
-		if err := w.Add(rec.Name, tm, dt, rec.Tensor); err != nil {
+		if err := w.AddRef(rec.Name, tm, dt, rec.Tensor); err != nil {
 			return nil, err
 		}
 	}

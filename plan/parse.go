@@ -15,13 +15,21 @@ type field struct {
 	set func(*Plan, string) error
 }
 
+// MaxSize caps every integer plan key: sizes past it cannot be held in memory by any executor
+// (a hidden size of 2²⁴ alone makes a 2⁴⁸-element weight), and the cap keeps every product of
+// sizes the simulator forms inside an int.
+const MaxSize = 1 << 24
+
 func intField(key string, ptr func(*Plan) *int) field {
 	return field{key,
 		func(p *Plan) string { return strconv.Itoa(*ptr(p)) },
 		func(p *Plan, v string) error {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 1<<24 {
+			if err != nil || n < 0 {
 				return fmt.Errorf("%s=%q: want a non-negative integer", key, v)
+			}
+			if n > MaxSize {
+				return fmt.Errorf("%s=%d is past the cap on plan sizes (%d = 2^24)", key, n, MaxSize)
 			}
 			*ptr(p) = n
 			return nil
@@ -157,10 +165,48 @@ func (p *Plan) Get(key string) (string, bool) {
 	return "", false
 }
 
-// Apply sets the keys of a plan string ("tp=2,pp=2,packed=4:3:5") on top of p. Keys are applied
-// left to right, except that packed is applied last so that it always sets seq.
+// Apply sets the keys of a plan string ("tp=2,pp=2,packed=4:3:5") on top of p. A key may appear
+// once. Keys are applied left to right, except that packed is applied last: it sets seq to the
+// sum of its lengths, so a seq in the same string must agree with it.
 func (p *Plan) Apply(s string) error {
-	var packed *string
+	items, err := Items(s)
+	if err != nil {
+		return err
+	}
+	var packed, seq *string
+	for _, it := range items {
+		switch it.Key {
+		case "packed":
+			packed = &it.Value
+			continue
+		case "seq":
+			seq = &it.Value
+		}
+		if err := p.Set(it.Key, it.Value); err != nil {
+			return err
+		}
+	}
+	if packed == nil {
+		return nil
+	}
+	if err := p.Set("packed", *packed); err != nil {
+		return err
+	}
+	if seq != nil && len(p.Packed) > 0 && strings.TrimSpace(*seq) != strconv.Itoa(p.Seq) {
+		return fmt.Errorf("packed=%s makes rows of %d tokens but seq=%s: packed sets seq, so drop seq or make it %d",
+			strings.TrimSpace(*packed), p.Seq, strings.TrimSpace(*seq), p.Seq)
+	}
+	return nil
+}
+
+// Item is one key=value pair of a plan string.
+type Item struct{ Key, Value string }
+
+// Items splits a plan string into its key=value pairs, in order, refusing an item without '='
+// and a key given twice (which would otherwise silently mean the last one).
+func Items(s string) ([]Item, error) {
+	var items []Item
+	seen := map[string]string{}
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -168,21 +214,16 @@ func (p *Plan) Apply(s string) error {
 		}
 		k, v, ok := strings.Cut(item, "=")
 		if !ok {
-			return fmt.Errorf("plan item %q is not key=value", item)
+			return nil, fmt.Errorf("plan item %q is not key=value", item)
 		}
 		k = strings.TrimSpace(k)
-		if k == "packed" {
-			packed = &v
-			continue
+		if prev, dup := seen[k]; dup {
+			return nil, fmt.Errorf("plan key %s is given twice (%s=%s and %s=%s): give it once", k, k, prev, k, strings.TrimSpace(v))
 		}
-		if err := p.Set(k, v); err != nil {
-			return err
-		}
+		seen[k] = strings.TrimSpace(v)
+		items = append(items, Item{k, v})
 	}
-	if packed != nil {
-		return p.Set("packed", *packed)
-	}
-	return nil
+	return items, nil
 }
 
 // Parse reads a plan string on top of the defaults and validates it.
@@ -205,4 +246,51 @@ func (p Plan) String() string {
 		items = append(items, f.key+"="+v)
 	}
 	return strings.Join(items, ",")
+}
+
+// descriptions says what each key means, for --help.
+var descriptions = map[string]string{
+	"tp":           "tensor-parallel ranks (Megatron column/row-parallel linears, vocab-parallel embedding and loss)",
+	"pp":           "pipeline stages; each holds a contiguous run of layers",
+	"dp":           "data-parallel replicas; each takes batch/dp rows",
+	"sp":           "sequence parallelism: off, megatron (norms/dropout on sequence shards) or vllm (residual scattered)",
+	"partial_p2p":  "Paddle's enable_partial_send_recv: pipeline hand-offs send 1/tp of the activation and all-gather it",
+	"microbatches": "micro-batches per optimizer step (pipeline)",
+	"schedule":     "pipeline schedule: gpipe or 1f1b",
+	"mtp":          "multi-token-prediction depths D (DeepSeek-V3 MTP modules after the main model)",
+	"mtp_lambda":   "MTP loss weight λ: loss = L_main + (λ/D)·Σ L_k",
+	"packed":       "packed sequence lengths per row, e.g. 4:3:5 (cu_seqlens); sets seq to their sum",
+	"hidden":       "model width H",
+	"heads":        "attention heads; hidden/heads (the head dim) must be even",
+	"layers":       "transformer layers of the main model",
+	"ffn":          "SwiGLU inner size",
+	"vocab":        "vocabulary size (need not divide by tp: vocab-parallel pads)",
+	"seq":          "tokens per batch row (set by packed when packed)",
+	"batch":        "batch rows per step (a multiple of dp × microbatches)",
+	"tied":         "the LM head shares the embedding weight",
+	"dtype":        "storage dtype of the run: fp64, fp32, bf16 or fp16",
+	"seed":         "seed of the initial weights and the input batch",
+	"bug":          "a catalogue bug variant to inject (spcheck bugs lists them); empty: the correct program",
+}
+
+// Describe says what a plan key means ("" for an unknown key).
+func Describe(key string) string { return descriptions[key] }
+
+// modelKeys are the keys of the model configuration that fix what a run computes, whatever its
+// dtype, seed, parallel split or bug: two runs that differ in one of them are runs of two
+// different models.
+var modelKeys = []string{"mtp", "mtp_lambda", "packed", "hidden", "heads", "layers", "ffn", "vocab", "seq", "batch", "tied"}
+
+// ModelDiff lists the model keys on which p and q differ, as "hidden=16 vs hidden=32"; nil when
+// they describe the same model (dtype, seed, parallel keys and bug are not compared).
+func (p Plan) ModelDiff(q Plan) []string {
+	var out []string
+	for _, k := range modelKeys {
+		a, _ := p.Get(k)
+		b, _ := q.Get(k)
+		if a != b {
+			out = append(out, fmt.Sprintf("%s=%s vs %s=%s", k, a, k, b))
+		}
+	}
+	return out
 }

@@ -25,9 +25,17 @@ func TestStringParseRoundTrip(t *testing.T) {
 			t.Fatalf("%s: %q → %q (%v)", c.reason, p.String(), q.String(), err)
 		}
 	}
-	p, _ := Parse("seq=99,packed=4:3:5")
+	p, _ := Parse("seq=12,packed=4:3:5")
 	if p.Seq != 12 || p.CuSeqlens()[3] != 12 {
 		t.Fatalf("packed must set seq: %v", p.CuSeqlens())
+	}
+}
+
+func TestEveryKeyIsDescribed(t *testing.T) {
+	for _, k := range Keys() {
+		if Describe(k) == "" {
+			t.Errorf("plan key %s has no description (descriptions in parse.go)", k)
+		}
 	}
 }
 
@@ -41,6 +49,9 @@ func TestInvalidPlansSayWhy(t *testing.T) {
 		{"unknown sp style", "sp=ring"},
 		{"NaN lambda", "mtp_lambda=NaN"},
 		{"infinite lambda", "mtp_lambda=Inf"},
+		{"a key given twice is not last-wins", "tp=2,tp=4"},
+		{"packed and an explicit seq disagree", "packed=4:3,seq=8"},
+		{"a size past the cap", "hidden=100000000"},
 	}) {
 		if _, err := Parse(c.in); err == nil {
 			t.Errorf("%s: %q parsed without error", c.reason, c.in)

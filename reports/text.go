@@ -86,7 +86,7 @@ func textDiagnosis(p *printer, w io.Writer, res *verify.Result, o Options) error
 		p.line("- %s", f)
 	}
 	if o.Seed001 {
-		seed001(p, d)
+		seed001(p, res)
 	}
 	return nil
 }
@@ -109,8 +109,9 @@ func (p *printer) line(format string, args ...any) {
 // lost chunks, and each rank's correct value under its (swapped) TP label. NCCL's all-gather
 // (Paddle process_group_nccl.cc AllGather) puts chunks in group-rank order and the P2P peer of TP t
 // is TP t, so both differ from that table; the values are the same.
-func seed001(p *printer, d *verify.Diagnosis) {
-	if d.Level != verify.LevelChunk || len(d.Rows) < 2 || !sameActual(d.Rows) {
+func seed001(p *printer, res *verify.Result) {
+	d := res.Diagnosis
+	if d.Level != verify.LevelChunk || res.Signature == nil || res.Signature.Kind != verify.SigIdenticalReceivers {
 		return // the layout only describes receivers that all hold one gathered tensor
 	}
 	chunks := make([]string, len(d.Rows[0].Blocks))
@@ -134,15 +135,4 @@ func seed001(p *printer, d *verify.Diagnosis) {
 		}
 		p.line("  TP%d: [%s]", i, strings.Join(vals, ","))
 	}
-}
-
-func sameActual(rows []verify.Row) bool {
-	for _, r := range rows[1:] {
-		for j, b := range r.Blocks {
-			if values(b.Actual, ",") != values(rows[0].Blocks[j].Actual, ",") {
-				return false
-			}
-		}
-	}
-	return true
 }

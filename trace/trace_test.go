@@ -316,3 +316,42 @@ func TestSegmentsReadAcrossParts(t *testing.T) {
 		}
 	}
 }
+
+// TestAddRefAndStreaming: a writer holding references (AddRef) renders, streams (WriteDir) and
+// opens (File) exactly the bytes of one that encoded at Add, including a tensor larger than
+// the streaming chunk and an empty one, in every dtype.
+func TestAddRefAndStreaming(t *testing.T) {
+	big := tensor.NewRNG(1, "big").NormalTensor(1, 3, 40000) // 120000 elements: two chunks
+	for _, d := range []tensor.DType{tensor.F64, tensor.F32, tensor.BF16, tensor.F16} {
+		eager, lazy := NewWriter(sampleMeta(0)), NewWriter(sampleMeta(0))
+		for _, w := range []struct {
+			w   *Writer
+			add func(string, TensorMeta, tensor.DType, *tensor.Dense) error
+		}{{eager, eager.Add}, {lazy, lazy.AddRef}} {
+			must(t, w.add("big", TensorMeta{Name: "act/big", Kind: Activation, Order: 1}, d, big))
+			must(t, w.add("empty", TensorMeta{Name: "act/empty", Kind: Activation, Order: 2}, d, tensor.New(0, 3)))
+			must(t, w.add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 3}, d, tensor.Scalar(0.25)))
+		}
+		want, err := eager.Bytes()
+		must(t, err)
+		got, err := lazy.Bytes()
+		must(t, err)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%v: AddRef renders other bytes than Add", d)
+		}
+		path, err := lazy.WriteDir(t.TempDir())
+		must(t, err)
+		disk, err := os.ReadFile(path)
+		must(t, err)
+		if !bytes.Equal(disk, want) {
+			t.Fatalf("%v: the streamed file differs from Bytes", d)
+		}
+		f, err := lazy.File("mem")
+		must(t, err)
+		raw, err := f.Raw(f.Entries[0])
+		must(t, err)
+		if !bytes.Equal(raw, tensor.Encode(d, big.Data)) {
+			t.Fatalf("%v: the in-memory file of AddRef holds other bytes", d)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -24,7 +25,47 @@ type Writer struct {
 type pending struct {
 	dtype tensor.DType
 	shape []int
-	bytes []byte
+	bytes []byte    // the encoded tensor, or nil when src is encoded at write time (AddRef)
+	src   []float64 // AddRef's values
+}
+
+func (p pending) size() int64 {
+	if p.src != nil {
+		return int64(len(p.src)) * int64(p.dtype.Size())
+	}
+	return int64(len(p.bytes))
+}
+
+// encoded is the tensor's bytes, encoding AddRef's values now.
+func (p pending) encoded() []byte {
+	if p.src != nil {
+		return tensor.Encode(p.dtype, p.src)
+	}
+	return p.bytes
+}
+
+// writeData writes the tensor's bytes to out, encoding AddRef's values a chunk at a time.
+func (p pending) writeData(out io.Writer, buf []byte) ([]byte, error) {
+	if p.src == nil {
+		_, err := out.Write(p.bytes)
+		return buf, err
+	}
+	const chunk = 1 << 16 // elements
+	sz := p.dtype.Size()
+	for lo := 0; lo < len(p.src); lo += chunk {
+		part := p.src[lo:min(lo+chunk, len(p.src))]
+		if cap(buf) < len(part)*sz {
+			buf = make([]byte, chunk*sz)
+		}
+		buf = buf[:len(part)*sz]
+		for i, v := range part {
+			p.dtype.PutValue(buf[i*sz:], v)
+		}
+		if _, err := out.Write(buf); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // NewWriter starts a file for one rank. Format, Version and Tensors are filled in.
@@ -36,6 +77,10 @@ func NewWriter(m Meta) *Writer {
 // Add stores t, rounded to dtype, under key with its metadata. Keys must be unique; the
 // placement must parse (checked again, with everything else, when the file is read).
 func (w *Writer) Add(key string, tm TensorMeta, dtype tensor.DType, t *tensor.Dense) error {
+	return w.add(key, tm, pending{dtype: dtype, shape: append([]int{}, t.Shape...), bytes: tensor.Encode(dtype, t.Data)})
+}
+
+func (w *Writer) add(key string, tm TensorMeta, p pending) error {
 	if _, dup := w.tensors[key]; dup {
 		return fmt.Errorf("trace writer: tensor key %q added twice", key)
 	}
@@ -43,15 +88,33 @@ func (w *Writer) Add(key string, tm TensorMeta, dtype tensor.DType, t *tensor.De
 		return fmt.Errorf("trace writer: tensor %q: %w", key, err)
 	}
 	w.meta.Tensors[key] = tm
-	w.tensors[key] = pending{dtype: dtype, shape: append([]int{}, t.Shape...), bytes: tensor.Encode(dtype, t.Data)}
+	w.tensors[key] = p
 	return nil
+}
+
+// AddRef is Add without the copy: t's values are encoded only when the file is written
+// (WriteTo, WriteDir, Bytes) or opened (File), so t must not change until then. A writer of
+// large tensors that it keeps anyway (the oracle's results) holds one copy of them instead of
+// two, and WriteDir streams them to disk a chunk at a time.
+func (w *Writer) AddRef(key string, tm TensorMeta, dtype tensor.DType, t *tensor.Dense) error {
+	return w.add(key, tm, pending{dtype: dtype, shape: append([]int{}, t.Shape...), src: t.Data})
 }
 
 // Bytes renders the file.
 func (w *Writer) Bytes() ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteTo writes the file to out: the header, then each tensor's bytes in key order, without
+// rendering the whole file in memory first.
+func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	doc, err := json.Marshal(w.meta)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	keys := w.sortedKeys()
 	header := map[string]any{"__metadata__": map[string]string{MetadataKey: string(doc)}}
@@ -62,24 +125,32 @@ func (w *Writer) Bytes() ([]byte, error) {
 		if shape == nil {
 			shape = []int{}
 		}
-		header[k] = rawEntry{DType: p.dtype.String(), Shape: shape, DataOffsets: []int64{off, off + int64(len(p.bytes))}}
-		off += int64(len(p.bytes))
+		header[k] = rawEntry{DType: p.dtype.String(), Shape: shape, DataOffsets: []int64{off, off + p.size()}}
+		off += p.size()
 	}
 	hdr, err := json.Marshal(header)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	for len(hdr)%8 != 0 { // safetensors pads the header with spaces to 8-byte alignment
 		hdr = append(hdr, ' ')
 	}
-	var buf bytes.Buffer
-	buf.Grow(8 + len(hdr) + int(off))
-	binary.Write(&buf, binary.LittleEndian, uint64(len(hdr)))
-	buf.Write(hdr)
-	for _, k := range keys {
-		buf.Write(w.tensors[k].bytes)
+	if g, ok := out.(interface{ Grow(int) }); ok {
+		g.Grow(8 + len(hdr) + int(off))
 	}
-	return buf.Bytes(), nil
+	if err := binary.Write(out, binary.LittleEndian, uint64(len(hdr))); err != nil {
+		return 0, err
+	}
+	if _, err := out.Write(hdr); err != nil {
+		return 0, err
+	}
+	var buf []byte
+	for _, k := range keys {
+		if buf, err = w.tensors[k].writeData(out, buf); err != nil {
+			return 0, err
+		}
+	}
+	return 8 + int64(len(hdr)) + off, nil
 }
 
 func (w *Writer) sortedKeys() []string {
@@ -105,7 +176,7 @@ func (w *Writer) File(name string) (*File, error) {
 	for _, k := range w.sortedKeys() {
 		p := w.tensors[k]
 		begin := data.size
-		data.add(p.bytes)
+		data.add(p.encoded())
 		e, err := describeEntry(&Entry{Key: k, DType: p.dtype, Shape: p.shape, Begin: begin, End: data.size}, &meta)
 		if err != nil {
 			return nil, inFile(err, name, k)
@@ -156,15 +227,25 @@ func (s *segments) ReadAt(p []byte, off int64) (int, error) {
 // FileName is the conventional name of rank r's file in a trace directory.
 func FileName(rank int) string { return fmt.Sprintf("rank-%05d.safetensors", rank) }
 
-// WriteDir writes the file into dir under FileName(rank), creating dir.
+// WriteDir writes the file into dir under FileName(rank), creating dir; it streams the
+// tensors to disk (WriteTo) rather than rendering the file in memory.
 func (w *Writer) WriteDir(dir string) (string, error) {
-	b, err := w.Bytes()
-	if err != nil {
-		return "", err
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, FileName(w.meta.Rank))
-	return path, os.WriteFile(path, b, 0o644)
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if _, err := w.WriteTo(bw); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return path, f.Close()
 }

@@ -90,6 +90,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "compare", err)
 	}
+	if err := configMismatch(rep); err != nil {
+		return fail(stderr, "compare", err)
+	}
 	render := func(w io.Writer) error {
 		return reports.Write(w, rep, *format, reports.Options{All: *all, Seed001: *seed001})
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 
 	"github.com/spcheck/spcheck/bugs"
@@ -41,6 +42,9 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	}
 	if *work == "" {
 		return fail(stderr, "gpu", errors.New("--work DIR is required"))
+	}
+	if _, err := exec.LookPath(*execPath); err != nil {
+		return fail(stderr, "gpu", fmt.Errorf("--exec %s: no executor to run (build it with make -C cuda, or point --exec at it): %w", *execPath, err))
 	}
 	p, err := build()
 	if err != nil {

@@ -15,7 +15,7 @@ func planFlags(fs *flag.FlagSet) func() (plan.Plan, error) {
 	def := plan.Default()
 	for _, k := range plan.Keys() {
 		v, _ := def.Get(k)
-		fs.String(k, v, fmt.Sprintf("plan key %s", k))
+		fs.String(k, v, plan.Describe(k))
 	}
 	return func() (plan.Plan, error) {
 		p := plan.Default()
@@ -26,18 +26,26 @@ func planFlags(fs *flag.FlagSet) func() (plan.Plan, error) {
 	}
 }
 
-// applyPlanFlags sets on p the --plan string, then the individual plan flags given explicitly.
-// The individual flags go through one Apply, which sets packed last, so packed always sets seq
-// whatever the flag order.
+// applyPlanFlags sets on p the --plan string with the individual plan flags given explicitly in
+// place of its keys, in one Apply: a key repeated inside --plan is an error, and packed and seq
+// must agree wherever each was given.
 func applyPlanFlags(fs *flag.FlagSet, p *plan.Plan) error {
-	if err := p.Apply(fs.Lookup("plan").Value.String()); err != nil {
-		return err
+	items, err := plan.Items(fs.Lookup("plan").Value.String())
+	if err != nil {
+		return fmt.Errorf("--plan: %w", err)
 	}
-	var given []string
+	given := map[string]bool{}
+	var merged []string
 	fs.Visit(func(f *flag.Flag) {
 		if _, isKey := p.Get(f.Name); isKey && f.Name != "plan" {
-			given = append(given, f.Name+"="+f.Value.String())
+			given[f.Name] = true
+			merged = append(merged, f.Name+"="+f.Value.String())
 		}
 	})
-	return p.Apply(strings.Join(given, ","))
+	for _, it := range items {
+		if !given[it.Key] {
+			merged = append(merged, it.Key+"="+it.Value)
+		}
+	}
+	return p.Apply(strings.Join(merged, ","))
 }

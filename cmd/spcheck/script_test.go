@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/spcheck/spcheck/internal/scenario"
+	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
 
@@ -23,7 +24,9 @@ import (
 //	                     lines: "grep REGEX" keeps only the lines matching one of them (the key
 //	                     lines), "mask REGEX" replaces what matches by "…" (timings, versions).
 //	traces NAME          write the traces of verifytest scenario NAME (or "renamed": framework
-//	                     names with stage-local indices) to $TMP/NAME/ref and /cand
+//	                     names with stage-local indices; "padleak": an activation longer in
+//	                     the candidate; "widths": a parameter wider in the candidate) to
+//	                     $TMP/NAME/ref and /cand
 //	write PATH           write the input lines to PATH
 //	rm PATH              remove a file
 //	steps DIR STEP0 STEP1  make DIR a two-step dump (step-000000/, step-000001/) of two traces
@@ -72,7 +75,7 @@ func (s *script) run(t *testing.T, b *scenario.Block) string {
 		return s.spcheck(t, b, args)
 	case "traces":
 		need(1)
-		for _, sc := range append(verifytest.All(), renamed()) {
+		for _, sc := range append(verifytest.All(), renamed(), shapes("padleak", trace.Activation), shapes("widths", trace.Param)) {
 			if sc.Name == args[0] {
 				dir := filepath.Join(s.tmp, sc.Name)
 				if err := sc.Ref.WriteDir(filepath.Join(dir, "ref")); err != nil {
@@ -196,5 +199,21 @@ func renamed() verifytest.Scenario {
 		cand.Add(i, "x", verifytest.Meta("fw.layer0", "activation", i, "tp=stage"), 2, []int{1}, float64(i))
 	}
 	s.Name, s.Ref, s.Cand = "renamed", ref, cand
+	return s
+}
+
+// shapes is a pair of plan-less traces (as a framework dump writes them) where one tensor of
+// the given kind is one element longer in the candidate, the others equal.
+func shapes(name string, kind trace.Kind) verifytest.Scenario {
+	s := verifytest.Clean()
+	ref := verifytest.Single("ref", verifytest.Provenance{})
+	cand := verifytest.Single("cand", verifytest.Provenance{})
+	ref.Add(0, "w", verifytest.Meta("param/w", trace.Param, 0, ""), 2, []int{2}, 1, 2)
+	cand.Add(0, "w", verifytest.Meta("param/w", trace.Param, 0, ""), 2, []int{2}, 1, 2)
+	ref.Add(0, "x", verifytest.Meta("act/x", trace.Activation, 1, ""), 2, []int{2}, 3, 4)
+	cand.Add(0, "x", verifytest.Meta("act/x", trace.Activation, 1, ""), 2, []int{2}, 3, 4)
+	ref.Add(0, "y", verifytest.Meta("odd", kind, 2, ""), 2, []int{2}, 5, 6)
+	cand.Add(0, "y", verifytest.Meta("odd", kind, 2, ""), 2, []int{3}, 5, 6, 0)
+	s.Name, s.Ref, s.Cand = name, ref, cand
 	return s
 }

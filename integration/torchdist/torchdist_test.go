@@ -461,7 +461,8 @@ func relErr(a, b *tensor.Dense) float64 {
 
 // TestPythonUnitTests runs spcheck_dump's unit tests under Debian's python (with torch) and,
 // when it is another interpreter, the python3 on PATH (the standard-library paths, plus numpy
-// and the safetensors package where installed).
+// and the safetensors package where installed), and the PyTorch 2.x environment's when there
+// is one (DTensor, async collectives).
 func TestPythonUnitTests(t *testing.T) {
 	requireTorch(t)
 	dir := filepath.Join(repoRoot(t), "python")
@@ -471,6 +472,9 @@ func TestPythonUnitTests(t *testing.T) {
 		if real, _ := filepath.EvalSymlinks(p); real != sys {
 			interps = append(interps, p)
 		}
+	}
+	if llamaMissing() == "" { // PyTorch 2.x: the DTensor and async-collective tests run too
+		interps = append(interps, torch2Python())
 	}
 	for _, interp := range interps {
 		t.Run(filepath.Base(filepath.Dir(interp))+"/"+filepath.Base(interp), func(t *testing.T) {

@@ -186,6 +186,17 @@ class Dumper:
         self._metas[key] = tm
         return key
 
+    def place_again(self, key, place):
+        """Sets the placement of an already recorded tensor (e.g. once its consumer has said how
+        it is laid out); the automatic mb and stage items are added as by record()."""
+        tm = self._metas[key]
+        local = self._tensors[key][1]
+        items = self._placement(key, place, tm.get("coord", {}).get(MB_AXIS), local)
+        tm["shape"] = placement.global_shape(items, self.mesh, local)
+        tm.pop("place", None)
+        if items:
+            tm["place"] = placement.render(items)
+
     def _from_dtensor(self, key, t, place, shape):
         """A DTensor's local tensor, its own placement (plus the items of place on axes its mesh
         lacks, e.g. pp=stage) and its global shape."""

@@ -69,13 +69,16 @@ def mesh_of(device_mesh):
 
 
 class Placed:
-    """Where a planned module's plain local tensors lie along the TP axis (DTensor placements,
-    None = replicated / untouched): its output and its first input."""
+    """Where a planned module's plain local tensors lie along the TP axis, as DTensor
+    placements (None: not a plain tensor, or untouched by the style): output, what the style
+    hands out; input, the first input as the module's own forward sees it; consumes, the
+    layouts the style declares for the plain tensors it is given ({position or keyword:
+    placement}) — in torch TP a plain local tensor's layout is what its consumer declares."""
 
-    __slots__ = ("output", "input")
+    __slots__ = ("output", "input", "consumes")
 
-    def __init__(self, output=None, input=None):
-        self.output, self.input = output, input
+    def __init__(self, output=None, input=None, consumes=None):
+        self.output, self.input, self.consumes = output, input, consumes or {}
 
 
 def _first(layouts):
@@ -88,9 +91,21 @@ def _first(layouts):
 def _style_placed(style):
     """Placed for one ParallelStyle (torch's or HF's: both keep input_layouts,
     output_layouts, desired_*_layouts and use_local_output)."""
-    if not getattr(style, "use_local_output", True):
-        return Placed()  # the module hands out DTensors: read from the tensors themselves
     cls = type(style).__name__
+    consumes = {}
+    given = getattr(style, "input_layouts", None)
+    if cls == "SequenceParallel":
+        given = _first(getattr(style, "sequence_sharding", None)) or _shard_placement(
+            getattr(style, "sequence_dim", 1))
+    for i, p in enumerate(given if isinstance(given, (tuple, list)) else [given]):
+        if p is not None:
+            consumes[i] = p
+    consumes.update({k: v for k, v in (getattr(style, "input_kwarg_layouts", None) or {}).items()
+                     if v is not None})
+    if cls == "PrepareModuleOutput":
+        consumes = {}
+    if not getattr(style, "use_local_output", True):
+        return Placed(consumes=consumes)  # it hands out DTensors: read from the tensors
     out = _first(getattr(style, "desired_output_layouts", None)) or _first(getattr(style, "output_layouts", None))
     if cls == "SequenceParallel":
         out = _first(getattr(style, "sequence_sharding", None))
@@ -101,7 +116,7 @@ def _style_placed(style):
         out = None  # the module's own output is untouched by the style
     if cls in ("PrepareModuleOutput",):
         inp = None
-    return Placed(output=out, input=inp)
+    return Placed(output=out, input=inp, consumes=consumes)
 
 
 def _shard_placement(dim):
@@ -144,9 +159,21 @@ def plan_of(model, plan=None):
 
 def plan_placements(model, plan=None):
     """{module name: Placed} for every module of model that plan names. plan: {fqn pattern:
-    ParallelStyle} as given to parallelize_module (nested dicts are not read), or HF's
-    {pattern: style name}; None reads model.tp_plan."""
+    ParallelStyle} as given to parallelize_module(model, mesh, plan), a list of (module, plan)
+    pairs as given to several parallelize_module calls on submodules, or HF's {pattern: style
+    name}; None reads model.tp_plan."""
     plan = plan_of(model, plan)
+    if isinstance(plan, (list, tuple)):
+        where = {id(mod): name for name, mod in model.named_modules()}
+        out = {}
+        for mod, sub in plan:
+            if id(mod) not in where:
+                raise DumpError(f"watch(plan=...): a {type(mod).__name__} given with a plan is not "
+                                "a submodule of the watched model")
+            root = where[id(mod)]
+            for name, placed in plan_placements(mod, sub).items():
+                out[f"{root}.{name}" if root and name else root or name] = placed
+        return out
     out = {}
     names = [n for n, _ in model.named_modules()]
     for pattern, style in plan.items():
@@ -178,9 +205,11 @@ def attach_stage(dumper, stage, schedule=None):
     activation gradients scaled alike, so they are those of the step's loss. Returns a handle
     with .remove()."""
     handles = []
+    last = {"mb": None, "probe": False}  # the stage's latest forward: the loss follows it
     if hasattr(stage, "register_forward_context"):
         @contextlib.contextmanager
         def context(info):
+            last.update(mb=info.microbatch_index, probe=info.is_metadata_inference)
             if info.is_metadata_inference:
                 with dumper.paused():
                     yield
@@ -192,6 +221,7 @@ def attach_stage(dumper, stage, schedule=None):
         orig = stage.forward_one_chunk
 
         def forward_one_chunk(fwd_chunk_id, *args, **kwargs):
+            last.update(mb=fwd_chunk_id, probe=False)
             with dumper.microbatch(fwd_chunk_id):
                 return orig(fwd_chunk_id, *args, **kwargs)
         stage.forward_one_chunk = forward_one_chunk
@@ -201,14 +231,12 @@ def attach_stage(dumper, stage, schedule=None):
         if getattr(schedule, "scale_grads", False) and m:
             dumper.agrad_scale = 1.0 / m
         loss_fn = schedule._loss_fn
-        count = [0, None]  # calls in this step, the step they belong to
 
         def recording_loss(*args, **kwargs):
+            # Schedules compute a micro-batch's loss right after its forward on the last stage.
             loss = loss_fn(*args, **kwargs)
-            if count[1] != dumper._step:
-                count[:] = [0, dumper._step]
-            dumper.loss("main", loss, "mb=partial(avg)", mb=count[0])
-            count[0] += 1
+            if not last["probe"] and last["mb"] is not None:
+                dumper.loss("main", loss, "mb=partial(avg)", mb=last["mb"])
             return loss
         schedule._loss_fn = recording_loss
         handles.append(_Restore(schedule, "_loss_fn", loss_fn))

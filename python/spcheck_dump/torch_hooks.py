@@ -2,6 +2,7 @@
 gradients, parameter values at first use, and parameter grads when the step is saved."""
 
 import re
+import weakref
 
 from .dumper import PREFIX
 
@@ -40,6 +41,11 @@ def watch(dumper, model, *, prefix="", act_place=None, param_place=None, inputs=
         from . import torch as sdt
         w.planned = sdt.plan_placements(model, None if plan is True else plan)
         w.tp_axis = tp_axis
+        for mname, mod in model.named_modules():
+            if w.planned.get(mname) is not None and w.planned[mname].consumes:
+                # Before the style's own hook converts what the module is given.
+                w.handles.append(mod.register_forward_pre_hook(
+                    w.consumer_hook(mname), prepend=True, with_kwargs=True))
     inputs_re = re.compile(inputs) if inputs else None
     include_re = re.compile(include) if include else None
     exclude_re = re.compile(exclude) if exclude else None
@@ -64,6 +70,8 @@ class Watch:
         self.dumper, self.model, self.prefix = dumper, model, prefix
         self.act_place, self.param_place, self.grad_attrs = act_place, param_place, grad_attrs
         self.planned, self.tp_axis = {}, None  # module name -> torch.Placed, from a TP plan
+        self._places = {}  # id(tensor) -> (weakref, placement or None, keys recorded under)
+        self._settled = {}  # key -> placement settled after recording
         self.handles = []
 
     def remove(self):
@@ -96,42 +104,103 @@ class Watch:
 
     def output_hook(self, mname, with_grad):
         def hook(mod, args, out):
+            if self.planned and args and _is_tensor(args[0]) and not _is_dtensor(args[0]):
+                layout = getattr(self.planned.get(mname), "input", None)
+                if layout is not None:  # the input as the plan's style handed it to the module
+                    self._settle(args[0], self._plan_place(layout, args[0]))
+            x = args[0] if args and _is_tensor(args[0]) else None
             if _is_tensor(out):
-                self._tensor(mname, mname, out, with_grad)
+                self._tensor(mname, mname, out, with_grad, x=x)
             elif isinstance(out, (tuple, list)):
                 for i, o in enumerate(out):
                     if _is_tensor(o):
-                        self._tensor(f"{mname}.{i}", mname, o, with_grad)
+                        self._tensor(f"{mname}.{i}", mname, o, with_grad, x=x)
         return hook
 
-    def _tensor(self, tname, mname, t, with_grad, role=None):
+    def _tensor(self, tname, mname, t, with_grad, role=None, x=None):
         d = self.dumper
         if not d.capturing:
             return
         name, mb = self.name(tname), d._mb
-        place = "" if _is_dtensor(t) else self.place_of(mname, t, role)
-        d.record(PREFIX["activation"] + name, _dense(t), "activation", place)
-        grad_place = adjoint_place(place)
-        if with_grad and t.requires_grad and grad_place is not None:
+        place = "" if _is_dtensor(t) else self.place_of(mname, t, role, x)
+        key = d.record(PREFIX["activation"] + name, _dense(t), "activation", place or "")
+        if self.planned and not _is_dtensor(t):
+            self._remember(t, place, key)
+        if with_grad and t.requires_grad:
             def grad_hook(g):  # runs in the backward, outside the forward's microbatch() block
+                gp = adjoint_place(self._settled.get(key, place) or "")
+                if gp is None:
+                    return
                 if d.agrad_scale != 1:
                     g = g * d.agrad_scale
                 d.record(PREFIX["activation_grad"] + name, _dense(g), "activation_grad",
-                         "" if _is_dtensor(g) else grad_place, mb=mb)
+                         "" if _is_dtensor(g) else gp, mb=mb)
             t.register_hook(grad_hook)
 
-    def place_of(self, mname, t, role=None):
-        """act_place's placement for a plain tensor of module mname, else the plan's."""
+    def consumer_hook(self, mname):
+        """A pre-hook settling the placement of the plain tensors a planned module is given:
+        what its style declares (input_layouts, input_kwarg_layouts) is what they are."""
+        consumes = self.planned[mname].consumes
+
+        def hook(mod, args, kwargs):
+            for where, layout in consumes.items():
+                t = args[where] if isinstance(where, int) and where < len(args) else kwargs.get(where)
+                if _is_tensor(t) and not _is_dtensor(t):
+                    self._settle(t, self._plan_place(layout, t))
+        return hook
+
+    def _settle(self, t, place):
+        """t's placement is now known: update what was recorded of it with an unknown one."""
+        ref, old, keys = self._places.get(id(t), (None, None, ()))
+        if ref is None or ref() is not t:
+            self._places[id(t)] = (weakref.ref(t), place, [])
+            return
+        if old is None:
+            for key in keys:
+                if key is not None:
+                    self.dumper.place_again(key, place)
+                    self._settled[key] = place
+            self._places[id(t)] = (ref, place, keys)
+
+    def place_of(self, mname, t, role=None, x=None):
+        """The placement of plain tensor t, an output (or, role _INPUT, the input) of module
+        mname: act_place's when it gives one; else, with a plan, the plan's style's for the
+        modules it names; else the placement of the same tensor object seen before (a module
+        returning a planned child's output, e.g. an MLP returning its down projection's);
+        else, when t has the shape of the module's input x, x's (element-wise modules and
+        residual blocks keep their input's layout); else None: unknown until a planned module
+        that consumes t declares its layout (replicated if none does by save())."""
         own = self.act_place(mname, t)
-        if own or mname not in self.planned:
+        if own or not self.planned:
             return own
+        p = self.planned.get(mname)
+        layout = None if p is None else (p.input if role == _INPUT else p.output)
+        if layout is not None:
+            return self._plan_place(layout, t)
+        seen = self._known(t)
+        if seen is None and role != _INPUT and x is not None and tuple(x.shape) == tuple(t.shape):
+            seen = self._known(x)
+        return seen
+
+    def _plan_place(self, layout, t):
         from . import torch as sdt
-        p = self.planned[mname]
-        spec = sdt.spec_string(p.input if role == _INPUT else p.output, t.dim())
-        return "" if spec in (None, "replicate") else f"{self.tp_axis}={spec}"
+        spec = sdt.spec_string(layout, t.dim())
+        return "" if spec == "replicate" else f"{self.tp_axis}={spec}"
+
+    def _remember(self, t, place, key=None):
+        """Notes t's placement (None: unknown yet) and the key it was recorded under."""
+        ref, old, keys = self._places.get(id(t), (None, None, []))
+        if ref is None or ref() is not t:
+            ref, old, keys = weakref.ref(t), None, []
+        self._places[id(t)] = (ref, place if place is not None else old, keys + [key])
+
+    def _known(self, t):
+        ref, place, _ = self._places.get(id(t), (None, None, ()))
+        return place if ref is not None and ref() is t else None
 
     def capture_grads(self):
         d = self.dumper
+        self._places, self._settled = {}, {}  # tensors of this step only
         for pname, p in self.model.named_parameters():
             g = next((getattr(p, a) for a in self.grad_attrs if getattr(p, a, None) is not None), None)
             if g is not None:
