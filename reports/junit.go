@@ -81,10 +81,16 @@ func JUnit(w io.Writer, r *verify.Report) error {
 		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
 		{"command", r.Command}, {"verdict", headline(r)},
 	}
+	for _, sn := range r.Sentences() {
+		s.Properties = append(s.Properties, JUnitProperty{"explanation", sn})
+	}
 	repro := strings.Join(r.Reproduce(), "\n")
 	for _, res := range r.Results {
 		c := JUnitCase{ClassName: "spcheck." + string(res.Kind), Name: res.Name, Time: "0"}
 		msg := fmt.Sprintf("%s%s: %s", res.Verdict, roleMark(res), detailLine(res))
+		if x := res.Explanation; x != nil {
+			msg = x.Sentence + " — " + msg
+		}
 		switch {
 		case r.Failed(res):
 			c.Failure = &JUnitMessage{Type: string(res.Verdict), Message: msg, Body: failureBody(res, repro)}

@@ -428,7 +428,7 @@ func (e *explainer) lost(x *Explanation) bool {
 	for _, l := range e.d.Lost {
 		ls = append(ls, fmt.Sprintf("rank %d's block %d", l.Rank, l.Block))
 	}
-	x.body = fmt.Sprintf("%s of the reference held by no rank (lost: %s)", Plural(len(e.d.Lost), "block"), strings.Join(ls, ", "))
+	x.body = fmt.Sprintf("%s wrong, matching no reference data: %s of the reference held by no rank (lost: %s)", who(e.wrongRanks()), Plural(len(e.d.Lost), "block"), strings.Join(ls, ", "))
 	return true
 }
 

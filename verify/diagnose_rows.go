@@ -277,7 +277,7 @@ func (e *explainer) rearranged(x *Explanation) bool {
 	n := e.shape[best.d]
 	pattern := ""
 	pairs = slices.DeleteFunc(pairs, func(p pair) bool { return p.src == p.g })
-	if len(pairs) > 0 {
+	if len(pairs) > 1 { // one moved row is no pattern
 		k := pairs[0].src - pairs[0].g
 		shift, rot, rev := true, true, true
 		for _, p := range pairs {
@@ -350,6 +350,12 @@ func (e *explainer) blockRearranged(x *Explanation) bool {
 		unit = fmt.Sprintf("flat 1/%d chunks", e.d.Parts)
 	}
 	x.body = fmt.Sprintf("the reference's %s, at other positions: %s", unit, strings.Join(firstN(runs, 3), "; "))
+	if len(e.rows) > 1 && allSame(e.rows, func(r diagRow) []float64 { return r.actual }) {
+		x.body = fmt.Sprintf("all %d ranks hold the same data: the reference's %s of other positions (%s)", len(e.rows), unit, strings.Join(firstN(runs, 3), "; "))
+		if len(e.d.Lost) > 0 {
+			x.body += fmt.Sprintf("; %s held by no rank (lost)", Plural(len(e.d.Lost), "reference block"))
+		}
+	}
 	if len(e.d.Lost) > 0 {
 		x.body += fmt.Sprintf("; %s held by no rank (lost)", Plural(len(e.d.Lost), "reference block"))
 	}
