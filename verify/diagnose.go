@@ -463,40 +463,26 @@ func planInt(planStr, key string) (int, bool) {
 }
 
 // scaleNames names the factors a plan makes likely: the size of each mesh axis and the plan's
-// planQuantities (with 1/x and -x for each), e.g. 2 → "tp".
+// planQuantities (with 1/x and -x for each), e.g. 2 → "tp", synonyms merged (the mesh's mb axis
+// is the plan's microbatches). A factor that two quantities equal stays unnamed: "×2 (dp|tp)"
+// names nothing (the explanation decides between them by which tensors are scaled).
 func scaleNames(l *layout, info TraceInfo) map[float64]string {
-	type q struct {
-		name string
-		v    int
-	}
-	var qs []q
-	for i, a := range l.mesh.Axes {
-		qs = append(qs, q{a, l.mesh.Shape[i]})
-	}
-	for _, key := range planQuantities {
-		if v, ok := planInt(info.Plan, key); ok {
-			qs = append(qs, q{key, v})
-		}
-	}
+	qs := meshQuantities(l.mesh, info.Plan)
 	names := map[float64]string{}
+	ambiguous := map[float64]bool{}
 	add := func(v float64, name string) {
-		cur := names[v]
-		for _, s := range strings.Split(cur, "|") {
-			if s == name {
-				return
-			}
-		}
-		if cur != "" {
-			name = cur + "|" + name
+		if cur, ok := names[v]; ok && cur != name {
+			ambiguous[v] = true
 		}
 		names[v] = name
 	}
 	for _, x := range qs {
-		if x.v > 1 {
-			add(float64(x.v), x.name)
-			add(1/float64(x.v), "1/"+x.name)
-			add(-float64(x.v), "-"+x.name)
-		}
+		add(float64(x.v), x.name)
+		add(1/float64(x.v), "1/"+x.name)
+		add(-float64(x.v), "-"+x.name)
+	}
+	for v := range ambiguous {
+		delete(names, v)
 	}
 	return names
 }

@@ -260,6 +260,15 @@ var (
 
 // quantities are the candidate's mesh axis sizes and plan quantities, synonyms merged.
 func (c *comparer) quantities() []quantity {
+	if len(c.cl.tr.Files) == 0 {
+		return nil
+	}
+	return meshQuantities(c.cl.tr.Files[0].Meta.Mesh, c.cand.Plan)
+}
+
+// meshQuantities are a mesh's axis sizes and a plan string's planQuantities greater than 1, each
+// once, synonyms merged.
+func meshQuantities(m trace.Mesh, planStr string) []quantity {
 	var qs []quantity
 	add := func(name string, v int) {
 		if s, ok := synonyms[name]; ok {
@@ -270,14 +279,11 @@ func (c *comparer) quantities() []quantity {
 		}
 		qs = append(qs, quantity{name, v})
 	}
-	if len(c.cl.tr.Files) > 0 {
-		m := c.cl.tr.Files[0].Meta.Mesh
-		for i, a := range m.Axes {
-			add(a, m.Shape[i])
-		}
+	for i, a := range m.Axes {
+		add(a, m.Shape[i])
 	}
 	for _, key := range planQuantities {
-		if v, ok := planInt(c.cand.Plan, key); ok {
+		if v, ok := planInt(planStr, key); ok {
 			add(key, v)
 		}
 	}

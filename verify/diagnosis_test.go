@@ -23,6 +23,7 @@ import (
 // per mechanism, each with the one-line explanation of every root that Compare must give.
 //
 //	compare NAME                    a trace-level scenario (leaf tensors), built by traceScenarios
+//	compare-dir REF CAND            two trace directories (e.g. a framework's committed dumps)
 //	run plan=PLAN mutate=M[;M…]     the plan on the simulator with its programs mutated, so every
 //	                                downstream tensor is a true consequence; M is one of
 //	                                drop:ROLE@K      the K-th collective of ROLE (per rank) becomes a copy
@@ -46,6 +47,23 @@ func TestDiagnosis(t *testing.T) {
 			if err != nil {
 				b.Fatalf(t, "%v", err)
 			}
+			if rep, err = verify.Compare(ref, cand, verify.Options{}); err != nil {
+				b.Fatalf(t, "%v", err)
+			}
+		case "compare-dir":
+			if len(b.Args) != 2 {
+				b.Fatalf(t, "compare-dir takes a reference and a candidate directory")
+			}
+			ref, err := trace.OpenDir(b.Args[0])
+			if err != nil {
+				b.Fatalf(t, "%v", err)
+			}
+			defer ref.Close()
+			cand, err := trace.OpenDir(b.Args[1])
+			if err != nil {
+				b.Fatalf(t, "%v", err)
+			}
+			defer cand.Close()
 			if rep, err = verify.Compare(ref, cand, verify.Options{}); err != nil {
 				b.Fatalf(t, "%v", err)
 			}
