@@ -81,25 +81,43 @@ func InitParam(m plan.Model, name string, shape []int) *tensor.Dense {
 	return t
 }
 
+// InitRule is how InitValue turns the normal variate n of an element into its value: 1 + Std·n
+// for a norm weight (Norm), n/√FanIn for any other weight (FanIn: the last dim of its full
+// shape). Emitted plans carry it (simulate.Generated) so an executor can generate its shards
+// itself, bit for bit, instead of reading them from files.
+type InitRule struct {
+	Norm  bool    `json:"norm"`
+	Std   float64 `json:"std,omitempty"`
+	FanIn int     `json:"fan_in,omitempty"`
+}
+
+// InitRuleOf is parameter name's rule for its full shape.
+func InitRuleOf(name string, shape []int) InitRule {
+	if isNorm(name) {
+		return InitRule{Norm: true, Std: NormInitStd}
+	}
+	return InitRule{FanIn: shape[len(shape)-1]}
+}
+
+// Value is the element's value for the normal variate n.
+func (r InitRule) Value(n float64) float64 {
+	if r.Norm {
+		return 1 + r.Std*n
+	}
+	return n / math.Sqrt(float64(r.FanIn))
+}
+
 // paramInit generates one parameter's elements (InitValue's rule).
 type paramInit struct {
-	rng    tensor.RNG
-	norm   bool
-	sqrtIn float64
+	rng  tensor.RNG
+	rule InitRule
 }
 
 func newInit(m plan.Model, name string, shape []int) paramInit {
-	return paramInit{rng: tensor.NewRNG(m.Seed, "param/"+name), norm: isNorm(name),
-		sqrtIn: math.Sqrt(float64(shape[len(shape)-1]))}
+	return paramInit{rng: tensor.NewRNG(m.Seed, "param/"+name), rule: InitRuleOf(name, shape)}
 }
 
-func (p paramInit) at(flat int) float64 {
-	n := p.rng.Normal(uint64(flat))
-	if p.norm {
-		return 1 + NormInitStd*n
-	}
-	return n / p.sqrtIn
-}
+func (p paramInit) at(flat int) float64 { return p.rule.Value(p.rng.Normal(uint64(flat))) }
 
 // InitParams returns every parameter of m.
 func InitParams(m plan.Model) Params {

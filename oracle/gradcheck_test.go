@@ -14,8 +14,16 @@ import (
 // smallPlan parses a small plan for the model checks, failing the test on error.
 func smallPlan(t testing.TB, s string) plan.Plan {
 	t.Helper()
-	p, err := plan.Parse("vocab=11,hidden=8,heads=2,layers=2,ffn=12,batch=2,mtp_lambda=0.3," + s)
+	// s overrides the small base: apply it on top rather than joining the strings, since a plan
+	// string may give each key once.
+	p, err := plan.Parse("vocab=11,hidden=8,heads=2,layers=2,ffn=12,batch=2,mtp_lambda=0.3")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	return p

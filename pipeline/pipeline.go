@@ -214,6 +214,7 @@ type CUDA struct {
 	GPUs    int      // GPUs to use (0: every visible one)
 	Timeout float64  // seconds after which a collective that never completes aborts the run
 	Extra   []string // KEY=VALUE pairs recorded in every trace file's Meta.Extra
+	Dump    []string // if set, record only the traced tensors whose names match one of these globs
 	Log     io.Writer
 }
 
@@ -228,8 +229,9 @@ func (x CUDA) Command(p plan.Plan) string {
 	return fmt.Sprintf("spcheck gpu --plan '%s' --exec %s --work %s", p, x.Exec, x.Work)
 }
 
-func (x CUDA) execute(o *Outcome) error {
-	if err := o.compile(); err != nil {
+func (x CUDA) execute(o *Outcome) (err error) {
+	// The executor generates the parameters itself: they are described, never materialised.
+	if o.Compiled, err = simulate.CompileGenerated(o.Plan, o.Variant); err != nil {
 		return err
 	}
 	for _, d := range []string{x.EmitDir(), x.CandDir()} {
@@ -247,10 +249,13 @@ func (x CUDA) execute(o *Outcome) error {
 	for _, kv := range x.Extra {
 		args = append(args, "--extra", kv)
 	}
+	for _, g := range x.Dump {
+		args = append(args, "--dump", g)
+	}
 	cmd := exec.Command(x.Exec, args...)
 	cmd.Stdout, cmd.Stderr = x.Log, x.Log
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	o.Wall = time.Since(start)
 	if err != nil {
 		o.RunErr = fmt.Errorf("the executor failed (%v) after %.2f s", err, o.Wall.Seconds())

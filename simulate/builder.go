@@ -52,6 +52,7 @@ type builder struct {
 	ops    []ir.Op
 	inputs []string
 	init   map[string]*tensor.Dense
+	gen    map[string]Generated
 	nsym   int
 	order  int
 
@@ -64,7 +65,8 @@ type builder struct {
 
 func newBuilder(l *layout, rank int) *builder {
 	return &builder{l: l, c: l.coordOf(rank), rank: rank, init: map[string]*tensor.Dense{},
-		mb: -1, params: map[string]*val{}, pgrad: map[string]*val{}}
+		gen: map[string]Generated{},
+		mb:  -1, params: map[string]*val{}, pgrad: map[string]*val{}}
 }
 
 // newSym returns a fresh symbol named after hint.

@@ -3,6 +3,7 @@ package simulate
 import (
 	"fmt"
 	"github.com/spcheck/spcheck/model"
+	"maps"
 	"slices"
 	"strings"
 
@@ -23,6 +24,13 @@ type Compiled struct {
 	Plan     plan.Plan
 	Programs []*ir.Program
 	Init     []map[string]*tensor.Dense
+	// Generated describes, per rank, the starting tensors that are parameter shards: how to
+	// generate each from the counter RNG (an executor generates them itself instead of reading
+	// files). Compile also puts their values in Init; CompileGenerated leaves them out.
+	Generated []map[string]Generated
+	// genInit is, per rank, the tensor Compile generated for each Generated symbol: Init still
+	// holds it unless a bug variant replaced it (WriteDir then writes the replacement).
+	genInit []map[string]*tensor.Dense
 	// Regions are, per rank, the forward of every layer it runs (one per micro-batch), the
 	// unit of activation recompute (Recompute).
 	Regions [][]Region
@@ -33,7 +41,15 @@ type Compiled struct {
 // shards cut from the model's initial values (model.InitParam) and micro-batch inputs cut
 // from its batch (model.MakeInputs), the data the oracle starts from too. v is the bug variant
 // p.Bug names (nil when it names none); Compile applies its rewrites.
-func Compile(p plan.Plan, v *Variant) (c *Compiled, err error) {
+func Compile(p plan.Plan, v *Variant) (*Compiled, error) { return compilePlan(p, v, false) }
+
+// CompileGenerated compiles like Compile but leaves the parameter shards out of Init:
+// Generated says how to make each, and nothing of size hidden² is held in memory. For emitting
+// plans whose executor generates its own parameters (WriteDir, cuda/); a bug variant that
+// replaces a parameter's starting tensor still puts it in Init.
+func CompileGenerated(p plan.Plan, v *Variant) (*Compiled, error) { return compilePlan(p, v, true) }
+
+func compilePlan(p plan.Plan, v *Variant, lazy bool) (c *Compiled, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -44,7 +60,7 @@ func Compile(p plan.Plan, v *Variant) (c *Compiled, err error) {
 		return nil, err
 	}
 	if v == nil {
-		return compile(p, p)
+		return compile(p, p, lazy)
 	}
 	q := p
 	q.Packed = slices.Clone(p.Packed)
@@ -54,7 +70,7 @@ func Compile(p plan.Plan, v *Variant) (c *Compiled, err error) {
 			return nil, fmt.Errorf("simulate: bug variant %s makes an invalid plan: %w", v.Name, err)
 		}
 	}
-	if c, err = compile(q, p); err != nil {
+	if c, err = compile(q, p, lazy); err != nil {
 		return nil, err
 	}
 	if v.Programs != nil {
@@ -72,10 +88,12 @@ func Compile(p plan.Plan, v *Variant) (c *Compiled, err error) {
 
 // compile lays out p (the plan as rewritten by a bug variant); c.Plan and the programs keep the
 // plan as given (orig), so traces print the string that reproduces them.
-func compile(p, orig plan.Plan) (c *Compiled, err error) {
+func compile(p, orig plan.Plan, lazy bool) (c *Compiled, err error) {
 	l := newLayout(p)
+	l.lazyParams = lazy
 	data := newBatch(p.Model)
 	c = &Compiled{Plan: orig, l: l, Programs: make([]*ir.Program, l.world()), Init: make([]map[string]*tensor.Dense, l.world()),
+		Generated: make([]map[string]Generated, l.world()), genInit: make([]map[string]*tensor.Dense, l.world()),
 		Regions: make([][]Region, l.world())}
 	defer func() { // a planner bug (an inconsistent placement) is a panic; name the plan
 		if v := recover(); v != nil {
@@ -90,6 +108,7 @@ func compile(p, orig plan.Plan) (c *Compiled, err error) {
 			Inputs: b.inputs, Ops: b.ops}
 		ir.InsertFrees(prog)
 		c.Programs[r], c.Init[r], c.Regions[r] = prog, b.init, b.regions
+		c.Generated[r], c.genInit[r] = b.gen, maps.Clone(b.init)
 	}
 	return c, nil
 }
@@ -210,27 +229,30 @@ func (l *layout) paramSplit(name string) (pl tpPlace, dim, n, block int) {
 	return rep, 0, 0, 0
 }
 
-// paramShard is this rank's shard of a parameter, cut from the oracle's initial value (each
+// paramShard is this rank's shard of a parameter, cut from the model's initial value (each
 // parameter is generated once per compilation and shared by the ranks that hold a piece);
-// vocab padding rows are zero.
+// vocab padding rows are zero. The shard is also recorded as Generated; under
+// CompileGenerated only that record is made.
 func (b *builder) paramShard(ps model.ParamSpec) *val {
 	pl, dim, n, block := b.l.paramSplit(ps.Name)
-	full := b.l.fullParam(ps)
 	v := &val{sym: "param/" + ps.Name, pl: pl, param: ps.Name}
-	t := full
+	gen := Generated{Name: "param/" + ps.Name, Shape: slices.Clone(ps.Shape), Len: ps.Shape[0], Rule: model.InitRuleOf(ps.Name, ps.Shape)}
 	switch {
 	case pl == rep:
 	case block > 0: // vocab rows, padded
 		lo, real := b.l.vocabRange(b.c.tp)
-		t = full.Narrow(0, lo, real).Pad(0, 0, block-real, 0)
-		v.dim, v.block, v.gsize = 0, block, full.Shape[0]
+		gen.Start, gen.Len, gen.Pad = lo, real, block-real
+		v.dim, v.block, v.gsize = 0, block, ps.Shape[0]
 	default: // an even split of dim (0: rows, 1: columns)
-		t = full.Narrow(dim, b.c.tp*n, n)
-		v.dim, v.gsize = dim, full.Shape[dim]
+		gen.Dim, gen.Start, gen.Len = dim, b.c.tp*n, n
+		v.dim, v.gsize = dim, ps.Shape[dim]
 	}
-	v.shape = slices.Clone(t.Shape)
+	v.shape = gen.LocalShape()
 	b.inputs = append(b.inputs, v.sym)
-	b.init[v.sym] = t
+	b.gen[v.sym] = gen
+	if !b.l.lazyParams {
+		b.init[v.sym] = gen.cut(b.l.fullParam(ps))
+	}
 	return v
 }
 

@@ -12,9 +12,11 @@ import (
 	"github.com/spcheck/spcheck/trace"
 )
 
-// Layout of an emitted plan directory (docs/ir.md): one JSON program and one safetensors file
-// of starting tensors per rank. The init directory is itself a valid trace directory, so
-// `spcheck inspect DIR/init` lists every rank's parameters and inputs.
+// Layout of an emitted plan directory (docs/ir.md): per rank, one JSON program, one JSON
+// manifest of the parameter shards the executor generates from the counter RNG (GeneratedDir:
+// nothing of a model's size is written), and one safetensors file of the other starting tensors
+// (inputs, and any tensor a bug variant replaced). The init directory is itself a valid trace
+// directory, so `spcheck inspect DIR/init` lists what each rank reads from files.
 const (
 	ProgramsDir  = "programs"
 	InitDir      = "init"
@@ -24,9 +26,10 @@ const (
 // ProgramFile is rank r's program file name.
 func ProgramFile(r int) string { return fmt.Sprintf("rank-%05d.json", r) }
 
-// WriteDir writes every rank's program and starting tensors (float64, exact) into dir.
+// WriteDir writes every rank's program, the manifest of its generated parameter shards, and its
+// other starting tensors (float64, exact) into dir.
 func (c *Compiled) WriteDir(dir string) error {
-	for _, sub := range []string{ProgramsDir, InitDir} {
+	for _, sub := range []string{ProgramsDir, InitDir, GeneratedDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return err
 		}
@@ -39,9 +42,16 @@ func (c *Compiled) WriteDir(dir string) error {
 		if err := os.WriteFile(filepath.Join(dir, ProgramsDir, ProgramFile(r)), append(js, '\n'), 0o644); err != nil {
 			return err
 		}
+		generated, err := c.writeGenerated(dir, r)
+		if err != nil {
+			return err
+		}
 		w := trace.NewWriter(trace.Meta{Rank: r, World: prog.World, Mesh: trace.Mesh{Axes: prog.Mesh.Axes, Shape: prog.Mesh.Shape},
 			Coord: maps.Clone(prog.Coord), Producer: InitProducer, Plan: prog.Plan, Seed: c.Plan.Seed})
 		for _, sym := range prog.Inputs {
+			if generated[sym] {
+				continue
+			}
 			kind := trace.Input
 			if strings.HasPrefix(sym, "param/") {
 				kind = trace.Param
@@ -58,7 +68,7 @@ func (c *Compiled) WriteDir(dir string) error {
 }
 
 // ReadDir reads an emitted plan directory back: every rank's validated program and starting
-// tensors.
+// tensors (the generated ones generated).
 func ReadDir(dir string) ([]*ir.Program, []map[string]*tensor.Dense, error) {
 	tr, err := trace.OpenDir(filepath.Join(dir, InitDir))
 	if err != nil {
@@ -80,7 +90,12 @@ func ReadDir(dir string) ([]*ir.Program, []map[string]*tensor.Dense, error) {
 		if progs[r].Rank != r || progs[r].World != world {
 			return nil, nil, fmt.Errorf("%s: program of rank %d of world %d, in a directory of %d ranks", path, progs[r].Rank, progs[r].World, world)
 		}
-		init[r] = map[string]*tensor.Dense{}
+		if init[r], err = readGenerated(dir, r, f.Meta.Seed); err != nil {
+			return nil, nil, err
+		}
+		if init[r] == nil {
+			init[r] = map[string]*tensor.Dense{}
+		}
 		for _, e := range f.Entries {
 			if init[r][e.Key], err = f.Tensor(e); err != nil {
 				return nil, nil, err

@@ -50,6 +50,7 @@ type layout struct {
 	pos       []int        // RoPE positions of a micro-batch's tokens
 
 	paramCache map[string]*tensor.Dense // full initial parameters, generated once per Compile
+	lazyParams bool                     // CompileGenerated: parameter shards are only described
 }
 
 func newLayout(p plan.Plan) *layout {

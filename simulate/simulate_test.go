@@ -3,15 +3,20 @@ package simulate
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 
 	"github.com/spcheck/spcheck/internal/scenario"
+	"github.com/spcheck/spcheck/model"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/ir"
 	simrt "github.com/spcheck/spcheck/simulate/runtime"
+	"github.com/spcheck/spcheck/tensor"
+	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -232,6 +237,78 @@ func TestScheduleInvariance(t *testing.T) {
 			if r.Verdict != verify.Identical {
 				t.Errorf("%s: %s under 1F1B vs GPipe", r.Name, r.Verdict)
 			}
+		}
+	}
+}
+
+// TestEmitGeneratesParams: an emitted plan describes its parameter shards (Generated) instead of
+// writing them, whether compiled with Compile or CompileGenerated, and ReadDir generates exactly
+// Compile's starting tensors from the descriptions: vocab-padded rows, column shards, replicated
+// norms, MTP weights.
+func TestEmitGeneratesParams(t *testing.T) {
+	p := mustParse(t, "tp=2,pp=2,sp=megatron,mtp=1,vocab=37,seed=9")
+	want, err := Compile(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, compile := range []func(plan.Plan, *Variant) (*Compiled, error){Compile, CompileGenerated} {
+		c, err := compile(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := c.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := trace.OpenDir(filepath.Join(dir, InitDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range tr.Files {
+			for _, e := range f.Entries {
+				if strings.HasPrefix(e.Key, "param/") {
+					t.Errorf("%s: parameter %s written to a file, want generated", f.Path, e.Key)
+				}
+			}
+		}
+		tr.Close()
+		_, init, err := ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range want.Init {
+			if len(init[r]) != len(want.Init[r]) {
+				t.Errorf("rank %d: %d starting tensors read back, want %d", r, len(init[r]), len(want.Init[r]))
+			}
+			for sym, x := range want.Init[r] {
+				if y := init[r][sym]; y == nil || !tensor.BitEqual(x, y) {
+					t.Errorf("rank %d: %s read back differs from Compile's", r, sym)
+				}
+			}
+		}
+	}
+}
+
+// TestGeneratedValidate: descriptions that do not fit their shape are refused.
+func TestGeneratedValidate(t *testing.T) {
+	ok := Generated{Name: "param/x", Shape: []int{4, 6}, Dim: 1, Start: 3, Len: 3, Rule: model.InitRuleOf("x", []int{4, 6})}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		reason string
+		edit   func(*Generated)
+	}{
+		{"rows past the end of the dim", func(g *Generated) { g.Len = 4 }},
+		{"a dim the shape lacks", func(g *Generated) { g.Dim = 2 }},
+		{"padding on a column shard", func(g *Generated) { g.Pad = 1 }},
+		{"no fan-in for a scaled weight", func(g *Generated) { g.Rule.FanIn = 0 }},
+	} {
+		g := ok
+		g.Shape = slices.Clone(ok.Shape)
+		c.edit(&g)
+		if g.Validate() == nil {
+			t.Errorf("%s: accepted %+v", c.reason, g)
 		}
 	}
 }

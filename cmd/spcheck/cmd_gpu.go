@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/cuda/gputraces"
 	"github.com/spcheck/spcheck/pipeline"
+	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/simulate"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -22,7 +26,11 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		"In one step: compiles the plan and emits its per-rank programs and starting tensors\n"+
 		"(DIR/emit, as 'spcheck plan --emit'), runs them on the visible GPUs with the CUDA/NCCL\n"+
 		"executor (DIR/cuda: one trace file per rank), writes the oracle's trace (DIR/oracle) and\n"+
-		"compares the two. The plan's dtype must be fp32 or bf16. Exit 0: every tensor within\n"+
+		"compares the two. With --ref gpu the reference is instead the same model run unsplit in\n"+
+		"float64 on one GPU (cuda/gputraces.ReferencePlan; DIR/ref/emit, DIR/ref/cuda), for models\n"+
+		"too large for the CPU oracle; it is compared with the per-dtype default tolerances or\n"+
+		"--tol (measuring low-precision noise needs the CPU simulator). The plan's dtype is fp32,\n"+
+		"bf16 or fp64. Exit 0: every tensor within\n"+
 		"tolerance; 1: some differ, or the executor failed (its message names the rank and op);\n"+
 		"2: bad input.", stderr)
 	execPath := fs.String("exec", "cuda/build/spexec", "the executor binary (make -C cuda)")
@@ -31,6 +39,8 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Float64("timeout", 120, "seconds after which a collective that never completes aborts the run")
 	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: the noise of the plan's correct single-device run in its dtype, see docs/tolerance.md")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
+	refKind := fs.String("ref", "oracle", "the reference: oracle (the CPU float64 oracle) or gpu (the executor unsplit in float64)")
+	dump := fs.String("dump", "", "record only the traced tensors whose names match these comma-separated globs (spexec --dump; both runs)")
 	var extra multiFlag
 	fs.Var(&extra, "extra", "KEY=VALUE recorded in every trace file's Meta.Extra (repeatable)")
 	build := planFlags(fs)
@@ -54,13 +64,26 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
+	if *refKind != "oracle" && *refKind != "gpu" {
+		return fail(stderr, "gpu", fmt.Errorf("--ref %q: want oracle or gpu", *refKind))
+	}
 	x := pipeline.CUDA{Exec: *execPath, Work: *work, GPUs: *gpus, Timeout: *timeout, Extra: extra, Log: stderr}
+	for _, g := range strings.Split(*dump, ",") {
+		if g != "" {
+			x.Dump = append(x.Dump, g)
+		}
+	}
 	opt := pipeline.Options{RefDir: x.RefDir()}
-	opt.Verify.Command = fmt.Sprintf("spcheck compare %s %s", x.RefDir(), x.CandDir())
 	if opt.Verify.Tol, err = verify.ParseTolerances(*tol); err != nil {
 		return fail(stderr, "gpu", err)
 	}
-	o, err := pipeline.Run(p, v, x, opt)
+	var o *pipeline.Outcome
+	if *refKind == "gpu" {
+		o, err = gpuReferenceRun(p, v, x, opt.Verify)
+	} else {
+		opt.Verify.Command = fmt.Sprintf("spcheck compare %s %s", x.RefDir(), x.CandDir())
+		o, err = pipeline.Run(p, v, x, opt)
+	}
 	if err != nil {
 		return fail(stderr, "gpu", err)
 	}
@@ -74,12 +97,38 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "gpu", err)
 	}
 	worst, name := worstRelErr(rep)
-	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs oracle %.3g (%s)\n  --plan '%s'\n",
-		verdictWord(rep.Verified()), len(o.Cand.Files), o.Wall.Seconds(), worst, name, p)
+	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs %s %.3g (%s)\n  --plan '%s'\n",
+		verdictWord(rep.Verified()), len(o.Cand.Files), o.Wall.Seconds(), *refKind, worst, name, p)
 	if !rep.Verified() {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// gpuReferenceRun runs p on the GPUs (x), then its float64 reference plan unsplit on one GPU
+// (x.Work/ref), and compares the two traces.
+func gpuReferenceRun(p plan.Plan, v *simulate.Variant, x pipeline.CUDA, opt verify.Options) (*pipeline.Outcome, error) {
+	o, err := pipeline.Execute(p, v, x)
+	if err != nil || o.RunErr != nil {
+		return o, err
+	}
+	rx := x
+	rx.Work, rx.GPUs = filepath.Join(x.Work, "ref"), 1
+	r, err := pipeline.Execute(gputraces.ReferencePlan(p), nil, rx)
+	if err == nil && r.RunErr != nil {
+		err = fmt.Errorf("the GPU reference run: %w", r.RunErr)
+	}
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	o.Ref = r.Cand
+	opt.Command = fmt.Sprintf("spcheck compare %s %s", rx.CandDir(), x.CandDir())
+	if o.Report, err = verify.Compare(o.Ref, o.Cand, opt); err != nil {
+		o.Close()
+		return nil, err
+	}
+	return o, nil
 }
 
 // worstRelErr is the largest normwise relative error ‖cand − ref‖/‖ref‖ over the compared

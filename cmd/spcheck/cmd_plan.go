@@ -36,7 +36,7 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "plan", err)
 	}
-	c, err := simulate.Compile(p, v)
+	c, err := simulate.CompileGenerated(p, v) // parameters are described, never materialised
 	if err != nil {
 		return fail(stderr, "plan", err)
 	}
@@ -50,8 +50,8 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 		if err := c.WriteDir(*emit); err != nil {
 			return fail(stderr, "plan", err)
 		}
-		fmt.Fprintf(stdout, "wrote %d programs to %s/%s and their starting tensors to %s/%s\n",
-			len(c.Programs), *emit, simulate.ProgramsDir, *emit, simulate.InitDir)
+		fmt.Fprintf(stdout, "wrote %d programs to %s/%s, their generated parameters to %s/%s and their other starting tensors to %s/%s\n",
+			len(c.Programs), *emit, simulate.ProgramsDir, *emit, simulate.GeneratedDir, *emit, simulate.InitDir)
 	}
 	return exitOK
 }

@@ -1,5 +1,6 @@
 #include "dtensor.cuh"
 
+#include <algorithm>
 #include <cstring>
 
 #include "check.cuh"
@@ -15,6 +16,12 @@ void Gpu::init(int r, int dev) {
   CUBLAS_OK(cublasSetStream(blas, stream));
   // Plain fp32 arithmetic: no TF32 for fp32 GEMMs (the oracle comparison assumes fp32 rounding).
   CUBLAS_OK(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH));
+  // Keep freed memory in the stream-ordered pool instead of returning it at every sync, so a
+  // program's allocations stop costing anything after the first use of each size.
+  cudaMemPool_t pool;
+  CUDA_OK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t keep = UINT64_MAX;
+  CUDA_OK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
 }
 
 void Gpu::destroy() {
@@ -63,12 +70,22 @@ DTensor dalloc(const Gpu& g, DType d, const std::vector<int64_t>& shape, const s
            " (", free_b >> 20, " MiB free of ", total_b >> 20, " MiB)");
     }
     CUDA_OK(e);
-    CUDA_OK(cudaMemsetAsync(p, g_poison ? 0xFF : 0, n, g.stream));
+    if (g_poison) CUDA_OK(cudaMemsetAsync(p, 0xFF, n, g.stream));
   }
   cudaStream_t s = g.stream;
   t.buf = std::shared_ptr<void>(p, [s](void* q) {
     if (q) cudaFreeAsync(q, s);  // a deleter cannot throw; a failed free surfaces at the next sync
   });
+  return t;
+}
+
+void dzero(const Gpu& g, const DTensor& t) {
+  if (t.bytes()) CUDA_OK(cudaMemsetAsync(t.data(), 0, t.bytes(), g.stream));
+}
+
+DTensor dzeros(const Gpu& g, DType d, const std::vector<int64_t>& shape, const std::string& what) {
+  DTensor t = dalloc(g, d, shape, what);
+  dzero(g, t);
   return t;
 }
 

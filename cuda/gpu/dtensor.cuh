@@ -44,8 +44,13 @@ std::string shape_str(const std::vector<int64_t>& shape);
 // instead of zeros, so tests see any element a kernel forgot to write.
 void set_alloc_poison(bool on);
 
-// dalloc allocates a zero-filled tensor on g's stream; `what` names it in an out-of-memory error.
+// dalloc allocates a tensor on g's stream from the stream-ordered pool (no host sync once the
+// pool has grown); its contents are undefined (NaN-filled under set_alloc_poison): every kernel
+// writes every element of its outputs. `what` names it in an out-of-memory error.
 DTensor dalloc(const Gpu& g, DType d, const std::vector<int64_t>& shape, const std::string& what);
+// dzeros allocates a zero-filled tensor; dzero zeroes t (stream-ordered).
+DTensor dzeros(const Gpu& g, DType d, const std::vector<int64_t>& shape, const std::string& what);
+void dzero(const Gpu& g, const DTensor& t);
 // upload converts host values to dtype d (RNE for floats, as the trace writer rounds) and copies.
 DTensor upload(const Gpu& g, DType d, const std::vector<int64_t>& shape, const std::vector<double>& values, const std::string& what);
 DTensor upload_bytes(const Gpu& g, DType d, const std::vector<int64_t>& shape, const void* bytes, const std::string& what);

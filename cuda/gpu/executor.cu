@@ -2,6 +2,9 @@
 
 #include <cublas_v2.h>
 
+#include <fnmatch.h>
+
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -19,7 +22,10 @@ struct Interp {
   const ExecConfig& cfg;
   std::map<std::string, DTensor> syms;
   TraceWriter* out;
+  ExecTimes* times;
   size_t index = 0;
+  bool tracing = true;                                 // this run records its trace ops
+  std::map<std::vector<int64_t>, DTensor> int_cache;  // uploaded integer attributes (positions, cu_seqlens)
 
   const DTensor& sym(const std::string& s) {
     auto it = syms.find(s);
@@ -32,12 +38,15 @@ struct Interp {
   DTensor as(const DTensor& t, DType d) { return t.dtype == d ? t : kern::convert(g, t, d); }
   DTensor work(const DTensor& t) { return as(t, dtype_is_float(t.dtype) && t.dtype != DType::F64 ? t.dtype : cfg.dtype); }
   DTensor wk(const std::string& s) { return as(sym(s), cfg.dtype); }
-  DTensor f32(const std::string& s) { return as(sym(s), DType::F32); }
+  DTensor stat(const std::string& s) { return as(sym(s), kern::stat_dtype(cfg.dtype)); }
   DTensor ids(const std::string& s) { return as(sym(s), DType::I32); }
 
+  // ints_tensor uploads an op's integer attribute once per run (uploads synchronise).
   DTensor ints_tensor(const std::vector<int64_t>& v, const char* what) {
+    auto it = int_cache.find(v);
+    if (it != int_cache.end()) return it->second;
     std::vector<double> d(v.begin(), v.end());
-    return upload(g, DType::I32, {static_cast<int64_t>(v.size())}, d, what);
+    return int_cache[v] = upload(g, DType::I32, {static_cast<int64_t>(v.size())}, d, what);
   }
 
   static int dim_of(const IrOp& o, const DTensor& t) {
@@ -59,7 +68,7 @@ void Interp::run_local(const IrOp& o) {
   const std::string& op = o.op;
   auto in = [&](size_t k) -> const DTensor& { return sym(o.in.at(k)); };
   if (op == "zeros") {
-    bind(o.out[0], dalloc(g, cfg.dtype, o.il("shape"), o.out[0]));
+    bind(o.out[0], dzeros(g, cfg.dtype, o.il("shape"), o.out[0]));
   } else if (op == "copy") {
     const DTensor& x = in(0);
     DTensor y = dalloc(g, x.dtype, x.shape, o.out[0]);
@@ -85,7 +94,7 @@ void Interp::run_local(const IrOp& o) {
     if (before < 0 || after < 0) fail(thread_context(), ": negative padding");
     std::vector<int64_t> s = x.shape;
     s[d] += before + after;
-    DTensor y = dalloc(g, x.dtype, s, o.out[0]);
+    DTensor y = dzeros(g, x.dtype, s, o.out[0]);
     int64_t outer, inner;
     kern::outer_inner(x.shape, d, &outer, &inner);
     kern::copy_block(g, x, x.shape[d], 0, y, s[d], before, outer, x.shape[d], inner);
@@ -134,7 +143,7 @@ void Interp::run_local(const IrOp& o) {
     bind(o.out[1], rstd);
   } else if (op == "rmsnorm_grad") {
     DTensor dx, dw;
-    kern::rmsnorm_backward(g, wk(o.in[0]), wk(o.in[1]), f32(o.in[2]), wk(o.in[3]), &dx, &dw);
+    kern::rmsnorm_backward(g, wk(o.in[0]), wk(o.in[1]), stat(o.in[2]), wk(o.in[3]), &dx, &dw);
     bind(o.out[0], dx);
     bind(o.out[1], dw);
   } else if (op == "rope" || op == "rope_grad") {
@@ -146,7 +155,7 @@ void Interp::run_local(const IrOp& o) {
     bind(o.out[1], probs);
   } else if (op == "attention_grad") {
     DTensor dq, dk, dv;
-    kern::attention_backward(g, wk(o.in[0]), wk(o.in[1]), wk(o.in[2]), f32(o.in[3]), wk(o.in[4]), ints_tensor(o.il("cu"), "cu_seqlens"),
+    kern::attention_backward(g, wk(o.in[0]), wk(o.in[1]), wk(o.in[2]), stat(o.in[3]), wk(o.in[4]), ints_tensor(o.il("cu"), "cu_seqlens"),
                              &dq, &dk, &dv);
     bind(o.out[0], dq);
     bind(o.out[1], dk);
@@ -161,13 +170,13 @@ void Interp::run_local(const IrOp& o) {
   } else if (op == "vocab_max") {
     bind(o.out[0], kern::vocab_max(g, wk(o.in[0]), o.i("valid")));
   } else if (op == "vocab_sumexp") {
-    bind(o.out[0], kern::vocab_sumexp(g, wk(o.in[0]), f32(o.in[1]), o.i("valid")));
+    bind(o.out[0], kern::vocab_sumexp(g, wk(o.in[0]), stat(o.in[1]), o.i("valid")));
   } else if (op == "vocab_target") {
     bind(o.out[0], kern::vocab_target(g, wk(o.in[0]), ids(o.in[1]), o.i("offset"), o.i("valid")));
   } else if (op == "ce_loss") {
-    bind(o.out[0], kern::ce_loss(g, f32(o.in[0]), f32(o.in[1]), f32(o.in[2]), f32(o.in[3])));
+    bind(o.out[0], kern::ce_loss(g, stat(o.in[0]), stat(o.in[1]), stat(o.in[2]), stat(o.in[3])));
   } else if (op == "ce_grad") {
-    bind(o.out[0], kern::ce_grad(g, wk(o.in[0]), f32(o.in[1]), f32(o.in[2]), ids(o.in[3]), f32(o.in[4]), o.i("offset"), o.i("valid"),
+    bind(o.out[0], kern::ce_grad(g, wk(o.in[0]), stat(o.in[1]), stat(o.in[2]), ids(o.in[3]), stat(o.in[4]), o.i("offset"), o.i("valid"),
                                  o.f("scale")));
   } else {
     fail(thread_context(), ": no GPU kernel for local op \"", op, "\"");
@@ -298,17 +307,39 @@ void Interp::run_p2p(const IrOp& o) {
 }
 
 void Interp::run_trace(const IrOp& o) {
-  const DTensor& x = sym(o.in[0]);
+  if (!tracing) return;
   const IrTag& t = o.trace;
+  if (!cfg.dump_all && !dump_matches(cfg.dump, t.name)) {
+    times->skipped++;
+    return;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  const DTensor& x = sym(o.in[0]);
   DType d = t.kind == "input" ? DType::I64 : cfg.info.dtype;
   TensorMeta tm{t.name, t.kind, t.order, t.place, t.shape, t.coord};
-  out->add(t.key, tm, d, x.shape, encode(d, download(g, x)));
+  // Converted on the GPU (rounding to nearest even, as the host's encode does), then copied
+  // back as the file's bytes.
+  std::vector<uint8_t> bytes = download_bytes(g, as(x, d));
+  times->trace_bytes += bytes.size();
+  times->traced++;
+  out->add(t.key, tm, d, x.shape, std::move(bytes));
+  times->trace += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
 
-TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const StFile& init, const ExecConfig& cfg) {
-  if (cfg.dtype != DType::F32 && cfg.dtype != DType::BF16) fail("the GPU executor computes in F32 or BF16, not ", dtype_name(cfg.dtype));
+bool dump_matches(const std::vector<std::string>& globs, const std::string& name) {
+  for (const auto& gl : globs)
+    if (fnmatch(gl.c_str(), name.c_str(), 0) == 0) return true;
+  return false;
+}
+
+TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const StFile& init,
+                         const std::map<std::string, GenTensor>& gen, const ExecConfig& cfg, ExecTimes* times) {
+  if (cfg.dtype != DType::F32 && cfg.dtype != DType::BF16 && cfg.dtype != DType::F64)
+    fail("the GPU executor computes in F32, BF16 or F64, not ", dtype_name(cfg.dtype));
+  using clock = std::chrono::steady_clock;
+  auto secs = [](clock::time_point a) { return std::chrono::duration<double>(clock::now() - a).count(); };
   TraceMeta meta;
   meta.rank = p.rank;
   meta.world = p.world;
@@ -320,37 +351,62 @@ TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const
   meta.seed = cfg.info.seed;
   meta.extra = cfg.extra;
   TraceWriter out(meta);
-  Interp in{g, comms, p, cfg, {}, &out};
+  ExecTimes local;
+  if (!times) times = &local;
+  Interp in{g, comms, p, cfg, {}, &out, times};
   std::string base = thread_context();
+  auto t0 = clock::now();
+  std::map<std::string, DTensor> inputs;
   for (const std::string& s : p.inputs) {
     ContextScope ctx(cat(base, ", loading input ", s));
-    const StTensor& t = init.at(s);
-    std::vector<double> v = init.values(t);
+    if (auto it = gen.find(s); it != gen.end()) {
+      inputs[s] = kern::generate(g, it->second, cfg.info.seed, cfg.dtype, s);
+      continue;
+    }
+    const StTensor* t = init.find(s);
+    if (!t) fail(thread_context(), ": neither generated nor in the init file");
+    std::vector<double> v = init.values(*t);
     bool integral = true;
     for (double x : v) integral = integral && std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 2147483648.0;
     // Integer inputs (ids, labels, masks, cu_seqlens) stay exact as int32; loss weights keep
-    // fp32 (the loss is computed in fp32, as mixed-precision training does); the rest is
-    // stored in the plan's dtype.
-    DType d = (integral && s.rfind("input/", 0) == 0) ? DType::I32 : (s.rfind("weights/", 0) == 0 ? DType::F32 : cfg.dtype);
-    in.bind(s, upload(g, d, t.shape, v, s));
-  }
-  for (in.index = 0; in.index < p.ops.size(); in.index++) {
-    const IrOp& o = p.ops[in.index];
-    ContextScope ctx(cat(base, ", op #", in.index, " ", o.str()));
-    switch (op_class(o.op)) {
-      case OpClass::Local: in.run_local(o); break;
-      case OpClass::Collective: in.run_collective(o); break;
-      case OpClass::PointToPoint: in.run_p2p(o); break;
-      case OpClass::Meta:
-        if (o.op == "trace") {
-          in.run_trace(o);
-        } else {
-          for (const auto& s : o.in) in.syms.erase(s);
-        }
-        break;
-    }
+    // the statistics' dtype (the loss is computed in fp32, as mixed-precision training does,
+    // or fp64); the rest is stored in the plan's dtype.
+    DType d = (integral && s.rfind("input/", 0) == 0) ? DType::I32
+                                                      : (s.rfind("weights/", 0) == 0 ? kern::stat_dtype(cfg.dtype) : cfg.dtype);
+    inputs[s] = upload(g, d, t->shape, v, s);
   }
   g.sync();
+  times->setup = secs(t0);
+  int repeat = std::max(1, cfg.repeat);
+  for (int run = 0; run < repeat; run++) {
+    in.syms = inputs;  // free ops erase symbols, inputs included
+    in.tracing = run == repeat - 1;
+    auto r0 = clock::now();
+    for (in.index = 0; in.index < p.ops.size(); in.index++) {
+      const IrOp& o = p.ops[in.index];
+      ContextScope ctx(cat(base, ", op #", in.index, " ", o.str()));
+      switch (op_class(o.op)) {
+        case OpClass::Local: in.run_local(o); break;
+        case OpClass::Collective: in.run_collective(o); break;
+        case OpClass::PointToPoint: in.run_p2p(o); break;
+        case OpClass::Meta:
+          if (o.op == "trace") {
+            in.run_trace(o);
+          } else {
+            for (const auto& s : o.in) in.syms.erase(s);
+          }
+          break;
+      }
+    }
+    g.sync();
+    double dt = secs(r0);
+    if (in.tracing) {
+      times->traced_run = dt;
+      if (repeat == 1) times->best_run = dt;
+    } else if (run == 0 || dt < times->best_run) {
+      times->best_run = dt;
+    }
+  }
   return out;
 }
 

@@ -1,14 +1,17 @@
-// kernels.cuh: the op kernels of the model on one GPU, in fp32 and bf16 (bf16 storage, fp32
-// accumulation), forward and backward. Semantics are nn's (Go, float64), read op by op:
-// linear y = x·Wᵀ, RMSNorm, RoPE (rotate-half, explicit positions), causal attention inside
-// packed sequences, SwiGLU, embedding over a vocab range (+ its scatter-add backward).
-// GEMMs go through cuBLAS; the rest are plain kernels, written for correctness at small sizes,
-// each deterministic (no atomics: every output element is summed by one thread in a fixed order).
-// Saved statistics (RMSNorm's rstd, attention probabilities) are fp32 in every mode.
+// kernels.cuh: the op kernels of the model on one GPU, in fp32, bf16 (bf16 storage, fp32
+// accumulation) and fp64 (the GPU reference: fp64 storage and accumulation, cuBLAS DGEMM),
+// forward and backward. Semantics are nn's (Go, float64), read op by op: linear y = x·Wᵀ,
+// RMSNorm, RoPE (rotate-half, explicit positions), causal attention inside packed sequences,
+// SwiGLU, embedding over a vocab range (+ its scatter-add backward).
+// Every matrix product goes through cuBLAS (attention as strided-batched GEMMs over heads);
+// the rest are row-parallel kernels. All are deterministic: no atomics, every sum taken in a
+// fixed order (block reductions in a fixed tree). Saved statistics (RMSNorm's rstd, attention
+// probabilities, the cross-entropy's row statistics) are in stat_dtype: fp32, or fp64 in fp64.
 #pragma once
 
 #include <vector>
 
+#include "../host/emit.hpp"
 #include "dtensor.cuh"
 
 namespace spx::kern {
@@ -17,16 +20,23 @@ namespace spx::kern {
 constexpr double kRMSNormEps = 1e-5;
 constexpr double kRoPEBase = 10000.0;
 
+// stat_dtype is the dtype of saved statistics and of the loss for tensors of dtype d.
+DType stat_dtype(DType d);
+
 // gemm: row-major C = alpha·op(A)·op(B) + beta·C (nn's gemm), A, B, C of one float dtype.
-void gemm(const Gpu& g, DType d, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const void* a, int64_t lda,
-          const void* b, int64_t ldb, float beta, void* c, int64_t ldc);
+void gemm(const Gpu& g, DType d, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void* a, int64_t lda,
+          const void* b, int64_t ldb, double beta, void* c, int64_t ldc);
+
+// generate fills a tensor of dtype d (any float) with a generated starting tensor (emit.hpp's
+// GenTensor; rounded to nearest even from float64, exactly as the host uploads values).
+DTensor generate(const Gpu& g, const GenTensor& spec, uint64_t seed, DType d, const std::string& what);
 
 // Linear: y[..., out] = x[..., in]·Wᵀ with W [out, in].
 DTensor linear(const Gpu& g, const DTensor& x, const DTensor& w);
 DTensor linear_grad_input(const Gpu& g, const DTensor& w, const DTensor& dy, const std::vector<int64_t>& x_shape);
 DTensor linear_grad_weight(const Gpu& g, const DTensor& x, const DTensor& dy);
 
-// RMSNorm over the last dim: y = x·w·r, r = 1/sqrt(mean(x²)+eps); rstd is F32 [rows].
+// RMSNorm over the last dim: y = x·w·r, r = 1/sqrt(mean(x²)+eps); rstd is stat_dtype [rows].
 void rmsnorm(const Gpu& g, const DTensor& x, const DTensor& w, double eps, DTensor* y, DTensor* rstd);
 void rmsnorm_backward(const Gpu& g, const DTensor& x, const DTensor& w, const DTensor& rstd, const DTensor& dy, DTensor* dx,
                       DTensor* dw);
@@ -36,7 +46,7 @@ void rmsnorm_backward(const Gpu& g, const DTensor& x, const DTensor& w, const DT
 DTensor rope(const Gpu& g, const DTensor& x, const DTensor& pos, int sign);
 
 // Attention over q, k, v [B,S,heads,hd]; cu is an I32 device array of cu_seqlens (one layout for
-// every batch row). probs is F32 [B,heads,S,S], zero outside allowed pairs.
+// every batch row). probs is stat_dtype [B,heads,S,S], zero outside allowed pairs.
 void attention(const Gpu& g, const DTensor& q, const DTensor& k, const DTensor& v, const DTensor& cu, DTensor* out,
                DTensor* probs);
 void attention_backward(const Gpu& g, const DTensor& q, const DTensor& k, const DTensor& v, const DTensor& probs,
@@ -52,11 +62,11 @@ DTensor embedding_backward(const Gpu& g, const DTensor& ids, const DTensor& dy, 
 
 // Vocab-parallel cross-entropy (simulate/runtime's kernels; Megatron's
 // _VocabParallelCrossEntropy). z [..., V] holds vocab columns [offset, offset+valid) in its first
-// valid columns; row statistics are F32 [...] whatever z's dtype.
+// valid columns; row statistics are stat_dtype(z) [...].
 DTensor vocab_max(const Gpu& g, const DTensor& z, int64_t valid);
 DTensor vocab_sumexp(const Gpu& g, const DTensor& z, const DTensor& m, int64_t valid);
 DTensor vocab_target(const Gpu& g, const DTensor& z, const DTensor& labels, int64_t offset, int64_t valid);
-// ce_loss = Σ_i w_i·(m_i + log s_i − t_i) over tokens with w_i ≠ 0: an F32 scalar.
+// ce_loss = Σ_i w_i·(m_i + log s_i − t_i) over tokens with w_i ≠ 0: a scalar of the statistics' dtype.
 DTensor ce_loss(const Gpu& g, const DTensor& m, const DTensor& s, const DTensor& t, const DTensor& w);
 // ce_grad = scale·w_i·(softmax_j − [j = label_i]) on the valid columns, zero elsewhere.
 DTensor ce_grad(const Gpu& g, const DTensor& z, const DTensor& m, const DTensor& s, const DTensor& labels, const DTensor& w,

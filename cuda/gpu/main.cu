@@ -2,6 +2,7 @@
 // and writes one trace file per rank, in the simulator's format.
 //
 //   spexec --emit DIR --out TRACE_DIR [--gpus N] [--timeout SECONDS] [--no-precheck] [--extra K=V]...
+//          [--dump GLOB]... [--repeat N]
 //       one process, a thread per rank, ranks placed on the N visible GPUs (several ranks per
 //       GPU when the world is larger; see host/commplan.hpp)
 //   spexec --emit DIR --out TRACE_DIR --id-file PATH [--rank R] [--device D] [--gpus N] ...
@@ -10,6 +11,11 @@
 //       device from --device or the local rank; NCCL ids are shared through files PATH.*,
 //       which must not exist yet (cuda/run-mpi.sh removes them)
 //
+// Parameters the plan's generate manifest describes are generated on each rank's GPU. A plan of
+// dtype fp64 runs in fp64 throughout (the GPU reference). --dump records only the traced tensors
+// whose logical name matches one of the globs (--dump none: nothing; repeatable), --repeat runs
+// the programs N times and reports the fastest run without trace downloads (timing).
+//
 // Exit status: 0 every rank finished and wrote its trace; 1 a rank failed (each failure is
 // printed with its rank and op); 2 bad usage or bad input.
 #include <chrono>
@@ -17,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -35,12 +42,15 @@ struct Args {
   int gpus = 0, rank = -1, device = -1;
   double timeout = 120;
   bool precheck = true;
+  bool dump_all = true;
+  std::vector<std::string> dump;
+  int repeat = 1;
   std::map<std::string, std::string> extra;
 };
 
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr, "spexec: %s\nusage: spexec --emit DIR --out TRACE_DIR [--gpus N] [--timeout S] [--no-precheck] [--extra K=V]... "
-                       "[--id-file PATH [--rank R] [--device D]]\n", msg.c_str());
+                       "[--dump GLOB]... [--repeat N] [--id-file PATH [--rank R] [--device D]]\n", msg.c_str());
   std::exit(2);
 }
 
@@ -63,6 +73,11 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--gpus") a.gpus = std::atoi(val().c_str());
     else if (k == "--timeout") a.timeout = std::atof(val().c_str());
     else if (k == "--no-precheck") a.precheck = false;
+    else if (k == "--dump") {
+      a.dump_all = false;
+      std::string gl = val();
+      if (gl != "none") a.dump.push_back(gl);
+    } else if (k == "--repeat") a.repeat = std::atoi(val().c_str());
     else if (k == "--id-file") a.id_file = val();
     else if (k == "--rank") a.rank = std::atoi(val().c_str());
     else if (k == "--device") a.device = std::atoi(val().c_str());
@@ -75,6 +90,7 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.emit.empty() || a.out.empty()) usage("--emit and --out are required");
   if (a.timeout <= 0) usage("--timeout must be positive");
+  if (a.repeat < 1) usage("--repeat must be ≥ 1");
   if (!a.id_file.empty() && a.rank < 0) a.rank = env_int({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"});
   if (!a.id_file.empty() && a.rank < 0) usage("--id-file needs --rank or a launcher's rank variable");
   return a;
@@ -115,8 +131,9 @@ int main(int argc, char** argv) {
   bool process_mode = !a.id_file.empty();
   try {
     e = load_emit(a.emit);
-    if (e.info.dtype != DType::F32 && e.info.dtype != DType::BF16)
-      fail("plan dtype is ", dtype_name(e.info.dtype), ": the GPU executor computes in fp32 or bf16 (use dtype=fp32 or dtype=bf16)");
+    if (e.info.dtype != DType::F32 && e.info.dtype != DType::BF16 && e.info.dtype != DType::F64)
+      fail("plan dtype is ", dtype_name(e.info.dtype), ": the GPU executor computes in fp32, bf16 or fp64 (the GPU reference)");
+    for (const Program& p : e.programs) (void)load_generated(e, p.rank);  // bad manifests are bad input, found before any GPU work
     if (a.precheck) check_schedule(e.programs);
     int visible = visible_gpus();
     int gpus = a.gpus > 0 ? a.gpus : (process_mode ? e.info.world : visible);
@@ -133,17 +150,33 @@ int main(int argc, char** argv) {
   cfg.info = e.info;
   cfg.extra = a.extra;
   cfg.extra["executor"] = "spexec (cuda/): CUDA kernels, cuBLAS, NCCL";
-  cfg.extra["compute"] = e.info.dtype == DType::BF16 ? "bf16 storage, fp32 accumulation" : "fp32 (no TF32)";
+  cfg.extra["compute"] = e.info.dtype == DType::BF16  ? "bf16 storage, fp32 accumulation"
+                         : e.info.dtype == DType::F64 ? "fp64 storage and accumulation (cuBLAS DGEMM)"
+                                                      : "fp32 (no TF32)";
+  cfg.dump_all = a.dump_all;
+  cfg.dump = a.dump;
+  cfg.repeat = a.repeat;
   cfg.extra["layout"] = plan.describe();
   cfg.extra["launch"] = process_mode ? "one process per rank" : "one process, a thread per rank";
   if (std::string d = driver_version(); !d.empty()) cfg.extra.emplace("driver", d);  // --extra driver=… wins
   std::string err_prefix;
+  std::mutex print_mu;
   auto fn = [&](Gpu& g, RankComms& comms) {
     StFile init = StFile::read(e.init_path(g.rank));
+    std::map<std::string, GenTensor> gen = load_generated(e, g.rank);
     ExecConfig mine = cfg;
     for (auto& kv : device_facts(g.device)) mine.extra[kv.first] = kv.second;
-    TraceWriter w = execute_rank(g, comms, e.programs[g.rank], init, mine);
+    ExecTimes t;
+    TraceWriter w = execute_rank(g, comms, e.programs[g.rank], init, gen, mine, &t);
+    auto w0 = std::chrono::steady_clock::now();
     w.write_dir(a.out);
+    double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    std::lock_guard<std::mutex> lock(print_mu);
+    std::printf("spexec: rank %d: setup %.1f ms (%zu generated), run %.2f ms (%s), traced run %.1f ms of which trace ops %.1f ms "
+                "(%d tensors, %.1f MB; %d left out), file %.1f ms\n",
+                g.rank, 1e3 * t.setup, gen.size(), 1e3 * t.best_run,
+                a.repeat > 1 ? cat("best of ", a.repeat - 1, " untraced").c_str() : "traced", 1e3 * t.traced_run, 1e3 * t.trace, t.traced,
+                t.trace_bytes / 1e6, t.skipped, 1e3 * write_s);
   };
   if (std::system(("mkdir -p '" + a.out + "'").c_str()) != 0) {
     std::fprintf(stderr, "spexec: cannot create %s\n", a.out.c_str());

@@ -1,8 +1,10 @@
 // emit.hpp: reading a plan emitted by `spcheck plan --emit DIR` (simulate/emit.go):
 //
 //   DIR/programs/rank-00000.json        rank 0's program (simulate/ir, JSON)
-//   DIR/init/rank-00000.safetensors     the symbols rank 0 starts from (parameter shards and
-//                                       micro-batch inputs), float64, as a trace file
+//   DIR/generate/rank-00000.json        rank 0's parameter shards, described (simulate.Generated):
+//                                       the executor generates them on its GPU from the counter RNG
+//   DIR/init/rank-00000.safetensors     the other symbols rank 0 starts from (micro-batch inputs,
+//                                       tensors a bug variant replaced), float64, as a trace file
 //
 // The plan string (in every program) gives the dtype. The trace mesh is the program mesh plus
 // the virtual axes the trace tags use (mb, the micro-batch axis), inserted before the innermost
@@ -11,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,12 +31,33 @@ struct EmitInfo {
   std::vector<int64_t> trace_shape;
 };
 
+// GenTensor is one generated starting tensor (simulate.Generated): the rows [start, start+len) of
+// dim `dim` of a full tensor of `shape`, then `pad` zero rows on dim 0. Element flat of the full
+// tensor (row-major) is rngcore::init_value(norm, std, fan_in, RNG(seed, name).normal(flat)).
+struct GenTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  int dim = 0;
+  int64_t start = 0, len = 0, pad = 0;
+  bool norm = false;
+  double std_ = 0;
+  int64_t fan_in = 0;
+  std::vector<int64_t> local_shape() const;
+};
+
 struct Emitted {
   std::string dir;
   EmitInfo info;
   std::vector<Program> programs;  // by rank
   std::string init_path(int rank) const;
+  std::string generated_path(int rank) const;
 };
+
+// load_generated reads rank's manifest of generated tensors by symbol (empty when the plan was
+// emitted without one); errors name the file and symbol.
+std::map<std::string, GenTensor> load_generated(const Emitted& e, int rank);
+// generate_host computes a generated tensor's values on the host (the GPU's reference).
+std::vector<double> generate_host(const GenTensor& g, uint64_t seed);
 
 // load_emit reads every rank's program and rank 0's init metadata (each rank reads its own
 // init file when it starts).

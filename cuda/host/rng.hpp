@@ -23,6 +23,7 @@ class RNG {
  public:
   RNG(uint64_t seed, const std::string& name);
   uint64_t bits(uint64_t i) const { return splitmix64(key_ + i * 0xD1B54A32D192ED03ULL); }
+  uint64_t key() const { return key_; }
   double uniform(uint64_t i) const { return static_cast<double>(bits(i) >> 11) * 0x1p-53; }
   double normal(uint64_t i) const;
   int64_t intn(uint64_t i, int64_t n) const;

@@ -147,32 +147,36 @@ const StTensor& StFile::at(const std::string& key) const {
   return *t;
 }
 
-std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>& metadata, std::vector<StWrite> tensors) {
-  std::sort(tensors.begin(), tensors.end(), [](const StWrite& a, const StWrite& b) { return a.key < b.key; });
+namespace {
+// safetensors_header is the 8-byte length and the padded JSON header of tensors laid out in
+// key order (tensors sorted here), header keys sorted (as trace.Writer does, so equal inputs
+// give byte-identical files).
+std::string safetensors_header(const std::map<std::string, std::string>& metadata, std::vector<const StWrite*>& tensors) {
+  std::sort(tensors.begin(), tensors.end(), [](const StWrite* a, const StWrite* b) { return a->key < b->key; });
   for (size_t i = 1; i < tensors.size(); i++)
-    if (tensors[i].key == tensors[i - 1].key) fail("safetensors writer: tensor key \"", tensors[i].key, "\" added twice");
+    if (tensors[i]->key == tensors[i - 1]->key) fail("safetensors writer: tensor key \"", tensors[i]->key, "\" added twice");
   // Header keys in byte order, "__metadata__" among them, as Go's encoding/json sorts a map.
   std::vector<std::pair<std::string, Json>> entries;
   Json meta = Json::object();
   for (const auto& kv : metadata) meta.set(kv.first, Json::string(kv.second));
   entries.emplace_back("__metadata__", std::move(meta));
   uint64_t off = 0;
-  for (const auto& t : tensors) {
+  for (const StWrite* t : tensors) {
     int64_t numel = 1;
-    for (int64_t d : t.shape) numel *= d;
-    if (static_cast<uint64_t>(numel) * dtype_size(t.dtype) != t.bytes.size())
-      fail("safetensors writer: tensor \"", t.key, "\": ", t.bytes.size(), " bytes for ", numel, " elements of ", dtype_name(t.dtype));
+    for (int64_t d : t->shape) numel *= d;
+    if (static_cast<uint64_t>(numel) * dtype_size(t->dtype) != t->bytes.size())
+      fail("safetensors writer: tensor \"", t->key, "\": ", t->bytes.size(), " bytes for ", numel, " elements of ", dtype_name(t->dtype));
     Json e = Json::object();
-    e.set("dtype", Json::string(dtype_name(t.dtype)));
+    e.set("dtype", Json::string(dtype_name(t->dtype)));
     Json shape = Json::array();
-    for (int64_t d : t.shape) shape.push(Json::integer(d));
+    for (int64_t d : t->shape) shape.push(Json::integer(d));
     e.set("shape", std::move(shape));
     Json offs = Json::array();
     offs.push(Json::uinteger(off));
-    offs.push(Json::uinteger(off + t.bytes.size()));
+    offs.push(Json::uinteger(off + t->bytes.size()));
     e.set("data_offsets", std::move(offs));
-    off += t.bytes.size();
-    entries.emplace_back(t.key, std::move(e));
+    off += t->bytes.size();
+    entries.emplace_back(t->key, std::move(e));
   }
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   Json header = Json::object();
@@ -180,14 +184,39 @@ std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>
   std::string h = header.dump();
   while (h.size() % 8) h += ' ';
   uint64_t n = h.size();
-  uint8_t len[8];
-  std::memcpy(len, &n, 8);
+  std::string out(8, '\0');
+  std::memcpy(&out[0], &n, 8);
+  return out + h;
+}
+}  // namespace
+
+std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors) {
+  std::vector<const StWrite*> ts;
+  for (const auto& t : tensors) ts.push_back(&t);
+  std::string h = safetensors_header(metadata, ts);
+  size_t total = h.size();
+  for (const StWrite* t : ts) total += t->bytes.size();
   std::vector<uint8_t> out;
-  out.reserve(8 + h.size() + off);
-  out.insert(out.end(), len, len + 8);
+  out.reserve(total);
   out.insert(out.end(), h.begin(), h.end());
-  for (const auto& t : tensors) out.insert(out.end(), t.bytes.begin(), t.bytes.end());
+  for (const StWrite* t : ts) out.insert(out.end(), t->bytes.begin(), t->bytes.end());
   return out;
+}
+
+void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors) {
+  std::vector<const StWrite*> ts;
+  for (const auto& t : tensors) ts.push_back(&t);
+  std::string h = safetensors_header(metadata, ts);
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(tmp, ": ", std::strerror(errno));
+  bool ok = std::fwrite(h.data(), 1, h.size(), f) == h.size();
+  for (const StWrite* t : ts)
+    if (ok && !t->bytes.empty()) ok = std::fwrite(t->bytes.data(), 1, t->bytes.size(), f) == t->bytes.size();
+  ok = std::fflush(f) == 0 && ok;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) fail(tmp, ": write error");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, ": ", std::strerror(errno));
 }
 
 }  // namespace spx

@@ -52,7 +52,10 @@ struct StWrite {
 
 // render_safetensors lays tensors out contiguously in key order, header keys sorted (as
 // trace.Writer does, so equal inputs give byte-identical files).
-std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>& metadata, std::vector<StWrite> tensors);
+std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors);
+// write_safetensors writes the same bytes to path (through path.tmp and a rename) without
+// rendering the file in memory first.
+void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors);
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
 std::vector<uint8_t> read_file(const std::string& path);
 

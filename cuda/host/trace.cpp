@@ -163,7 +163,9 @@ std::string TraceWriter::file_name(int64_t rank) {
 
 std::string TraceWriter::write_dir(const std::string& dir) const {
   std::string path = dir + "/" + file_name(meta_.rank);
-  write_file(path, render());
+  std::map<std::string, std::string> md;
+  md[kTraceMetadataKey] = meta_.to_json().dump();
+  write_safetensors(path, md, tensors_);
   return path;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <unistd.h>
 
 #include "../host/commplan.hpp"
 #include "../host/dtype.hpp"
@@ -134,6 +135,13 @@ TEST(trace_writer_is_byte_identical_to_go) {
     std::string a(got.begin(), got.end()), b(want.begin(), want.end());
     std::printf("  got:  %s\n  want: %s\n", a.substr(8, 600).c_str(), b.substr(8, 600).c_str());
   }
+  // write_dir streams the same bytes to the file.
+  char dir[] = "/tmp/spx_trace_XXXXXX";
+  CHECK(mkdtemp(dir) != nullptr);
+  std::string written = w.write_dir(dir);
+  CHECK_MSG(read_file(written) == want, "write_dir's file differs from Go's");
+  std::remove(written.c_str());
+  rmdir(dir);
 }
 
 TEST(trace_writer_refuses) {
@@ -238,11 +246,48 @@ TEST(emit_loads_simulator_output) {
   CHECK(e.info.trace_axes == (std::vector<std::string>{"dp", "pp", "mb", "tp"}));
   CHECK(e.info.trace_shape == (std::vector<int64_t>{1, 1, 1, 2}));
   StFile init = StFile::read(e.init_path(1));
-  for (const auto& s : e.programs[1].inputs) CHECK_MSG(init.find(s) != nullptr, "input %s missing from init", s.c_str());
+  auto gen = load_generated(e, 1);
+  for (const auto& s : e.programs[1].inputs)
+    CHECK_MSG((init.find(s) != nullptr) != (gen.count(s) == 1), "input %s must be in exactly one of init and generate", s.c_str());
+  CHECK(gen.count("param/embedding.weight") && gen.at("param/embedding.weight").pad == 1);
   int collectives = 0;
   for (const auto& o : e.programs[0].ops) collectives += op_class(o.op) == OpClass::Collective;
   CHECK(collectives > 0);
   CHECK_THROWS(load_emit(g_testdata), "not an emitted plan");
+}
+
+// generate_host makes exactly the parameter shards Go's Compile makes (generated_golden), for
+// every generated tensor of both ranks: row, column and padded vocab shards, norms.
+TEST(generated_tensors_match_go) {
+  Emitted e = golden_emit();
+  StFile want = StFile::read(g_testdata + "/generated_golden.safetensors");
+  size_t n = 0;
+  for (int r = 0; r < e.info.world; r++)
+    for (const auto& kv : load_generated(e, r)) {
+      const StTensor& t = want.at("rank" + std::to_string(r) + "/" + kv.first);
+      CHECK_MSG(kv.second.local_shape() == t.shape, "rank %d %s: shape differs", r, kv.first.c_str());
+      std::vector<double> got = generate_host(kv.second, e.info.seed), ref = want.values(t);
+      CHECK_MSG(std::memcmp(got.data(), ref.data(), 8 * ref.size()) == 0 && got.size() == ref.size(), "rank %d %s: values differ", r,
+                kv.first.c_str());
+      n++;
+    }
+  CHECK(n == want.tensors.size());
+}
+
+TEST(generate_manifest_errors_name_the_tensor) {
+  char dir[] = "/tmp/spx_gen_XXXXXX";
+  CHECK(mkdtemp(dir) != nullptr);
+  std::string d = dir;
+  CHECK(std::system(("cp -r " + g_testdata + "/emit_tp2/. " + d).c_str()) == 0);
+  auto b = read_file(d + "/generate/rank-00000.json");
+  std::string js(b.begin(), b.end());
+  size_t at = js.find("\"start\": 0");
+  CHECK(at != std::string::npos);
+  js.replace(at, 10, "\"start\": 99");
+  write_file(d + "/generate/rank-00000.json", std::vector<uint8_t>(js.begin(), js.end()));
+  Emitted e = load_emit(d);
+  CHECK_THROWS(load_generated(e, 0), "does not fit its shape");
+  CHECK(std::system(("rm -rf " + d).c_str()) == 0);
 }
 
 TEST(schedule_accepts_the_simulators_programs) { check_schedule(golden_emit().programs); }

@@ -1,11 +1,13 @@
 // kernel_test: every CUDA kernel against nn's float64 results (tests/testdata/
-// kernels_golden.safetensors, written by cuda/gputraces from the Go kernels), in fp32 and bf16.
+// kernels_golden.safetensors, written by cuda/gputraces from the Go kernels), in fp32, bf16 and
+// fp64; generated starting tensors bit for bit against the host's generation.
 // Outputs are poisoned with NaN before each kernel, so an element it forgot to write fails.
 // Usage: kernel_test TESTDATA_DIR [filter]
 #include <cmath>
 
 #include "../gpu/check.cuh"
 #include "../gpu/kernels.cuh"
+#include "../host/emit.hpp"
 #include "../host/safetensors.hpp"
 #include "testing.hpp"
 
@@ -18,8 +20,12 @@ constexpr double kF32Tol = 2e-5;
 // kBF16Tol: inputs and outputs rounded to bf16 (unit roundoff 2^-8 ≈ 3.9e-3), a few roundings
 // deep, accumulation in fp32 (METHOD.md: bf16 operands land between 1e-3 and 1e-2).
 constexpr double kBF16Tol = 3e-2;
+// kF64Tol: the fp64 kernels are the GPU reference; they differ from nn's float64 only in the
+// order of their sums (unit roundoff 2^-53 ≈ 1.1e-16 times depths up to ~100).
+constexpr double kF64Tol = 1e-13;
 
 static StFile* g_golden;
+static std::string g_testdata;
 static Gpu g_gpu;
 
 static DTensor in(const char* key, DType d) {
@@ -49,7 +55,7 @@ static void expect(const char* what, DType d, const DTensor& got, const char* ke
   CHECK_MSG(got.shape == t.shape, "%s %s: shape %s, want %s", what, dtype_name(d), shape_str(got.shape).c_str(), shape_str(t.shape).c_str());
   if (got.shape != t.shape) return;
   double e = rel_err(download(g_gpu, got), ref);
-  double tol = d == DType::F32 ? kF32Tol : kBF16Tol;
+  double tol = d == DType::F32 ? kF32Tol : d == DType::F64 ? kF64Tol : kBF16Tol;
   std::printf("  %-22s %-4s rel err %.3g (tol %.0e)\n", what, dtype_name(d), e, tol);
   CHECK_MSG(e <= tol, "%s %s: rel err %.3g > %.0e", what, dtype_name(d), e, tol);
 }
@@ -64,7 +70,7 @@ static void expect_tail_zero(const char* what, const DTensor& t, int64_t from) {
   CHECK_MSG(bad == 0, "%s: %lld elements of tokens >= %lld are not 0", what, static_cast<long long>(bad), static_cast<long long>(from));
 }
 
-static const DType kDTypes[] = {DType::F32, DType::BF16};
+static const DType kDTypes[] = {DType::F32, DType::BF16, DType::F64};
 
 TEST(linear) {
   for (DType d : kDTypes) {
@@ -150,7 +156,7 @@ TEST(embedding_exact) {
 }
 
 TEST(data_movement) {
-  for (DType d : {DType::F32, DType::BF16, DType::I32, DType::I64}) {
+  for (DType d : {DType::F32, DType::BF16, DType::F64, DType::I32, DType::I64}) {
     std::vector<double> v(24);
     for (int i = 0; i < 24; i++) v[i] = i;
     DTensor x = upload(g_gpu, d, {2, 3, 4}, v, "x");
@@ -164,6 +170,36 @@ TEST(data_movement) {
   CHECK(download(g_gpu, kern::scale(g_gpu, kern::add(g_gpu, h, h), 0.5)) == (std::vector<double>{1, 2, 3}));
   // 1 + 2^-8 + 2^-12 rounds up to 1 + 2^-7 in bf16 (not a tie).
   CHECK(download(g_gpu, kern::convert(g_gpu, upload(g_gpu, DType::F32, {1}, {1 + 0x1p-8 + 0x1p-12}, "t"), DType::BF16))[0] == 1 + 0x1p-7);
+}
+
+// Every generated parameter of the golden emitted plan (both ranks: replicated norms, row and
+// column shards, a vocab shard with padding rows) comes out of the GPU with exactly the bits the
+// host generates and then rounds (encode), in each dtype.
+TEST(generate_is_bit_exact) {
+  Emitted e = load_emit(g_testdata + "/emit_tp2");
+  int checked = 0;
+  for (const Program& p : e.programs)
+    for (const auto& kv : load_generated(e, p.rank)) {
+      std::vector<double> host = generate_host(kv.second, e.info.seed);
+      for (DType d : kDTypes) {
+        DTensor t = kern::generate(g_gpu, kv.second, e.info.seed, d, kv.first);
+        CHECK_MSG(t.shape == kv.second.local_shape(), "%s: shape %s", kv.first.c_str(), shape_str(t.shape).c_str());
+        CHECK_MSG(download_bytes(g_gpu, t) == encode(d, host), "rank %d %s %s: GPU bits differ from the host's", p.rank,
+                  kv.first.c_str(), dtype_name(d));
+      }
+      checked++;
+    }
+  std::printf("  %d generated tensors bit-exact in %zu dtypes\n", checked, sizeof kDTypes / sizeof kDTypes[0]);
+  CHECK(checked > 10);
+}
+
+// bf16 rounding of doubles on the GPU (convert from F64) matches the host's encode on the
+// rounding corner cases of host_golden.json's inputs: ties, near-ties, subnormals, overflow.
+TEST(bf16_from_double_rounds_once) {
+  std::vector<double> xs = {1 + 0x1p-8, 1 + 3 * 0x1p-8, 1 + 0x1p-8 + 0x1p-30, 1 + 0x1p-8 - 0x1p-40, 0x1.fep127, 0x1.ffp127,
+                            0x1.fefffffp127, 1e39, -1e39, 0x1p-126, 0x1p-130, 0x1.8p-133, 0x1p-134, 0x1p-150, -0.0, 3.14159265358979};
+  DTensor x = upload(g_gpu, DType::F64, {static_cast<int64_t>(xs.size())}, xs, "x");
+  CHECK(download_bytes(g_gpu, kern::convert(g_gpu, x, DType::BF16)) == encode(DType::BF16, xs));
 }
 
 TEST(shape_misuse_is_an_error) {
@@ -186,7 +222,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    StFile golden = StFile::read(std::string(argv[1]) + "/kernels_golden.safetensors");
+    g_testdata = argv[1];
+    StFile golden = StFile::read(g_testdata + "/kernels_golden.safetensors");
     g_golden = &golden;
     g_gpu.init(0, 0);
     set_alloc_poison(true);

@@ -45,15 +45,24 @@ var llamaMissing = sync.OnceValue(func() string {
 	return testenv.PythonModules(py, hint, "torch.distributed.tensor", "torch.distributed.pipelining", "transformers", "spcheck_dump")
 })
 
-// llamaRun is one launch of an example script.
+// llamaRun is one launch of an example script (a path under python/examples) on 2 processes,
+// or, with bug "", its single-process reference run.
 type llamaRun struct{ script, bug string }
 
-func (r llamaRun) name() string { return strings.TrimSuffix(r.script, ".py") + "/" + r.bug }
+func (r llamaRun) name() string {
+	name := strings.TrimSuffix(filepath.Base(r.script), ".py")
+	if r.bug == "" {
+		return name + "/ref"
+	}
+	return name + "/" + r.bug
+}
 
 var llamaCands = []llamaRun{
-	{"tp_sp.py", bugNone}, {"tp_sp.py", "norm-not-sp"}, {"tp_sp.py", "embedding-no-allreduce"},
-	{"hf_tp.py", bugNone}, {"hf_tp.py", "loss-over-tp"},
-	{"pipeline.py", bugNone}, {"pipeline.py", "unscaled-grads"},
+	{"llama/ref.py", ""},
+	{"llama/tp_sp.py", bugNone}, {"llama/tp_sp.py", "norm-not-sp"}, {"llama/tp_sp.py", "embedding-no-allreduce"},
+	{"llama/hf_tp.py", bugNone}, {"llama/hf_tp.py", "loss-over-tp"},
+	{"llama/pipeline.py", bugNone}, {"llama/pipeline.py", "unscaled-grads"},
+	{"tp_mlp.py", ""}, {"tp_mlp.py", bugNone}, {"tp_mlp.py", "allreduce-backward"},
 }
 
 var (
@@ -80,12 +89,9 @@ func launchLlama(root string) (map[string]string, error) {
 		return nil, err
 	}
 	tempDirs = append(tempDirs, dir)
-	examples := filepath.Join(root, "python", "examples", "llama")
+	examples := filepath.Join(root, "python", "examples")
 	py := torch2Python()
-	dirs := map[string]string{"ref": filepath.Join(dir, "ref")}
-	if _, err := runPython(py, examples, "ref.py", "--out", dirs["ref"]); err != nil {
-		return nil, err
-	}
+	dirs := map[string]string{}
 	// The launches wait on process start-up and rendezvous more than they compute: a few at a
 	// time finish sooner on the same cores.
 	errs := make([]error, len(llamaCands))
@@ -99,8 +105,11 @@ func launchLlama(root string) (map[string]string, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			_, errs[i] = runPython(py, examples, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-				c.script, "--out", out, "--bug", c.bug)
+			args := []string{filepath.Base(c.script), "--out", out}
+			if c.bug != "" {
+				args = append([]string{"-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"}, append(args, "--bug", c.bug)...)
+			}
+			_, errs[i] = runPython(py, filepath.Join(examples, filepath.Dir(c.script)), args...)
 		}()
 	}
 	wg.Wait()
@@ -129,7 +138,7 @@ func TestLlamaInstalledPackage(t *testing.T) {
 // each bug is caught at its first divergence, with the verdict and shape that explain it.
 func TestLlamaVerdicts(t *testing.T) {
 	dirs := llamaTraces(t)
-	ref := open(t, dirs["ref"])
+	ref := open(t, dirs["ref/ref"])
 	postNorm := []string{"grad/model.layers.0.post_attention_layernorm.weight", "grad/model.layers.1.post_attention_layernorm.weight"}
 	cases := []verdictCase{
 		{cand: "tp_sp/none", verified: true,
@@ -149,6 +158,22 @@ func TestLlamaVerdicts(t *testing.T) {
 			reason: "per-micro-batch mean losses with scale_grads=False: gradients summed over the 2 micro-batches"},
 	}
 	for _, c := range cases {
+		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, dirs[c.cand]), c) })
+	}
+}
+
+// TestRowParallelOutputGradient: a hand-written TP MLP whose row-parallel output is recorded
+// before its all-reduce (tp=partial), hooked with watch(): its gradient is recorded replicated,
+// so the correct run verifies (no false ×2), and a real wrong adjoint (an all-reduce whose
+// backward all-reduces again) is caught there, scaled ×2.
+func TestRowParallelOutputGradient(t *testing.T) {
+	dirs := llamaTraces(t)
+	ref := open(t, dirs["tp_mlp/ref"])
+	for _, c := range []verdictCase{
+		{cand: "tp_mlp/none", verified: true, reason: "the gradient of a partial output is replicated: no false ×2"},
+		{cand: "tp_mlp/allreduce-backward", first: "agrad/fc2", verdict: verify.Diverged, check: checkScaled(2),
+			reason: "torch.distributed.nn.functional.all_reduce's backward sums the gradient over TP again"},
+	} {
 		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, dirs[c.cand]), c) })
 	}
 }
@@ -180,7 +205,7 @@ func checkScaled(c float64) func(t *testing.T, first *verify.Result) {
 // in, so they hold what the masked lookup left there).
 func TestLlamaUnreducedFacts(t *testing.T) {
 	dirs := llamaTraces(t)
-	ref := open(t, dirs["ref"])
+	ref := open(t, dirs["ref/ref"])
 	norm := open(t, dirs["tp_sp/norm-not-sp"])
 	name := "grad/model.layers.1.post_attention_layernorm.weight"
 	want := tensorByName(t, ref, 0, name)
@@ -236,8 +261,8 @@ func tensorByName(t *testing.T, tr *trace.Trace, rank int, name string) *tensor.
 // calls. Each statement calling spcheck_dump (sd.… or the dumper d.…) is marked "# spcheck N",
 // numbered 1, 2, … in order; its continuation lines are part of it.
 func TestLlamaSpcheckLines(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "python", "examples", "llama")
-	for _, script := range []string{"ref.py", "tp_sp.py", "hf_tp.py", "pipeline.py"} {
+	dir := filepath.Join(repoRoot(t), "python", "examples")
+	for _, script := range []string{"llama/ref.py", "llama/tp_sp.py", "llama/hf_tp.py", "llama/pipeline.py", "tp_mlp.py"} {
 		b, err := os.ReadFile(filepath.Join(dir, script))
 		if err != nil {
 			t.Fatal(err)

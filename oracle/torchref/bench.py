@@ -9,12 +9,16 @@ warm-up step, then ITERS steps, and prints one line:
 
     wall_s=W cpu_s=C threads=T blas=B
 
+B is torch's BLAS (BLAS_INFO of its build, e.g. mkl, or generic:openblas-pthread for
+Debian's torch on the OpenBLAS that libblas.so.3 points to).
+
 W and C are seconds per step (wall clock and this process's CPU time). The thread count is
 torch.get_num_threads(); set OPENBLAS_NUM_THREADS and OMP_NUM_THREADS to choose it (the Go
 benchmark oracle.BenchmarkOracleVsTorch does). Exit status 2 on bad arguments.
 """
 
 import os
+import re
 import sys
 import time
 
@@ -22,6 +26,18 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchref  # noqa: E402
+
+
+def torch_blas():
+    """torch's BLAS: BLAS_INFO of its build, and for a "generic" one (Debian's, through
+    libblas.so.3) the folder of the libblas it loaded, e.g. generic:openblas-pthread."""
+    m = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    blas = m.group(1) if m else "unknown"
+    if blas == "generic":
+        with open("/proc/self/maps") as f:
+            libs = [line.split()[-1] for line in f if "/libblas.so" in line]
+        blas += ":" + (os.path.basename(os.path.dirname(libs[0])) if libs else "?")
+    return blas
 
 
 def main(argv):
@@ -65,7 +81,7 @@ def main(argv):
     for _ in range(iters):
         step()
     wall, cpu = (time.perf_counter() - w0) / iters, (time.process_time() - c0) / iters
-    blas = "openblas" if "openblas" in open("/proc/self/maps").read() else "other"
+    blas = torch_blas()
     print(f"wall_s={wall:.6f} cpu_s={cpu:.6f} threads={torch.get_num_threads()} blas={blas}")
     return 0
 
