@@ -24,6 +24,7 @@ const (
 	C5 Class = "C5" // emission multiplicity: exactly one emitter per replica group
 	C6 Class = "C6" // predicted shape ≠ actual shape in an overlapped schedule
 	C7 Class = "C7" // mutable shared config toggled around a region that is re-executed later
+	C8 Class = "C8" // precision lost on one rank (a low-precision accumulator where its peers keep fp32)
 )
 
 // ClassTitle is the one-line title of each class.
@@ -35,6 +36,7 @@ var ClassTitle = map[Class]string{
 	C5: "emission multiplicity",
 	C6: "predicted ≠ actual launch shape",
 	C7: "config toggled around a re-executed region",
+	C8: "precision lost on one rank",
 }
 
 // Domain says which executor a bug lives in.

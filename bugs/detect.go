@@ -41,6 +41,7 @@ type Outcome struct {
 	Signature  Signature          // the shape of the first divergence
 	Diagnosed  *verify.Signature  // the verifier's signature of the first divergence (nil if none)
 	Scales     map[string]float64 // Expect.Scaled tensors: the measured factor (NaN: not a multiple)
+	scaleTols  map[string]float64 // the relative tolerance each was measured at (Signature.MultipleTol)
 	Positions  []int              // sequence positions where First diverges (valid ones at Expect.ValidDepth)
 	Recomputed []string           // activations whose recompute differs from their forward
 	Detail     string             // one line
@@ -195,12 +196,13 @@ func (o *Outcome) classify() {
 		o.Signature = SigRecompute
 	}
 	if ex := o.Bug.Expect; len(ex.Scaled) > 0 {
-		o.Scales = map[string]float64{}
+		o.Scales, o.scaleTols = map[string]float64{}, map[string]float64{}
 		for _, st := range ex.Scaled {
 			o.Scales[st.Name] = math.NaN()
 			for _, r := range o.Report.Results {
 				if r.Name == st.Name && r.Signature != nil && r.Signature.Multiple {
 					o.Scales[st.Name] = r.Signature.Factor
+					o.scaleTols[st.Name] = r.Signature.MultipleTol
 				}
 			}
 		}
@@ -321,7 +323,8 @@ func (o *Outcome) Mismatches() []string {
 		}
 	}
 	for _, s := range ex.Scaled {
-		if got := o.Scales[s.Name]; math.IsNaN(got) || math.Abs(got-s.Factor) > verify.MultipleRelTol*math.Abs(s.Factor) {
+		tol := max(verify.MultipleRelTol, o.scaleTols[s.Name])
+		if got := o.Scales[s.Name]; math.IsNaN(got) || math.Abs(got-s.Factor) > tol*math.Abs(s.Factor) {
 			bad = append(bad, fmt.Sprintf("%s is %v × its reference, want ×%g (%s)", s.Name, got, s.Factor, s.Why))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate"
+	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -42,6 +43,12 @@ var (
 	needPartial = cond{"partial_p2p = true", func(p plan.Plan) bool { return p.PartialP2P }}
 	needMTP     = cond{"mtp > 0", func(p plan.Plan) bool { return p.MTP > 0 }}
 	needMB      = cond{"microbatches > 1", func(p plan.Plan) bool { return p.Microbatches > 1 }}
+	// A rank's bf16 accumulator shows beside its peers' fp32 ones only in a low-precision run,
+	// and only once the tokens it sums are many: its error grows with their count while the
+	// upstream noise every rank shares does not.
+	needLowPrecision  = cond{"dtype = bf16 or fp16", func(p plan.Plan) bool { return p.DType == tensor.BF16 || p.DType == tensor.F16 }}
+	needLongReduction = cond{fmt.Sprintf("batch × seq ≥ %d (tokens summed by a weight gradient)", MinAccumulatedTokens),
+		func(p plan.Plan) bool { return p.Batch*p.Seq/p.DP >= MinAccumulatedTokens }}
 	// A full residual is sliced only after an unsharded first norm: at a later stage's start
 	// or at an MTP depth's input.
 	needSlice = cond{"pp > 1 or mtp > 0", func(p plan.Plan) bool { return p.PP > 1 || p.MTP > 0 }}
@@ -330,6 +337,18 @@ func trainingBugs() []*Bug {
 				Recomputed: []string{"act/mtp.1.layer.attn.q_rope", "act/mtp.1.layer.attn.k_rope"},
 				Shows:      "the loss agrees; recomputed q/k RoPE (and all that follows) differ from the forward; grads diverge"},
 			Examples: []string{"recompute-positions"},
+		},
+		{
+			Name:     "tp-rank-bf16-grad-accumulation",
+			Source:   "spcheck issue 13 (one TP rank's weight-gradient GEMM keeps a bf16 accumulator, e.g. a compute type or kernel chosen per rank or per shape, where its peers accumulate in fp32 as cuBLAS CUBLAS_COMPUTE_32F does)",
+			Class:    C8,
+			Domain:   Training,
+			Summary:  "TP rank 1 accumulates its weight-gradient GEMMs in the stored bf16, rounding the running sum after every token; its peers accumulate in fp32",
+			Plan:     "tp=2,dtype=bf16,hidden=32,heads=2,ffn=64,seq=512,batch=4,layers=1,mtp=0",
+			Programs: rankAccumulatesStored(1),
+			Applies:  requires(needTP, needLowPrecision, needLongReduction),
+			Expect: Expect{Verdict: string(verify.Diverged), First: "grad/lm_head.weight", Signature: SigTP0Right,
+				Shows: "the LM head's weight gradient is wrong on rank 1 only (right on TP rank 0), and verify's per-rank precision bias names rank 1's weight gradients"},
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/rand"
 	"slices"
 	"sort"
 	"strings"
@@ -22,7 +23,7 @@ type MutationConfig struct {
 	Budget  time.Duration // per campaign
 	Space   Space
 	Workers int
-	Bugs    []string // nil: MutationBugs(Variants)
+	Bugs    []string // nil: MutationBugs of the Variants the Space reaches (Reachable)
 	// Variants is the catalogue of bug variants (package bugs' Variants).
 	Variants []*simulate.Variant
 	Blind    bool      // hunt without steering (Config.Blind)
@@ -56,6 +57,29 @@ func (r MutationResult) MedianDetect() float64 {
 	return d[len(d)/2]
 }
 
+// ReachProbes is how many plans Reachable draws from a space.
+const ReachProbes = 256
+
+// Reachable splits variants into those that some of ReachProbes plans drawn from s (a fixed
+// seed) can show, and those none can: a bug whose conditions no plan of the space meets (a
+// reduction longer than its sequences reach, a dtype it never draws) cannot be searched for
+// there.
+func Reachable(variants []*simulate.Variant, s Space) (in, out []*simulate.Variant) {
+	r := rand.New(rand.NewSource(1))
+	probes := make([]plan.Plan, ReachProbes)
+	for i := range probes {
+		probes[i] = Draw(r, s)
+	}
+	for _, v := range variants {
+		if slices.ContainsFunc(probes, func(p plan.Plan) bool { return v.CanShow(p) == nil }) {
+			in = append(in, v)
+		} else {
+			out = append(out, v)
+		}
+	}
+	return in, out
+}
+
 // MutationBugs lists the variants' names, then the serving bugs'.
 func MutationBugs(variants []*simulate.Variant) []string {
 	var out []string
@@ -80,7 +104,13 @@ func trialSeed(seed int64, bug string, trial int) int64 {
 func Mutation(cfg MutationConfig) ([]MutationResult, error) {
 	bugs := cfg.Bugs
 	if bugs == nil {
-		bugs = MutationBugs(cfg.Variants)
+		in, out := Reachable(cfg.Variants, cfg.Space)
+		bugs = MutationBugs(in)
+		for _, v := range out {
+			if cfg.Log != nil {
+				fmt.Fprintf(cfg.Log, "%s: no plan of the space can show it; not a mutation target\n", v.Name)
+			}
+		}
 	}
 	trials := max(cfg.Trials, 1)
 	if cfg.Log == nil {

@@ -26,7 +26,8 @@ func TestDetectionFindsEveryBug(t *testing.T) {
 	if n := len(testCatalogue); n < 4+len(testVariants) {
 		t.Fatalf("only %d bug variants: the catalogue gave too few", n)
 	}
-	for _, bug := range MutationBugs(testCatalogue) {
+	reach, _ := Reachable(testCatalogue, Mesh2Space())
+	for _, bug := range MutationBugs(reach) {
 		s, err := Run(Config{Variants: testCatalogue, Seed: 1, Count: 40, Bug: bug, Space: Mesh2Space(), MaxShrinks: -1})
 		if err != nil {
 			t.Fatal(err)

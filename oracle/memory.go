@@ -73,31 +73,44 @@ func EstimateMemory(p plan.Plan) Footprint {
 
 // MemoryError is a plan whose oracle run would not fit in this machine's memory.
 type MemoryError struct {
-	Plan     string
-	Need     Footprint
-	Limit    int64
-	LimitSrc string // where the limit comes from (cgroup, /proc/meminfo, SPCHECK_MEMORY_LIMIT)
+	Plan          string
+	Need          Footprint
+	InMemoryTrace bool // the trace, Need.Encoded, was counted too
+	Limit         int64
+	LimitSrc      string // where the limit comes from (cgroup, /proc/meminfo, SPCHECK_MEMORY_LIMIT)
 }
 
 func (e *MemoryError) Error() string {
 	f := e.Need
+	need, trace := f.Run(), ""
+	if e.InMemoryTrace {
+		need += f.Encoded
+		trace = fmt.Sprintf(", the in-memory trace %s", gib(f.Encoded))
+	}
 	return fmt.Sprintf("oracle: the reference run of plan %q needs about %s (activations and their gradients %s, "+
-		"attention probabilities %s, parameters and gradients %s, +1/8 for temporaries) but this machine has %s (%s); "+
+		"attention probabilities %s, parameters and gradients %s, +1/8 for temporaries%s) but this machine has %s (%s); "+
 		"reduce seq, batch, layers or hidden, or take the reference from the GPU executor in float64",
-		e.Plan, gib(f.Run()), gib(f.Activations+f.ActivationGrads), gib(f.Attention), gib(f.Params+f.Grads), gib(e.Limit), e.LimitSrc)
+		e.Plan, gib(need), gib(f.Activations+f.ActivationGrads), gib(f.Attention), gib(f.Params+f.Grads), trace, gib(e.Limit), e.LimitSrc)
 }
 
-func gib(n int64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }
+func gib(n int64) string { return fmt.Sprintf("%.3g GiB", float64(n)/(1<<30)) }
 
-// checkMemory refuses p before anything is allocated when its footprint exceeds the machine's
-// memory; with no known limit it lets the run go.
-func checkMemory(p plan.Plan) error {
+// CheckMemory refuses p before anything is allocated when its oracle run would exceed the
+// machine's memory (MachineMemory): Footprint.Run, plus Footprint.Encoded when the caller
+// keeps the trace in memory too (an in-memory reference) rather than streaming it to disk.
+// With no known limit it lets the run go.
+func CheckMemory(p plan.Plan, inMemoryTrace bool) error {
 	limit, src := MachineMemory()
 	if limit <= 0 {
 		return nil
 	}
-	if f := EstimateMemory(p); f.Run() > limit {
-		return &MemoryError{Plan: p.String(), Need: f, Limit: limit, LimitSrc: src}
+	f := EstimateMemory(p)
+	need := f.Run()
+	if inMemoryTrace {
+		need += f.Encoded
+	}
+	if need > limit {
+		return &MemoryError{Plan: p.String(), Need: f, InMemoryTrace: inMemoryTrace, Limit: limit, LimitSrc: src}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,9 +86,13 @@ func TestMemoryRefusal(t *testing.T) {
 	if err := WriteTrace(t.TempDir(), p); !errors.As(err, &me) {
 		t.Errorf("WriteTrace under the limit: %v", err)
 	}
-	t.Setenv("SPCHECK_MEMORY_LIMIT", "1G")
+	f := EstimateMemory(p)
+	t.Setenv("SPCHECK_MEMORY_LIMIT", strconv.FormatInt(f.Run()+f.Encoded/2, 10))
 	if _, err := Run(p.Model); err != nil {
-		t.Errorf("under 1 GiB: %v", err)
+		t.Errorf("with room for the run: %v", err)
+	}
+	if err := CheckMemory(p, true); !errors.As(err, &me) || !me.InMemoryTrace || !strings.Contains(err.Error(), "in-memory trace") {
+		t.Errorf("no room for the in-memory trace too: %v", err)
 	}
 }
 

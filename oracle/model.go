@@ -19,7 +19,7 @@ func Run(m plan.Model) (*Result, error) {
 	}
 	p := plan.Default()
 	p.Model = m
-	if err := checkMemory(p); err != nil {
+	if err := CheckMemory(p, false); err != nil {
 		return nil, err
 	}
 	return RunWith(m, model.InitParams(m), model.MakeInputs(m))

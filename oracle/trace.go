@@ -21,7 +21,7 @@ func WriteTrace(dir string, p plan.Plan) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if err := checkMemory(p); err != nil {
+	if err := CheckMemory(p, false); err != nil {
 		return err
 	}
 	res, err := Run(p.Model)

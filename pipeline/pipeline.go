@@ -120,6 +120,9 @@ func VerifyCommand(p plan.Plan) string { return fmt.Sprintf("spcheck verify --pl
 // Reference runs the oracle on p's model and returns its reference trace in memory, exactly
 // as oracle.WriteTrace writes it (inputs as I64, the rest in the plan's dtype).
 func Reference(p plan.Plan) (*trace.Trace, error) {
+	if err := oracle.CheckMemory(p, true); err != nil {
+		return nil, err
+	}
 	res, err := oracle.Run(p.Model)
 	if err != nil {
 		return nil, err

@@ -294,3 +294,17 @@ func (p Plan) ModelDiff(q Plan) []string {
 	}
 	return out
 }
+
+// Short prints only the keys whose values differ from Default, in String's order ("" for the
+// default plan): the form people write. Parse(p.Short()) is p, as long as the defaults are the
+// same, so traces record String and Short is for display.
+func (p Plan) Short() string {
+	def := Default()
+	var items []string
+	for _, f := range fields {
+		if v := f.get(&p); v != f.get(&def) {
+			items = append(items, f.key+"="+v)
+		}
+	}
+	return strings.Join(items, ",")
+}

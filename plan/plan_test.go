@@ -24,6 +24,9 @@ func TestStringParseRoundTrip(t *testing.T) {
 		if err != nil || q.String() != p.String() {
 			t.Fatalf("%s: %q → %q (%v)", c.reason, p.String(), q.String(), err)
 		}
+		if q, err := Parse(p.Short()); err != nil || q.String() != p.String() {
+			t.Fatalf("%s: Short %q → %q (%v)", c.reason, p.Short(), q.String(), err)
+		}
 	}
 	p, _ := Parse("seq=12,packed=4:3:5")
 	if p.Seq != 12 || p.CuSeqlens()[3] != 12 {

@@ -9,7 +9,7 @@ import (
 
 // DiffText renders an A/B diff: one row per tensor with both MD5s.
 func DiffText(w io.Writer, d *verify.DiffReport) error {
-	p := &printer{w: w}
+	p := newText(w)
 	p.line("spcheck diff: %s", d.Summary())
 	p.line("A: %s", traceLine(d.A))
 	p.line("B: %s", traceLine(d.B))

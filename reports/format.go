@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spcheck/spcheck/verify"
 )
@@ -100,17 +101,14 @@ func (ws writers) write(w io.Writer, f Format, doc string, allowed []Format) err
 
 // Options tune the human-readable formats.
 type Options struct {
-	// All lists every tensor in text and Markdown tables; otherwise identical tensors are
-	// counted, not listed, once there are more than listAllMax.
+	// All lists every tensor in text and Markdown tables; otherwise only the tensors that are
+	// neither identical nor close are listed, and a passing report prints a one-line summary.
 	All bool
 	// Seed001 adds, under a chunk-level diagnosis where every receiver holds the same data, the
 	// rendering of PaddleFleet#589: the gathered tensor with its chunks in the PR discussion's order,
 	// the lost chunks, and the correct values with the PR discussion's TP labels.
 	Seed001 bool
 }
-
-// listAllMax is how many tensors a text or Markdown table lists before it hides identical ones.
-const listAllMax = 40
 
 // Write renders r in format f (one of ReportFormats).
 func Write(w io.Writer, r *verify.Report, f Format, o Options) error {
@@ -158,8 +156,36 @@ func val(x float64) string {
 	return strconv.FormatFloat(x, 'g', 5, 64)
 }
 
-// values prints abbreviated values separated by sep.
+// values prints abbreviated values separated by sep; past valuesWidth runes it keeps only
+// valuesKept values at each end, so a table cell or a line stays narrow.
 func values(v verify.Values, sep string) string {
+	s := joinValues(v, sep)
+	if utf8.RuneCountInString(s) <= valuesWidth || len(v.Head) <= valuesKept && len(v.Tail) <= valuesKept {
+		return s
+	}
+	head, tail := v.Head, v.Tail
+	elided := v.Elided
+	if v.Elided == 0 { // Head holds them all
+		all := append(append([]float64{}, v.Head...), v.Tail...)
+		head, tail = all[:valuesKept], all[len(all)-valuesKept:]
+		elided = len(all) - 2*valuesKept
+	} else {
+		elided += max(0, len(head)-valuesKept) + max(0, len(tail)-valuesKept)
+		head, tail = head[:min(len(head), valuesKept)], tail[max(0, len(tail)-valuesKept):]
+	}
+	if elided <= 0 {
+		return s
+	}
+	return joinValues(verify.Values{Head: head, Tail: tail, Elided: elided}, sep)
+}
+
+// valuesWidth and valuesKept bound a printed run of values (see values).
+const (
+	valuesWidth = 48
+	valuesKept  = 3
+)
+
+func joinValues(v verify.Values, sep string) string {
 	parts := make([]string, 0, len(v.Head)+len(v.Tail)+1)
 	for _, x := range v.Head {
 		parts = append(parts, val(x))
@@ -375,19 +401,28 @@ func diagnosed(r *verify.Report) []*verify.Result {
 	return out
 }
 
-// listed is what a text or Markdown table shows.
+// listed is what a text or Markdown table shows: every tensor with Options.All, else the ones
+// that are neither identical nor close (a passing report lists none).
 func listed(r *verify.Report, o Options) (shown []*verify.Result, hidden int) {
-	if o.All || len(r.Results) <= listAllMax {
+	if o.All {
 		return r.Results, 0
 	}
 	for _, res := range r.Results {
-		if res.Verdict == verify.Identical {
+		if res.Verdict.Passed() {
 			hidden++
 		} else {
 			shown = append(shown, res)
 		}
 	}
 	return shown, hidden
+}
+
+// hiddenLine says what the table left out.
+func hiddenLine(r *verify.Report, shown []*verify.Result, hidden int) string {
+	if len(shown) == 0 {
+		return passSummary(r)
+	}
+	return fmt.Sprintf("(%s within tolerance not listed; --all lists every tensor)", verify.Plural(hidden, "tensor"))
 }
 
 func short(md5 string) string {

@@ -14,9 +14,11 @@ import (
 	vt "github.com/spcheck/spcheck/verify/verifytest"
 )
 
-// TestJUnitParsesWithOneCasePerTensor: the JUnit output is XML that CI tools read, one test
-// case per logical tensor, failures counted.
-func TestJUnitParsesWithOneCasePerTensor(t *testing.T) {
+// TestJUnitGroupsRootsFirst: the JUnit output is XML that CI tools read; the first suite holds
+// the roots and the other non-consequence failures, the next the consequences, the last one
+// test case for every passing tensor; each failing tensor is one failed case with its verdict
+// and the reproduce command, and the counts add up.
+func TestJUnitGroupsRootsFirst(t *testing.T) {
 	for _, s := range vt.All() {
 		rep := report(t, s)
 		var b bytes.Buffer
@@ -27,6 +29,7 @@ func TestJUnitParsesWithOneCasePerTensor(t *testing.T) {
 			Tests    int `xml:"tests,attr"`
 			Failures int `xml:"failures,attr"`
 			Suites   []struct {
+				Name  string `xml:"name,attr"`
 				Cases []struct {
 					Name    string `xml:"name,attr"`
 					Failure *struct {
@@ -39,23 +42,63 @@ func TestJUnitParsesWithOneCasePerTensor(t *testing.T) {
 		if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
 			t.Fatalf("%s: not XML: %v", s.Name, err)
 		}
-		failures := 0
-		for i, c := range doc.Suites[0].Cases {
-			res := rep.Results[i]
-			if c.Name != res.Name || (c.Failure != nil) != rep.Failed(res) {
-				t.Errorf("%s: case %d is %q failed=%v, want %q failed=%v", s.Name, i, c.Name, c.Failure != nil, res.Name, rep.Failed(res))
+		var want [3][]string // roots, consequences, passing
+		passing := 0
+		for _, res := range rep.Results {
+			switch {
+			case rep.Failed(res) && res.Role == verify.Consequence:
+				want[1] = append(want[1], res.Name)
+			case rep.Failed(res) || res.Verdict == verify.Missing || res.Verdict == verify.Extra:
+				want[0] = append(want[0], res.Name)
+			default:
+				passing++
 			}
-			if c.Failure != nil {
+		}
+		var got [3][]string
+		failures, cases := 0, 0
+		for _, suite := range doc.Suites {
+			i := 0
+			switch {
+			case strings.HasSuffix(suite.Name, "passing tensors"):
+				i = 2
+			case strings.Contains(suite.Name, "consequences"):
+				i = 1
+			}
+			for _, c := range suite.Cases {
+				cases++
+				got[i] = append(got[i], c.Name)
+				if c.Failure == nil {
+					continue
+				}
 				failures++
-				if c.Failure.Type != string(res.Verdict) || !strings.Contains(c.Failure.Body, "spcheck compare") {
+				res := result(rep, c.Name)
+				if res == nil || c.Failure.Type != string(res.Verdict) || !strings.Contains(c.Failure.Body, "spcheck compare") {
 					t.Errorf("%s: failure of %s lacks its verdict or the reproduce command: %+v", s.Name, c.Name, c.Failure)
 				}
 			}
 		}
-		if doc.Tests != len(rep.Results) || doc.Failures != failures {
-			t.Errorf("%s: tests=%d failures=%d, want %d and %d", s.Name, doc.Tests, doc.Failures, len(rep.Results), failures)
+		if !strings.Contains(doc.Suites[0].Name, "roots") {
+			t.Errorf("%s: first suite is %q, want the roots", s.Name, doc.Suites[0].Name)
+		}
+		if strings.Join(got[0], ",") != strings.Join(want[0], ",") || strings.Join(got[1], ",") != strings.Join(want[1], ",") {
+			t.Errorf("%s: roots %v, consequences %v; want %v, %v", s.Name, got[0], got[1], want[0], want[1])
+		}
+		if (passing > 0) != (len(got[2]) == 1) {
+			t.Errorf("%s: %d passing tensors, passing suite %v", s.Name, passing, got[2])
+		}
+		if doc.Tests != cases || doc.Failures != failures || failures != rep.Failures() {
+			t.Errorf("%s: tests=%d failures=%d, want %d and %d (report: %d)", s.Name, doc.Tests, doc.Failures, cases, failures, rep.Failures())
 		}
 	}
+}
+
+func result(rep *verify.Report, name string) *verify.Result {
+	for _, res := range rep.Results {
+		if res.Name == name {
+			return res
+		}
+	}
+	return nil
 }
 
 // TestJSONSchema: the JSON parses, carries its schema name, and encodes NaN/Inf as strings.

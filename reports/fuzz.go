@@ -32,7 +32,7 @@ func fuzzCounts(s *fuzz.Summary) string {
 // FuzzOutcome renders the end of a campaign: the cases checked by property, then either that
 // every property held (with a bug: that it was not detected) or the counterexample in full.
 func FuzzOutcome(w io.Writer, s *fuzz.Summary) error {
-	p := &printer{w: w}
+	p := newText(w)
 	corpus, discarded := "", ""
 	if s.CorpusRerun > 0 {
 		corpus = fmt.Sprintf(", %d corpus plans re-run", s.CorpusRerun)
@@ -57,7 +57,7 @@ func FuzzOutcome(w io.Writer, s *fuzz.Summary) error {
 
 // FuzzMerge renders merged shard summaries: the shards and cases, then every counterexample.
 func FuzzMerge(w io.Writer, m *fuzz.Summary) error {
-	p := &printer{w: w}
+	p := newText(w)
 	p.line("fuzz merge: seed %d, shards %v of %d: %s, %d counterexample(s)", m.Seed, m.ShardsRun, m.Shards,
 		fuzzCounts(m), len(m.Counterexamples))
 	for _, cx := range m.Counterexamples {
@@ -73,7 +73,7 @@ func FuzzMerge(w io.Writer, m *fuzz.Summary) error {
 // shrank to, the command that reproduces it, then its evidence (the verifier's report, the
 // serving run, or the message).
 func Counterexample(w io.Writer, seed int64, cx fuzz.Counterexample) error {
-	p := &printer{w: w}
+	p := newText(w)
 	where := fmt.Sprintf("case %d of the campaign with seed %d (case seed %d)", cx.Case, seed, cx.CaseSeed)
 	if cx.Case < 0 {
 		where = "corpus plan " + cx.Corpus

@@ -14,7 +14,7 @@ import (
 // Inspect lists every tensor of a trace, rank by rank in file order: its order, name (with its
 // per-tensor coordinates), kind, shape, dtype, placement and the MD5 of its stored bytes.
 func Inspect(w io.Writer, tr *trace.Trace) error {
-	p := &printer{w: w}
+	p := newText(w)
 	m := tr.Files[0].Meta
 	p.line("trace %s: world %d, mesh [%s], producer %s", tr.Dir, m.World, m.Mesh, m.Producer)
 	if m.Plan != "" {

@@ -70,41 +70,64 @@ func WriteJUnit(w io.Writer, doc JUnitSuites) error {
 	return err
 }
 
-// JUnit renders r as JUnit XML: one test case per logical tensor (class spcheck.<kind>), so CI
-// UIs list failures by tensor name. A failure's body holds its numbers, its block table and the
-// command that reproduces it.
+// JUnit renders r as JUnit XML grouped so that a CI test view shows the roots first: suite
+// "roots" holds one test case per root of the divergence (the first divergence) and per failure
+// that is not a consequence of it (shape mismatches, missing or extra tensors); suite
+// "consequences" holds the failures that follow from the roots; suite "passing" is one test case
+// listing every tensor within tolerance. A failure's body holds its numbers, its block table and
+// the command that reproduces it.
 func JUnit(w io.Writer, r *verify.Report) error {
-	s := JUnitSuite{Name: fmt.Sprintf("spcheck compare %s vs %s", r.Ref.Dir, r.Cand.Dir)}
-	s.Properties = []JUnitProperty{
+	props := []JUnitProperty{
 		{"reference", traceLine(r.Ref)}, {"candidate", traceLine(r.Cand)},
 		{"reference.plan", r.Ref.Plan}, {"reference.seed", fmt.Sprint(r.Ref.Seed)},
 		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
 		{"command", r.Command}, {"verdict", headline(r)},
 	}
 	for _, sn := range r.Sentences() {
-		s.Properties = append(s.Properties, JUnitProperty{"explanation", sn})
+		props = append(props, JUnitProperty{"explanation", sn})
 	}
 	repro := strings.Join(r.Reproduce(), "\n")
+	base := fmt.Sprintf("spcheck compare %s vs %s", r.Ref.Dir, r.Cand.Dir)
+	roots := JUnitSuite{Name: base + ": roots (where the divergence starts)", Properties: props}
+	conseq := JUnitSuite{Name: base + ": consequences (failures that follow from the roots)"}
+	pass := JUnitSuite{Name: base + ": passing tensors"}
+	var passing []string
 	for _, res := range r.Results {
 		c := JUnitCase{ClassName: "spcheck." + string(res.Kind), Name: res.Name, Time: "0"}
-		msg := fmt.Sprintf("%s%s: %s", res.Verdict, roleMark(res), detailLine(res))
-		if x := res.Explanation; x != nil {
-			msg = x.Sentence + " — " + msg
-		}
+		msg := fmt.Sprintf("%s%s: %s", res.Verdict, roleMark(res), oneLine(res))
+		suite := &roots
 		switch {
 		case r.Failed(res):
 			c.Failure = &JUnitMessage{Type: string(res.Verdict), Message: msg, Body: failureBody(res, repro)}
-			s.Failures++
+			if res.Role == verify.Consequence {
+				suite = &conseq
+			}
+			suite.Failures++
 		case res.Verdict == verify.Missing || res.Verdict == verify.Extra:
 			c.Skipped = &JUnitMessage{Message: msg}
-			s.Skipped++
+			suite.Skipped++
 		default:
-			c.SystemOut = fmt.Sprintf("%s: ref md5 %s, cand md5 %s, max abs err %s", res.Verdict, res.RefMD5, res.CandMD5, num(res.MaxAbs))
+			passing = append(passing, fmt.Sprintf("%s: %s, ref md5 %s, cand md5 %s, max abs err %s", res.Name, res.Verdict, dash(res.RefMD5), dash(res.CandMD5), num(res.MaxAbs)))
+			continue
 		}
-		s.Cases = append(s.Cases, c)
+		suite.Cases = append(suite.Cases, c)
 	}
-	s.Tests = len(s.Cases)
-	return WriteJUnit(w, JUnitSuites{Name: "spcheck", Tests: s.Tests, Failures: s.Failures, Skipped: s.Skipped, Suites: []JUnitSuite{s}})
+	if len(passing) > 0 {
+		pass.Cases = []JUnitCase{{ClassName: "spcheck.passing", Name: fmt.Sprintf("%s within tolerance", verify.Plural(len(passing), "tensor")),
+			Time: "0", SystemOut: strings.Join(passing, "\n")}}
+	}
+	doc := JUnitSuites{Name: "spcheck"}
+	for _, s := range []JUnitSuite{roots, conseq, pass} {
+		if len(s.Cases) == 0 && s.Name != roots.Name {
+			continue
+		}
+		s.Tests = len(s.Cases)
+		doc.Tests += s.Tests
+		doc.Failures += s.Failures
+		doc.Skipped += s.Skipped
+		doc.Suites = append(doc.Suites, s)
+	}
+	return WriteJUnit(w, doc)
 }
 
 // failureBody is the plain-text explanation of one failing tensor.

@@ -40,19 +40,23 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 	}
 	p.line("")
 	shown, hidden := listed(r, o)
-	mdRow(p, "order", "name", "kind", "verdict", "max abs", "max rel", "outside", "×tol", "ref md5", "cand md5")
-	mdRow(p, strings.Split(strings.Repeat("---,", 10), ",")[:10]...)
-	for _, res := range shown {
-		v := string(res.Verdict) + roleMark(res)
-		if r.Failed(res) {
-			v = "**" + v + "**"
+	if len(shown) > 0 {
+		mdRow(p, "order", "name", "kind", "verdict", "max abs", "max rel", "outside", "×tol", "ref md5", "cand md5")
+		mdRow(p, strings.Split(strings.Repeat("---,", 10), ",")[:10]...)
+		for _, res := range shown {
+			v := string(res.Verdict) + roleMark(res)
+			if r.Failed(res) {
+				v = "**" + v + "**"
+			}
+			mdRow(p, fmt.Sprint(res.Order), "`"+res.Name+"`", string(res.Kind), v, num(res.MaxAbs), num(res.MaxRel),
+				fmt.Sprintf("%d/%d", res.Outside, res.Numel), num(res.TolUnits), "`"+short(res.RefMD5)+"`", "`"+short(res.CandMD5)+"`")
 		}
-		mdRow(p, fmt.Sprint(res.Order), "`"+res.Name+"`", string(res.Kind), v, num(res.MaxAbs), num(res.MaxRel),
-			fmt.Sprintf("%d/%d", res.Outside, res.Numel), num(res.TolUnits), "`"+short(res.RefMD5)+"`", "`"+short(res.CandMD5)+"`")
 	}
 	if hidden > 0 {
-		p.line("")
-		p.line("%d identical tensors not listed.", hidden)
+		if len(shown) > 0 {
+			p.line("")
+		}
+		p.line("%s", mdEscape(hiddenLine(r, shown, hidden)))
 	}
 	for _, res := range diagnosed(r) {
 		d := res.Diagnosis

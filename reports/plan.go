@@ -11,7 +11,7 @@ import (
 // Plan describes a compiled plan: its plan string and layout, then one row per rank
 // (coordinates and op counts by class), or, for rank ≥ 0, that rank's ops one per line.
 func Plan(w io.Writer, c *simulate.Compiled, rank int) error {
-	p := &printer{w: w}
+	p := newText(w)
 	p.line("--plan '%s'\n%s", c.Plan, c.Describe())
 	if p.err != nil {
 		return p.err

@@ -18,7 +18,7 @@ import (
 // one's minimal plan, what spcheck must show and its expected first divergence. A legend of the
 // classes ends it.
 func Catalogue(w io.Writer, bs []*bugs.Bug, verbose bool) error {
-	p := &printer{w: w}
+	p := newText(w)
 	for _, b := range bs {
 		p.line("%-37s %s  %s  [%s]", b.Name, b.Class, b.Summary, b.Source)
 		if !verbose {
@@ -55,7 +55,7 @@ func expectLine(b *bugs.Bug) string {
 
 // BugHeader is the bug's name, class, summary, source and what spcheck must show.
 func BugHeader(w io.Writer, b *bugs.Bug) error {
-	p := &printer{w: w}
+	p := newText(w)
 	p.line("%s (%s: %s)\n  %s\n  source: %s", b.Name, b.Class, bugs.ClassTitle[b.Class], b.Summary, b.Source)
 	p.line("  spcheck must show: %s", b.Expect.Shows)
 	return p.err
@@ -65,7 +65,7 @@ func BugHeader(w io.Writer, b *bugs.Bug) error {
 // tables, and the verifier's report of the buggy run against the correct one.
 func Example(w io.Writer, r *bugs.ExampleResult) error {
 	e := r.Example
-	p := &printer{w: w}
+	p := newText(w)
 	p.line("\n== worked example %s (%s): %s ==", e.Name, e.Source, e.Title)
 	if p.err != nil {
 		return p.err
@@ -107,9 +107,10 @@ func FirstDivergence(w io.Writer, rep *verify.Report) error {
 	sub := *rep
 	sub.Results = rep.First()
 	sub.Undiagnosed = 0
-	if _, err := fmt.Fprintf(w, "first divergence of %d failing tensors (the whole table: spcheck verify --plan '%s'):\n",
-		rep.Failures(), rep.Cand.Plan); err != nil {
-		return err
+	p := newText(w)
+	p.line("first divergence of %s; the whole table:\n  spcheck verify --plan '%s'", verify.Plural(rep.Failures(), "failing tensor"), rep.Cand.Plan)
+	if p.err != nil {
+		return p.err
 	}
 	return Text(w, &sub, Options{Seed001: true})
 }
@@ -118,7 +119,7 @@ func FirstDivergence(w io.Writer, rep *verify.Report) error {
 // simulator refused (the failing computation), or the outcome in one line, the first divergence
 // and the activations whose recompute differs from their forward.
 func BugRun(w io.Writer, o *bugs.Outcome) error {
-	p := &printer{w: w}
+	p := newText(w)
 	if o.Report == nil {
 		p.line("the simulator refuses the run: %s", o.Detail)
 		if o.RunErr != nil {

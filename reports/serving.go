@@ -40,7 +40,7 @@ func LaunchTable(w io.Writer, r serving.Report) error {
 
 // Serving renders a serving run: the config, one line per check, then the launch table.
 func Serving(w io.Writer, r serving.Report) error {
-	p := &printer{w: w}
+	p := newText(w)
 	p.line("serving run %s: %d steps", r.Config, r.Steps)
 	check := func(name string, ok bool, detail string) {
 		verdict := "ok"

@@ -30,6 +30,10 @@ type Options struct {
 	// independent reference). fp32, bf16 and fp16 tensors with an entry are judged against it
 	// (noiseTol) unless Tol overrides their dtype.
 	Noise NoiseScales
+	// NoiseRun, when set, is the correct execution Noise was measured on (or the second
+	// reference). Per-rank bias (RankBias) then measures each shard's error in units of this
+	// run's error on the same region, so that shards holding different data stay comparable.
+	NoiseRun *trace.Trace
 	// Depth gives a logical tensor's reduction depth where the caller knows it (e.g. the
 	// contraction length of the matmul that produced it); default tolerances scale by √depth.
 	Depth func(name string) int
@@ -372,6 +376,7 @@ type worker struct {
 	a                   assembler
 	refBuf, candBuf     []byte
 	fbuf                []float64
+	noiseBuf            []byte // the noise run's assembled tensor (rankBias)
 	candMD5, refMD5     string
 	candHash            sync.WaitGroup
 }

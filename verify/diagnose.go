@@ -419,7 +419,7 @@ func scaleOf(a, e []float64, rtol, floor float64) (float64, bool) {
 	if ee == 0 {
 		return 0, false
 	}
-	c, ok := simpleFactor(ae / ee)
+	c, ok := simpleFactor(ae/ee, factorRel(rtol))
 	if !ok || c == 1 {
 		return 0, false
 	}
@@ -430,9 +430,20 @@ func scaleOf(a, e []float64, rtol, floor float64) (float64, bool) {
 	return c, closeValues(a, scaled, rtol, floor*math.Abs(c))
 }
 
-// simpleFactor rounds c to ±n or ±1/n (n ≤ maxScaleDenom) when it is within 1e-6 of one.
-func simpleFactor(c float64) (float64, bool) {
-	const rel = 1e-6
+// Factor recognition. A block's least-squares factor is exact up to the noise of the values: in
+// float64 within simpleFactorRel of a simple factor; in low precision within about the
+// normwise noise, which the per-element rtol bounds. maxFactorRel keeps ±n and ±n+1 apart for
+// the small n a plan makes likely (tp, microbatches, D/λ ≤ 10); scaleOf confirms every element.
+const (
+	simpleFactorRel = 1e-6
+	maxFactorRel    = 0.05
+)
+
+// factorRel is how far a measured factor may lie from a simple one at per-element tolerance rtol.
+func factorRel(rtol float64) float64 { return min(max(simpleFactorRel, rtol), maxFactorRel) }
+
+// simpleFactor rounds c to ±n or ±1/n (n ≤ maxScaleDenom) when it is within rel of one.
+func simpleFactor(c, rel float64) (float64, bool) {
 	a := math.Abs(c)
 	if a == 0 || math.IsNaN(a) || math.IsInf(a, 0) {
 		return 0, false
@@ -546,11 +557,12 @@ func Plural(n int, noun string) string {
 
 // FormatScale prints a factor as ×2, ×1/4 or ×-1, with its name if it has one: "×2 (tp)".
 func FormatScale(c float64, name string) string {
-	var s string
-	if a := math.Abs(c); a < 1 {
-		s = fmt.Sprintf("×%s1/%g", map[bool]string{true: "-", false: ""}[c < 0], math.Round(1/a))
-	} else {
-		s = fmt.Sprintf("×%g", c)
+	// Four significant digits, as people write factors: a measured ×2.0000000000000004 is ×2.
+	s := "×" + strconv.FormatFloat(c, 'g', 4, 64)
+	if a := math.Abs(c); a < 1 && a > 0 {
+		if n := math.Round(1 / a); math.Abs(1/a-n) <= 1e-3*n {
+			s = fmt.Sprintf("×%s1/%g", map[bool]string{true: "-", false: ""}[c < 0], n)
+		}
 	}
 	if name != "" {
 		s += " (" + name + ")"

@@ -351,10 +351,7 @@ func (e *explainer) blockRearranged(x *Explanation) bool {
 	}
 	x.body = fmt.Sprintf("the reference's %s, at other positions: %s", unit, strings.Join(firstN(runs, 3), "; "))
 	if len(e.rows) > 1 && allSame(e.rows, func(r diagRow) []float64 { return r.actual }) {
-		x.body = fmt.Sprintf("all %d ranks hold the same data: the reference's %s of other positions (%s)", len(e.rows), unit, strings.Join(firstN(runs, 3), "; "))
-		if len(e.d.Lost) > 0 {
-			x.body += fmt.Sprintf("; %s held by no rank (lost)", Plural(len(e.d.Lost), "reference block"))
-		}
+		x.body = fmt.Sprintf("every rank holds the same data, built from the reference's %s of other positions (%s)", unit, strings.Join(firstN(runs, 3), "; "))
 	}
 	if len(e.d.Lost) > 0 {
 		x.body += fmt.Sprintf("; %s held by no rank (lost)", Plural(len(e.d.Lost), "reference block"))

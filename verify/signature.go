@@ -63,10 +63,14 @@ type Signature struct {
 	// the quantity it equals ("tp", "1/microbatches"), "" if none.
 	Scale     float64
 	ScaleName string
-	// Multiple: the whole tensor is Factor × its reference (within MultipleRelTol), whatever
-	// its Kind; Factor is the least-squares factor.
+	// Multiple: the whole tensor is Factor × its reference (within MultipleTol), whatever its
+	// Kind; Factor is the least-squares factor.
 	Multiple bool
 	Factor   float64
+	// MultipleTol is the relative norm tolerance Multiple was judged at: MultipleRelTol, or in
+	// low precision half the tensor's per-element rtol (the residual of a scaled tensor is its
+	// noise, which that bounds).
+	MultipleTol float64
 	// Lost counts the reference blocks no piece holds.
 	Lost int
 	// Positions are the sequence positions (dim 1 of an input, activation or activation
@@ -94,8 +98,8 @@ func (s *Signature) String() string {
 
 // signatureOf classifies a diagnosed tensor; ref and cand are its full global values.
 func signatureOf(verdict Verdict, kind trace.Kind, shape []int, d *Diagnosis, rows []diagRow, ref, cand []float64, rtol, floor float64) *Signature {
-	s := &Signature{Kind: SigDiverged, Lost: len(d.Lost)}
-	s.Factor, s.Multiple = multipleOf(cand, ref)
+	s := &Signature{Kind: SigDiverged, Lost: len(d.Lost), MultipleTol: max(MultipleRelTol, rtol/2)}
+	s.Factor, s.Multiple = multipleOf(cand, ref, s.MultipleTol)
 	if seqShaped(kind, shape) {
 		s.Positions = wrongPositions(shape, ref, cand, rtol, floor)
 	}
@@ -195,9 +199,9 @@ func wrongPositions(shape []int, ref, cand []float64, rtol, floor float64) []int
 	return out
 }
 
-// multipleOf is c with cand = c·ref in norm (within MultipleRelTol), ok false when cand is
-// not a multiple of ref.
-func multipleOf(cand, ref []float64) (float64, bool) {
+// multipleOf is c with cand = c·ref in norm (within relative tolerance tol), ok false when cand
+// is not a multiple of ref.
+func multipleOf(cand, ref []float64, tol float64) (float64, bool) {
 	var ar, rr, aa float64
 	for i, x := range ref {
 		ar += cand[i] * x
@@ -213,5 +217,5 @@ func multipleOf(cand, ref []float64) (float64, bool) {
 		d := cand[i] - c*x
 		res += d * d
 	}
-	return c, math.Sqrt(res) <= MultipleRelTol*math.Sqrt(aa)
+	return c, math.Sqrt(res) <= tol*math.Sqrt(aa)
 }

@@ -30,7 +30,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	ref2 := fs.String("ref2", "", "a second, independent correct reference (e.g. the same single-device run with other kernels or a perturbed input): each tensor's tolerance is referenced to how far it lies from REF_DIR, see docs/tolerance.md")
 	rename := fs.String("rename", "", "file of rules 'REGEX => REPLACEMENT' (optionally '@pp=1 …') mapping framework tensor names to logical names")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
-	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
+	out := fs.String("out", "", "write the report to this file; stdout still gets the verdict, the first divergence with each root's one-line diagnosis, and the reproduce commands")
 	allowMissing := fs.Bool("allow-missing", false, "report tensors present in only one trace without failing")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
 	seed001 := fs.Bool("seed001-layout", false, "text report: also print chunk diagnoses in the layout of PaddleFleet#589")
@@ -78,11 +78,13 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, "compare", err)
 		}
 	case *ref2 != "":
-		if opt.Noise, err = noiseFromRef2(ref, *ref2, *step, opt); err != nil {
+		r2, err := noiseFromRef2(ref, *ref2, *step, &opt)
+		if err != nil {
 			return fail(stderr, "compare", err)
 		}
+		defer r2.Close()
 	case *tol == "":
-		if opt.Noise, err = oracleNoise(ref, cand, stderr); err != nil {
+		if err = oracleNoise(ref, cand, &opt, stderr); err != nil {
 			return fail(stderr, "compare", err)
 		}
 	}
@@ -100,11 +102,8 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "compare", err)
 	}
 	if *out != "" {
-		fmt.Fprintf(stdout, "spcheck compare: %s; report in %s\n", verdictWord(rep.Verified()), *out)
-		if !rep.Verified() {
-			for _, s := range rep.Reproduce() {
-				fmt.Fprintf(stdout, "  reproduce: %s\n", s)
-			}
+		if err := outSummary(stdout, rep, *format, *out); err != nil {
+			return fail(stderr, "compare", err)
 		}
 	}
 	if !rep.Verified() {
@@ -156,25 +155,24 @@ func calibrateFor(ref, cand *trace.Trace, opt *verify.Options, log io.Writer) er
 	return nil
 }
 
-// oracleNoise is the default tolerance against an oracle reference: the noise of the plan's
-// single-device run in the candidate's dtype (nil for float64 or another reference).
-func oracleNoise(ref, cand *trace.Trace, log io.Writer) (verify.NoiseScales, error) {
+// oracleNoise sets the default tolerance against an oracle reference: the noise of the plan's
+// single-device run in the candidate's dtype (nothing for float64 or another reference).
+func oracleNoise(ref, cand *trace.Trace, opt *verify.Options, log io.Writer) error {
 	p, ok, err := refPlan(ref, cand)
 	if err != nil || !ok || p.DType == tensor.F64 {
-		return nil, err
+		return err
 	}
-	n, err := pipeline.Noise(p, ref)
-	if err != nil {
-		return nil, err
+	if *opt, err = pipeline.WithNoise(p, ref, *opt); err != nil {
+		return err
 	}
 	fmt.Fprintf(log, "tolerance: each tensor's noise on the plan's single-device %s run (%d × per element, %d × normwise; docs/tolerance.md)\n",
 		p.DType, verify.NoiseElemMultiple, verify.NoiseNormMultiple)
-	return n, nil
+	return nil
 }
 
-// noiseFromRef2 measures each tensor's noise as the deviation of the second reference (dir) from
-// the first.
-func noiseFromRef2(ref *trace.Trace, dir string, step int, opt verify.Options) (verify.NoiseScales, error) {
+// noiseFromRef2 opens the second reference (dir) and sets each tensor's noise to its deviation
+// from the first; the caller closes the trace after the comparison.
+func noiseFromRef2(ref *trace.Trace, dir string, step int, opt *verify.Options) (*trace.Trace, error) {
 	dir, err := trace.StepDir(dir, step)
 	if err != nil {
 		return nil, fmt.Errorf("--ref2: %w", err)
@@ -183,12 +181,22 @@ func noiseFromRef2(ref *trace.Trace, dir string, step int, opt verify.Options) (
 	if err != nil {
 		return nil, fmt.Errorf("--ref2: %w", err)
 	}
-	defer ref2.Close()
-	n, err := verify.MeasureNoise(ref, ref2, opt)
-	if err != nil {
+	if opt.Noise, err = verify.MeasureNoise(ref, ref2, *opt); err != nil {
+		ref2.Close()
 		return nil, fmt.Errorf("--ref2: %w", err)
 	}
-	return n, nil
+	opt.NoiseRun = ref2
+	return ref2, nil
+}
+
+// outSummary is what stdout (a terminal, a CI log) gets when the report goes to a file: the
+// verdict, each root's one-line diagnosis, the reproduce commands, and where the report is.
+func outSummary(stdout io.Writer, rep *verify.Report, format reports.Format, path string) error {
+	if err := reports.Summary(stdout, rep); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(stdout, "report (%s): %s\n", format, path)
+	return err
 }
 
 func verdictWord(ok bool) string {

@@ -89,7 +89,7 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	}
 	defer o.Close()
 	if o.RunErr != nil {
-		fmt.Fprintf(stdout, "spcheck gpu: FAILED: %v\n  --plan '%s'\n", o.RunErr, p)
+		fmt.Fprintf(stdout, "spcheck gpu: FAILED: %v\n  --plan '%s'\n", o.RunErr, p.Short())
 		return exitFailed
 	}
 	rep := o.Report
@@ -98,7 +98,7 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	}
 	worst, name := worstRelErr(rep)
 	fmt.Fprintf(stdout, "spcheck gpu: %s: %d ranks, executor %.2f s, max normwise rel err vs %s %.3g (%s)\n  --plan '%s'\n",
-		verdictWord(rep.Verified()), len(o.Cand.Files), o.Wall.Seconds(), *refKind, worst, name, p)
+		verdictWord(rep.Verified()), len(o.Cand.Files), o.Wall.Seconds(), *refKind, worst, name, p.Short())
 	if !rep.Verified() {
 		return exitFailed
 	}

@@ -45,7 +45,7 @@ func runOracle(args []string, stdout, stderr io.Writer) int {
 	}
 	defer tr.Close()
 	f := tr.Files[0]
-	fmt.Fprintf(stdout, "wrote %s: %d tensors, plan %s\n", filepath.Join(*out, trace.FileName(0)), len(f.Entries), p)
+	fmt.Fprintf(stdout, "wrote %s: %d tensors, plan '%s'\n", filepath.Join(*out, trace.FileName(0)), len(f.Entries), p.Short())
 	for _, e := range f.Entries {
 		if e.Meta.Kind == trace.Loss {
 			t, err := f.Tensor(e)

@@ -91,7 +91,7 @@ func reproTraining(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	}
 	q := p
 	q.Bug = ""
-	fmt.Fprintf(stdout, "  plan: --plan '%s'\n", q)
+	fmt.Fprintf(stdout, "  plan: --plan '%s'\n", q.Short())
 	if err := b.CanShow(p); err != nil {
 		fmt.Fprintf(stdout, "  note: this plan cannot show the bug (%v); the run is the correct one\n", err)
 	}
@@ -102,7 +102,7 @@ func reproTraining(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "repro", err)
 	}
-	fmt.Fprintf(stdout, "\n== the bug on plan '%s' vs the oracle ==\n", q)
+	fmt.Fprintf(stdout, "\n== the bug on plan '%s' vs the oracle ==\n", q.Short())
 	if err := reports.BugRun(stdout, o); err != nil {
 		return fail(stderr, "repro", err)
 	}
@@ -118,7 +118,7 @@ func reproTraining(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	if err := reports.Expectation(stdout, o); err != nil {
 		return fail(stderr, "repro", err)
 	}
-	fmt.Fprintf(stdout, "\nre-run: %s\n", o.Command)
+	fmt.Fprintf(stdout, "\nre-run: %s\n", reports.ShortPlans(o.Command))
 	if o.Detected() {
 		return exitFailed
 	}
@@ -139,7 +139,7 @@ func bugExamples(w io.Writer, b *bugs.Bug) error {
 
 func reproFixed(b *bugs.Bug, p plan.Plan, stdout, stderr io.Writer) int {
 	p.Bug = ""
-	fmt.Fprintf(stdout, "%s switched off: --plan '%s'\n", b.Name, p)
+	fmt.Fprintf(stdout, "%s switched off: --plan '%s'\n", b.Name, p.Short())
 	rep, err := pipeline.Verify(p, nil, verify.Options{})
 	if err != nil {
 		return fail(stderr, "repro", err)
@@ -183,7 +183,7 @@ func reproServing(b *bugs.Bug, fixed bool, stdout, stderr io.Writer) int {
 	if fixed {
 		cmd += " --fixed"
 	}
-	fmt.Fprintf(stdout, "\nre-run: %s\n", cmd)
+	fmt.Fprintf(stdout, "\nre-run: %s\n", reports.ShortPlans(cmd))
 	if o.Detected() {
 		return exitFailed
 	}

@@ -53,7 +53,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	for _, f := range tr.Files {
 		entries += len(f.Entries)
 	}
-	fmt.Fprintf(stdout, "--plan '%s'\n%s\n", p, o.Compiled.Describe())
+	fmt.Fprintf(stdout, "--plan '%s'\n%s\n", p.Short(), o.Compiled.Describe())
 	fmt.Fprintf(stdout, "wrote %s: %d rank files, %d tensors; %d local ops, %d collectives, %d sends, %s moved\n",
 		*out, len(tr.Files), entries, st.LocalOps, st.Collectives, st.Transfers, verify.FormatBytes(st.CommBytes))
 	logical, err := verify.Assemble(tr)

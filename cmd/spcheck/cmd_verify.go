@@ -22,7 +22,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		"2: bad input, or programs whose collectives do not match.", stderr)
 	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype or dtype=number pairs; default: per-dtype constants")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
-	out := fs.String("out", "", "write the report to this file (a one-line verdict still goes to stdout)")
+	out := fs.String("out", "", "write the report to this file; stdout still gets the verdict, the first divergence with each root's one-line diagnosis, and the reproduce commands")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
 	build := planFlags(fs)
 	if code, done := parseFlags(fs, args); done {
@@ -48,14 +48,17 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "verify", err)
 	}
 	if *format == "text" && *out == "" {
-		fmt.Fprintf(stdout, "--plan '%s'\n", p)
+		fmt.Fprintf(stdout, "--plan '%s'\n", p.Short())
 	}
 	render := func(w io.Writer) error { return reports.Write(w, rep, *format, reports.Options{All: *all}) }
 	if err := writeReport(*out, stdout, render); err != nil {
 		return fail(stderr, "verify", err)
 	}
 	if *out != "" {
-		fmt.Fprintf(stdout, "spcheck verify: %s; report in %s\n  --plan '%s'\n", verdictWord(rep.Verified()), *out, p)
+		if err := outSummary(stdout, rep, *format, *out); err != nil {
+			return fail(stderr, "verify", err)
+		}
+		fmt.Fprintf(stdout, "  --plan '%s'\n", p.Short())
 	}
 	if !rep.Verified() {
 		return exitFailed

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/internal/testenv"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
@@ -47,7 +48,7 @@ var llamaMissing = sync.OnceValue(func() string {
 
 // llamaRun is one launch of an example script (a path under python/examples) on 2 processes,
 // or, with bug "", its single-process reference run.
-type llamaRun struct{ script, bug string }
+type llamaRun struct{ script, bug, reason string }
 
 func (r llamaRun) name() string {
 	name := strings.TrimSuffix(filepath.Base(r.script), ".py")
@@ -58,11 +59,17 @@ func (r llamaRun) name() string {
 }
 
 var llamaCands = []llamaRun{
-	{"llama/ref.py", ""},
-	{"llama/tp_sp.py", bugNone}, {"llama/tp_sp.py", "norm-not-sp"}, {"llama/tp_sp.py", "embedding-no-allreduce"},
-	{"llama/hf_tp.py", bugNone}, {"llama/hf_tp.py", "loss-over-tp"},
-	{"llama/pipeline.py", bugNone}, {"llama/pipeline.py", "unscaled-grads"},
-	{"tp_mlp.py", ""}, {"tp_mlp.py", bugNone}, {"tp_mlp.py", "allreduce-backward"},
+	{"llama/ref.py", "", "the single-process reference of the Llama runs"},
+	{"llama/tp_sp.py", bugNone, "torch-native TP+SP"},
+	{"llama/tp_sp.py", "norm-not-sp", "a norm left out of SequenceParallel"},
+	{"llama/tp_sp.py", "embedding-no-allreduce", "the embedding's all-reduce monkeypatched away"},
+	{"llama/hf_tp.py", bugNone, "HF's own tp_plan"},
+	{"llama/hf_tp.py", "loss-over-tp", "the loss divided by the TP size"},
+	{"llama/pipeline.py", bugNone, "GPipe, 2 stages, 2 micro-batches"},
+	{"llama/pipeline.py", "unscaled-grads", "scale_grads=False with mean losses"},
+	{"tp_mlp.py", "", "the single-process reference of the TP MLP"},
+	{"tp_mlp.py", bugNone, "a row-parallel output recorded before its all-reduce"},
+	{"tp_mlp.py", "allreduce-backward", "an all-reduce whose backward all-reduces again"},
 }
 
 var (
@@ -74,7 +81,7 @@ var (
 func llamaTraces(t *testing.T) map[string]string {
 	t.Helper()
 	testenv.Need(t, "TORCH2", llamaMissing())
-	llamaOnce.Do(func() { llamaDirs, llamaErr = launchLlama(repoRoot(t)) })
+	llamaOnce.Do(func() { llamaDirs, llamaErr = launchLlama(repoRoot(t), scenario.Cases(t, llamaCands)) })
 	if llamaErr != nil {
 		t.Fatalf("the Llama examples failed: %v", llamaErr)
 	}
@@ -83,7 +90,7 @@ func llamaTraces(t *testing.T) map[string]string {
 
 // launchLlama runs the reference and every candidate. The examples import spcheck_dump as
 // installed in the environment (pip install ./python), not from the source tree.
-func launchLlama(root string) (map[string]string, error) {
+func launchLlama(root string, runs []llamaRun) (map[string]string, error) {
 	dir, err := os.MkdirTemp("", "spcheck-llama-")
 	if err != nil {
 		return nil, err
@@ -94,10 +101,10 @@ func launchLlama(root string) (map[string]string, error) {
 	dirs := map[string]string{}
 	// The launches wait on process start-up and rendezvous more than they compute: a few at a
 	// time finish sooner on the same cores.
-	errs := make([]error, len(llamaCands))
+	errs := make([]error, len(runs))
 	sem := make(chan struct{}, llamaConcurrency)
 	var wg sync.WaitGroup
-	for i, c := range llamaCands {
+	for i, c := range runs {
 		out := filepath.Join(dir, strings.ReplaceAll(c.name(), "/", "-"))
 		dirs[c.name()] = out
 		wg.Add(1)

@@ -2,10 +2,12 @@ package runtime
 
 import (
 	"math"
+	goruntime "runtime"
 	"slices"
 	"testing"
 
 	"github.com/spcheck/spcheck/internal/scenario"
+	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/simulate/ir"
 	"github.com/spcheck/spcheck/tensor"
 )
@@ -104,5 +106,36 @@ func TestOpBoundaryRounding(t *testing.T) {
 	}
 	if x.Data[0] != 1+0x1p-10 {
 		t.Error("loading rounded the caller's init tensor in place")
+	}
+}
+
+// TestFP32GemmAccumulates: in an fp32 run a linear layer accumulates in fp32, so over a long
+// reduction some outputs differ from the exact product rounded once; the result does not
+// depend on GOMAXPROCS; a bf16 run rounds the exact product once.
+func TestFP32GemmAccumulates(t *testing.T) {
+	const n, k, m = 96, 2048, 80
+	x := tensor.NewRNG(7, "runtime/x").NormalTensor(1, n, k).RoundAll(tensor.F32)
+	w := tensor.NewRNG(8, "runtime/w").NormalTensor(1, m, k).RoundAll(tensor.F32)
+	exact := nn.Linear(x, w)
+	run := func(procs int) *tensor.Dense {
+		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
+		y, err := fp32Kernels[ir.OpLinear]([]*tensor.Dense{x, w}, ir.Attrs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y[0]
+	}
+	one, four := run(1), run(4)
+	if !tensor.BitEqual(one, four) {
+		t.Fatal("the fp32 GEMM differs between GOMAXPROCS 1 and 4")
+	}
+	differ := 0
+	for i, v := range one.Data {
+		if v != float64(float32(exact.Data[i])) {
+			differ++
+		}
+	}
+	if differ < len(one.Data)/10 {
+		t.Errorf("only %d of %d fp32-accumulated outputs differ from the exact product rounded once: no fp32 accumulation", differ, len(one.Data))
 	}
 }

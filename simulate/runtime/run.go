@@ -194,7 +194,19 @@ func (c *coordinator) step(r, i int, op *ir.Op, syms map[string]*tensor.Dense, p
 		if prec != nil {
 			in = prec.operands(op, in)
 		}
-		out, err := Kernels[op.Op](in, op.Attr)
+		kernel := Kernels[op.Op]
+		if k, ok := fp32Kernels[op.Op]; ok && prec != nil && prec.store == tensor.F32 {
+			kernel = k
+		}
+		if prec != nil && op.Op == ir.OpLinearGradWeight && op.Attr.Strs[AccumulateAttr] == AccumulateStored {
+			kernel = func(in []*tensor.Dense, a ir.Attrs) ([]*tensor.Dense, error) {
+				if _, err := kLinearGradWeight(in, a); err != nil { // the shape checks
+					return nil, err
+				}
+				return one(linearGradWeightStored(in[1], in[0], prec.store))
+			}
+		}
+		out, err := kernel(in, op.Attr)
 		if err != nil {
 			return &Error{Kind: ErrKernel, Ranks: []int{r}, Msg: fmt.Sprintf("rank %d op %d %s: %v", r, i, op.String(), err), Op: i}
 		}
