@@ -24,6 +24,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 	if len(r.Tol) > 0 {
 		page.Tol = r.Tol.String()
 	}
+	page.Rules = ruleLines(r)
 	for _, res := range r.First() {
 		page.First = append(page.First, htmlFirst{Line: firstLine(res), Detail: detailLine(res), Replicas: append(signatureLines(res), replicaLines(res)...)})
 	}
@@ -61,6 +62,7 @@ type htmlPage struct {
 	Rows                            []htmlResult
 	Diags                           []htmlDiag
 	Repro                           []string
+	Rules                           []string
 }
 
 type htmlFirst struct {
@@ -181,7 +183,7 @@ pre{background:#f6f6f6;padding:8px;overflow-x:auto}
 <body>
 <h1>spcheck compare: <span class="{{if .Verified}}pass{{else}}fail{{end}}">{{.Headline}}</span></h1>
 {{range .Sentences}}<p class="explain"><b>{{.}}</b></p>
-{{end}}<div class="meta">reference: <span class="mono">{{.Ref}}</span><br>candidate: <span class="mono">{{.Cand}}</span>{{if .Tol}}<br>tolerance overrides: <span class="mono">{{.Tol}}</span>{{end}}</div>
+{{end}}<div class="meta">reference: <span class="mono">{{.Ref}}</span><br>candidate: <span class="mono">{{.Cand}}</span>{{if .Tol}}<br>tolerance overrides: <span class="mono">{{.Tol}}</span>{{end}}{{range .Rules}}<br><span class="mono">{{.}}</span>{{end}}</div>
 {{range .First}}<div class="first"><b>First divergence:</b> {{.Line}}<br>{{.Detail}}{{range .Replicas}}<br>{{.}}{{end}}</div>
 {{end}}{{if .Follow}}<p>{{.Follow}} from it (consequences).</p>{{end}}
 <h2>Tensors</h2>

@@ -52,6 +52,8 @@ type jReport struct {
 	Candidate       jTrace          `json:"candidate"`
 	AllowMissing    bool            `json:"allow_missing"`
 	TolOverrides    map[string]jnum `json:"tolerance_overrides"`
+	Rules           []jRule         `json:"rules"`
+	Ignored         []jIgnored      `json:"ignored"`
 	Counts          map[string]int  `json:"counts"`
 	FirstDivergence []string        `json:"first_divergence"`
 	Consequences    int             `json:"consequences"`
@@ -74,6 +76,21 @@ func jExplanationOf(res *verify.Result) *jExplanation {
 		return nil
 	}
 	return &jExplanation{Tensor: res.Name, Role: string(res.Role), Mechanism: string(x.Mechanism), Sentence: x.Sentence, Evidence: orEmpty(x.Evidence)}
+}
+
+type jRule struct {
+	Flag    string  `json:"flag"`
+	Pattern string  `json:"pattern"`
+	RTol    *jnum   `json:"rtol"`
+	Matched int     `json:"matched"`
+	Warning *string `json:"warning"`
+}
+
+type jIgnored struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Order   int    `json:"order"`
+	Pattern string `json:"pattern"`
 }
 
 type jTrace struct {
@@ -105,6 +122,7 @@ type jTensor struct {
 	Reference   *jSide        `json:"reference"`
 	Candidate   *jSide        `json:"candidate"`
 	RTol        jnum          `json:"rtol"`
+	TolRule     *string       `json:"tol_rule"`
 	Numel       int           `json:"numel"`
 	MaxAbs      jnum          `json:"max_abs"`
 	MaxRel      jnum          `json:"max_rel"`
@@ -196,7 +214,26 @@ func JSON(w io.Writer, r *verify.Report) error {
 	doc := jReport{Schema: Schema, Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
 		Reference: jTraceOf(r.Ref), Candidate: jTraceOf(r.Cand), AllowMissing: r.AllowMissing,
 		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{}, Explanations: []jExplanation{},
-		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{}}
+		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{},
+		Rules: []jRule{}, Ignored: []jIgnored{}}
+	for _, u := range r.Rules {
+		j := jRule{Flag: u.Flag, Pattern: u.Pattern, Matched: u.Matched}
+		if u.Flag == "tol" {
+			x := jnum(u.RTol)
+			j.RTol = &x
+		}
+		if u.Unmatched() {
+			w := u.String() + " matched no tensor"
+			if u.Shadowed > 0 {
+				w = u.String() + " applied to no tensor: an earlier rule comes first for every tensor it matches"
+			}
+			j.Warning = &w
+		}
+		doc.Rules = append(doc.Rules, j)
+	}
+	for _, t := range r.Ignored {
+		doc.Ignored = append(doc.Ignored, jIgnored{Name: t.Name, Kind: string(t.Kind), Order: t.Order, Pattern: t.Pattern})
+	}
 	for d, v := range r.Tol {
 		doc.TolOverrides[d.String()] = jnum(v)
 	}
@@ -262,6 +299,9 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 		Note:     res.Note}
 	if t.Ranks == nil {
 		t.Ranks = []int{}
+	}
+	if res.TolRule != "" {
+		t.TolRule = &res.TolRule
 	}
 	if res.Lo != nil {
 		t.Region = &jRegion{Lo: res.Lo, Hi: res.Hi}

@@ -17,6 +17,9 @@ func Summary(w io.Writer, r *verify.Report) error {
 	for _, s := range r.Sentences() {
 		p.line("%s", s)
 	}
+	for _, l := range ruleLines(r) {
+		p.line("%s", l)
+	}
 	rootLines(p, r)
 	if !r.Verified() {
 		if repro := r.Reproduce(); len(repro) > 0 {
@@ -35,7 +38,7 @@ func rootLines(p *printer, r *verify.Report) {
 	for _, res := range r.First() {
 		p.line("first divergence: %s", firstLine(res))
 		p.line("  %s", detailLine(res))
-		for _, s := range append(signatureLines(res), replicaLines(res)...) {
+		for _, s := range append(append(signatureLines(res), replicaLines(res)...), fingerprintEvidence(res)...) {
 			p.line("  %s", s)
 		}
 	}

@@ -37,7 +37,7 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 	work := fs.String("work", "", "working directory for the emitted plan and both traces (created)")
 	gpus := fs.Int("gpus", 0, "GPUs to use (0: every visible one); more ranks than GPUs share them")
 	timeout := fs.Float64("timeout", 120, "seconds after which a collective that never completes aborts the run")
-	tol := fs.String("tol", "", "relative tolerance override (as compare --tol); default: the noise of the plan's correct single-device run in its dtype, see docs/tolerance.md")
+	tol := addTolFlags(fs, "relative tolerance override (as compare --tol); default: the noise of the plan's correct single-device run in its dtype, see docs/tolerance.md")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
 	refKind := fs.String("ref", "oracle", "the reference: oracle (the CPU float64 oracle) or gpu (the executor unsplit in float64)")
 	dump := fs.String("dump", "", "record only the traced tensors whose names match these comma-separated globs (spexec --dump; both runs)")
@@ -74,7 +74,7 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opt := pipeline.Options{RefDir: x.RefDir()}
-	if opt.Verify.Tol, err = verify.ParseTolerances(*tol); err != nil {
+	if err = tol.apply(&opt.Verify, false); err != nil {
 		return fail(stderr, "gpu", err)
 	}
 	var o *pipeline.Outcome
