@@ -381,6 +381,16 @@ func checkPartialReplicas(t *testing.T, first *verify.Result) {
 	if len(first.CandReplicas) != 1 || !slices.EqualFunc(first.CandReplicas[0].Groups, want, slices.Equal) {
 		t.Errorf("replica groups %+v, want one disagreement with groups %v", first.CandReplicas, want)
 	}
+	checkUnreduced(t, first)
+}
+
+// checkUnreduced: the verifier explains the disagreeing copies as what they are, the summands of
+// the reference: unreduced partial sums over tp.
+func checkUnreduced(t *testing.T, first *verify.Result) {
+	t.Helper()
+	if x := first.Explanation; x == nil || x.Mechanism != verify.MechUnreduced || !strings.Contains(x.Sentence, "unreduced partial sums over tp") {
+		t.Errorf("explanation %+v, want unreduced partial sums over tp", x)
+	}
 }
 
 // checkFrankentensor: the block table of Paddle's partial send/recv (p2p_communication.py
