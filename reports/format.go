@@ -439,6 +439,8 @@ func roleMark(res *verify.Result) string {
 	switch res.Role {
 	case verify.Root:
 		return " (first)"
+	case verify.Independent:
+		return " (root)"
 	case verify.Consequence:
 		return " (conseq.)"
 	}

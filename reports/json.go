@@ -45,6 +45,7 @@ func jnums(v []float64) []jnum {
 type jReport struct {
 	Schema          string          `json:"schema"`
 	Verified        bool            `json:"verified"`
+	Explanations    []jExplanation  `json:"explanations"`
 	Command         string          `json:"command"`
 	Reproduce       []string        `json:"reproduce"`
 	Reference       jTrace          `json:"reference"`
@@ -58,6 +59,26 @@ type jReport struct {
 	Consequences    int             `json:"consequences"`
 	Undiagnosed     int             `json:"undiagnosed"`
 	Tensors         []jTensor       `json:"tensors"`
+	// Redump is the targeted re-run after a first divergence found on fingerprints (absent
+	// otherwise).
+	Redump *jRedump `json:"redump,omitempty"`
+}
+
+// jExplanation is one root's explanation: the sentence a report opens with.
+type jExplanation struct {
+	Tensor    string   `json:"tensor"`
+	Role      string   `json:"role"`
+	Mechanism string   `json:"mechanism"`
+	Sentence  string   `json:"sentence"`
+	Evidence  []string `json:"evidence"`
+}
+
+func jExplanationOf(res *verify.Result) *jExplanation {
+	x := res.Explanation
+	if x == nil {
+		return nil
+	}
+	return &jExplanation{Tensor: res.Name, Role: string(res.Role), Mechanism: string(x.Mechanism), Sentence: x.Sentence, Evidence: orEmpty(x.Evidence)}
 }
 
 type jRule struct {
@@ -95,30 +116,33 @@ type jSide struct {
 }
 
 type jTensor struct {
-	Name      string      `json:"name"`
-	Kind      string      `json:"kind"`
-	Order     int         `json:"order"`
-	Verdict   string      `json:"verdict"`
-	Role      string      `json:"role"`
-	Failed    bool        `json:"failed"`
-	Reference *jSide      `json:"reference"`
-	Candidate *jSide      `json:"candidate"`
-	RTol      jnum        `json:"rtol"`
-	TolRule   *string     `json:"tol_rule"`
-	Numel     int         `json:"numel"`
-	MaxAbs    jnum        `json:"max_abs"`
-	MaxRel    jnum        `json:"max_rel"`
-	RMSRel    jnum        `json:"rms_rel"`
-	Outside   int         `json:"outside"`
-	NonFinite int         `json:"non_finite"`
-	TolUnits  jnum        `json:"tol_units"`
-	Worst     int         `json:"worst_index"`
-	Region    *jRegion    `json:"region"`
-	Ranks     []int       `json:"ranks"`
-	Replicas  jReplicas   `json:"replicas"`
-	Diagnosis *jDiagnosis `json:"diagnosis"`
-	Signature *jSignature `json:"signature"`
-	Note      string      `json:"note"`
+	Name        string        `json:"name"`
+	Kind        string        `json:"kind"`
+	Order       int           `json:"order"`
+	Verdict     string        `json:"verdict"`
+	Role        string        `json:"role"`
+	Failed      bool          `json:"failed"`
+	Reference   *jSide        `json:"reference"`
+	Candidate   *jSide        `json:"candidate"`
+	RTol        jnum          `json:"rtol"`
+	TolRule     *string       `json:"tol_rule"`
+	Numel       int           `json:"numel"`
+	MaxAbs      jnum          `json:"max_abs"`
+	MaxRel      jnum          `json:"max_rel"`
+	RMSRel      jnum          `json:"rms_rel"`
+	Outside     int           `json:"outside"`
+	NonFinite   int           `json:"non_finite"`
+	TolUnits    jnum          `json:"tol_units"`
+	Worst       int           `json:"worst_index"`
+	Region      *jRegion      `json:"region"`
+	Ranks       []int         `json:"ranks"`
+	Replicas    jReplicas     `json:"replicas"`
+	Diagnosis   *jDiagnosis   `json:"diagnosis"`
+	Signature   *jSignature   `json:"signature"`
+	Explanation *jExplanation `json:"explanation"`
+	Note        string        `json:"note"`
+	// Fingerprint is present when the tensor was compared on fingerprints.
+	Fingerprint *jFingerprint `json:"fingerprint,omitempty"`
 }
 
 type jSignature struct {
@@ -194,9 +218,9 @@ type jValues struct {
 func JSON(w io.Writer, r *verify.Report) error {
 	doc := jReport{Schema: Schema, Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
 		Reference: jTraceOf(r.Ref), Candidate: jTraceOf(r.Cand), AllowMissing: r.AllowMissing,
-		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{},
+		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{}, Explanations: []jExplanation{},
 		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{},
-		Rules: []jRule{}, Ignored: []jIgnored{}}
+		Rules: []jRule{}, Ignored: []jIgnored{}, Redump: jRedumpOf(r)}
 	for _, u := range r.Rules {
 		j := jRule{Flag: u.Flag, Pattern: u.Pattern, Matched: u.Matched}
 		if u.Flag == "tol" {
@@ -223,6 +247,11 @@ func JSON(w io.Writer, r *verify.Report) error {
 	}
 	for _, res := range r.First() {
 		doc.FirstDivergence = append(doc.FirstDivergence, res.Name)
+	}
+	for _, res := range r.Roots() {
+		if x := jExplanationOf(res); x != nil {
+			doc.Explanations = append(doc.Explanations, *x)
+		}
 	}
 	for _, res := range r.Results {
 		doc.Tensors = append(doc.Tensors, jTensorOf(r, res))
@@ -279,6 +308,7 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 	if res.TolRule != "" {
 		t.TolRule = &res.TolRule
 	}
+	t.Fingerprint = jFingerprintOf(res)
 	if res.Lo != nil {
 		t.Region = &jRegion{Lo: res.Lo, Hi: res.Hi}
 	}
@@ -306,6 +336,7 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 		}
 		t.Diagnosis = jd
 	}
+	t.Explanation = jExplanationOf(res)
 	if s := res.Signature; s != nil {
 		js := &jSignature{Kind: string(s.Kind), Text: s.String(), Scale: jnum(s.Scale), ScaleName: s.ScaleName, Lost: s.Lost, Positions: s.Positions}
 		if s.Multiple {

@@ -115,7 +115,10 @@ type Result struct {
 	CandReplicas []Disagreement
 	Diagnosis    *Diagnosis
 	Signature    *Signature // the shape of the divergence (diagnosed tensors)
-	Note         string
+	// Explanation is the mechanism that explains the divergence, in one sentence (diagnosed
+	// tensors, shape mismatches included).
+	Explanation *Explanation
+	Note        string
 	// Fingerprint is set when a side was stored as fingerprints: the tensor was judged on them
 	// (fingerprint.go), and has no block diagnosis.
 	Fingerprint *FingerprintCheck
@@ -275,6 +278,7 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	if err := c.rankBias(rep); err != nil {
 		return nil, err
 	}
+	c.explainReport(rep)
 	return rep, nil
 }
 
@@ -550,7 +554,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		return res, nil
 	}
 	identical := refDT == candDT && bytes.Equal(refRaw, candRaw)
-	if identical {
+	if identical && !hasNonFinite(refDT, refRaw) {
 		res.Numel = tensor.Numel(res.RefShape)
 	} else {
 		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, c.kindFloors[res.Kind], summandScale(w, p), &w.fbuf)
@@ -639,7 +643,10 @@ func assignRoles(results []*Result) {
 	}
 }
 
-// diagnoseFailures gives the earliest numerical failures a block diagnosis.
+// diagnoseFailures gives the earliest numerical failures a block diagnosis and an explanation,
+// and every independent root one too: a later failure that cannot depend on any root so far
+// (Independent), or whose structural mechanism differs from that of every root it can depend
+// on, is a root of its own.
 func (c *comparer) diagnoseFailures(rep *Report) error {
 	limit := c.opt.MaxDiagnosed
 	if limit <= 0 {
@@ -647,11 +654,22 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 	}
 	var w worker
 	done := 0
+	var roots []*Result
 	for _, res := range rep.Results {
-		if !res.Verdict.Numerical() || res.Verdict == ShapeMismatch || res.Fingerprint != nil {
+		if !res.Verdict.Numerical() {
 			continue
 		}
-		if done >= limit && res.Role != Root {
+		parents := dependsOn(res, roots)
+		if res.Role == Consequence && len(parents) == 0 {
+			res.Role = Independent
+		}
+		if res.Fingerprint != nil { // judged on fingerprints: no values to diagnose
+			if res.Role != Consequence {
+				roots = append(roots, res)
+			}
+			continue
+		}
+		if done >= limit && res.Role == Consequence {
 			rep.Undiagnosed++
 			continue
 		}
@@ -663,8 +681,19 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
 			return err
 		}
-		if res.Diagnosis, res.Signature, err = c.diagnose(res, w.refBuf, w.candBuf); err != nil {
+		if res.Verdict == ShapeMismatch {
+			res.Explanation = explainShape(res, tensor.Decode(res.ref.dtype, w.refBuf, nil), tensor.Decode(res.cand.dtype, w.candBuf, nil), res.RTol, c.kindFloors[res.Kind])
+		} else if res.Diagnosis, res.Signature, err = c.diagnose(res, w.refBuf, w.candBuf); err != nil {
 			return err
+		}
+		if res.Role == Consequence && ownMechanism(res, parents) {
+			res.Role = Independent
+		}
+		if res.Role != Consequence {
+			roots = append(roots, res)
+		}
+		if res.Diagnosis == nil {
+			continue
 		}
 		for _, row := range res.Diagnosis.Rows {
 			if !row.OK() && row.Rank >= 0 && !slices.Contains(res.Ranks, row.Rank) {
