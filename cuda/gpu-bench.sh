@@ -121,13 +121,10 @@ if has size; then
 	echo "untraced runs (not part of the pipeline):"
 	$EX --emit "$W/sz/emit" --out "$W/sz/c2" --dump none --repeat 3 | grep 'rank 0'
 	$EX --emit "$W/sz/ref-emit" --out "$W/sz/ref2" --dump none --repeat 2 | grep 'rank 0'
-	if command -v nsys > /dev/null; then
-		nsys profile -o "$W/prof" --stats=false $EX --emit "$W/sz/emit" --out "$W/prof-out" --dump none --repeat 2 > /dev/null 2>&1
-		nsys stats -r cuda_gpu_kern_sum -f csv "$W/prof.nsys-rep" 2> /dev/null | head -25 | cut -c1-220 > "$OUT/nsys-kernels.csv"
-		head -14 "$OUT/nsys-kernels.csv"
-	else
-		echo "no nsys"
-	fi
+	for e in emit ref-emit; do  # GPU time per op kind (CUDA events around every op)
+		$EX --emit "$W/sz/$e" --out "$W/sz/p" --dump none --repeat 2 --profile > "$OUT/profile-$e.txt" 2>&1
+		grep -A12 'per op kind' "$OUT/profile-$e.txt"
+	done
 	cp "$W/sz/cmp.txt" "$OUT/size-compare.txt"
 fi
 echo "== done in $SECONDS s"

@@ -33,10 +33,11 @@ const (
 	blkNR            = 16 // tile columns (both kernels)
 	blkAxpyMR        = 12 // tile rows of kernAxpy12x16
 	blkDotMR         = 3  // tile rows of kernDot3x16
-	// Macro tile and k block: throughput is flat within about ±10% from 48×1024 to 768×128
-	// tiles and KC 128 or 256 (measured on the 2-core dev Xeon and one core of a Sapphire
-	// Rapids host). KC must be a multiple of gonumBlock so that chunks never straddle k blocks.
-	blkMC = 384 // a multiple of both MRs
+	// Macro tile and k block: one core's throughput is flat within about ±10% from 48×1024 to
+	// 768×128 tiles and KC 128 or 256 (measured on the 2-core dev Xeon and one core of a
+	// Sapphire Rapids host); 192 rows split attention's 512-token products into three tiles
+	// for two cores. KC must be a multiple of gonumBlock so that chunks never straddle k blocks.
+	blkMC = 192 // a multiple of both MRs
 	blkNC = 512
 	blkKC = 256
 )
@@ -65,12 +66,6 @@ func blockedGemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, 
 		return false
 	}
 	dot := tB
-	if !dot && !finiteRows(b, k, n, ldb) {
-		return false
-	}
-	for i := 0; i < m; i++ {
-		clear(c[i*ldc : i*ldc+n])
-	}
 	g := blkGemm{tA: tA, tB: tB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
 		dot: dot, mr: blkAxpyMR, kcb: blkKC, chunk: gonumBlock}
 	if dot {
@@ -79,8 +74,36 @@ func blockedGemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, 
 			g.kcb, g.chunk = k, k // gonum's serial path: one dot over the whole of k
 		}
 	}
-	g.run()
+	g.tilesN = (n + blkNC - 1) / blkNC
+	g.nt = (m + blkMC - 1) / blkMC * g.tilesN
+	workers := min(runtime.GOMAXPROCS(0), g.nt)
+	if !dot {
+		var bad atomic.Bool
+		parallel(workers, func(w int) { // rows [w·k/workers, (w+1)·k/workers) of B
+			if !finiteRows(b[w*k/workers*ldb:], (w+1)*k/workers-w*k/workers, n, ldb) {
+				bad.Store(true)
+			}
+		})
+		if bad.Load() {
+			return false
+		}
+	}
+	parallel(workers, func(int) { g.work() })
 	return true
+}
+
+// parallel runs f(0), …, f(workers−1), f(0) on this goroutine, and returns when all are done.
+func parallel(workers int, f func(w int)) {
+	var wg sync.WaitGroup
+	wg.Add(workers - 1)
+	for w := 1; w < workers; w++ {
+		go func() {
+			defer wg.Done()
+			f(w)
+		}()
+	}
+	f(0)
+	wg.Wait()
 }
 
 func blocks(x int) int { return (x + gonumBlock - 1) / gonumBlock }
@@ -119,29 +142,9 @@ type blkGemm struct {
 	next       atomic.Int64
 }
 
-// run computes every macro tile of C; tiles are handed out by a counter, and a tile's
-// elements are computed by one goroutine over the whole of k, so the split of tiles among
-// goroutines never changes a bit.
-func (g *blkGemm) run() {
-	g.tilesN = (g.n + blkNC - 1) / blkNC
-	g.nt = (g.m + blkMC - 1) / blkMC * g.tilesN
-	workers := min(runtime.GOMAXPROCS(0), g.nt)
-	if workers <= 1 {
-		g.work()
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Add(workers - 1)
-	for range workers - 1 {
-		go func() {
-			defer wg.Done()
-			g.work()
-		}()
-	}
-	g.work()
-	wg.Wait()
-}
-
+// work computes macro tiles of C until none is left; tiles are handed out by a counter, and a
+// tile's elements are computed by one goroutine over the whole of k, so the split of tiles
+// among goroutines never changes a bit.
 func (g *blkGemm) work() {
 	pa, pb := packPool.Get().(*[]float64), packPool.Get().(*[]float64)
 	defer packPool.Put(pa)
@@ -163,6 +166,9 @@ func (g *blkGemm) tile(ic, jc int, ap, bp []float64) {
 	mc, nc := min(blkMC, g.m-ic), min(blkNC, g.n-jc)
 	mp, np := (mc+g.mr-1)/g.mr, (nc+blkNR-1)/blkNR
 	var edge [blkAxpyMR * blkNR]float64
+	for i := ic; i < ic+mc; i++ { // beta = 0: C starts at +0, as gonum's
+		clear(g.c[i*g.ldc+jc : i*g.ldc+jc+nc])
+	}
 	for pc := 0; pc < g.k; pc += g.kcb {
 		kc := min(g.kcb, g.k-pc)
 		g.packA(ap, ic, mc, pc, kc)
@@ -223,21 +229,32 @@ func (g *blkGemm) packA(ap []float64, ic, mc, pc, kc int) {
 			}
 			continue
 		}
-		if rows < mr {
-			clear(pan)
+		transposeInto(pan, a[i0*lda+pc:], lda, rows, mr, kc, alpha)
+	}
+}
+
+// transposeInto writes dst[l*width + r] = alpha·src[r*ld + l] for r < rows, l < kc, and 0 for
+// the rows past rows: a block of row-major rows as a [kc][width] panel. Four k positions of a
+// row are read at once (multiplying by alpha only when it is not 1, which gives the same bits).
+func transposeInto(dst, src []float64, ld, rows, width, kc int, alpha float64) {
+	dst = dst[:kc*width]
+	if rows < width {
+		clear(dst)
+	}
+	for r := 0; r < rows; r++ {
+		row := src[r*ld : r*ld+kc]
+		l := 0
+		for ; l+4 <= kc; l += 4 {
+			x := (*[4]float64)(row[l:])
+			d := dst[l*width+r : l*width+r+3*width+1]
+			if alpha == 1 {
+				d[0], d[width], d[2*width], d[3*width] = x[0], x[1], x[2], x[3]
+			} else {
+				d[0], d[width], d[2*width], d[3*width] = alpha*x[0], alpha*x[1], alpha*x[2], alpha*x[3]
+			}
 		}
-		for r := 0; r < rows; r++ {
-			row := a[(i0+r)*lda+pc : (i0+r)*lda+pc+kc]
-			col := pan[r:]
-			if alpha == 1 { // 1·v is v: the same bits without the multiply
-				for l, v := range row {
-					col[l*mr] = v
-				}
-				continue
-			}
-			for l, v := range row {
-				col[l*mr] = alpha * v
-			}
+		for ; l < kc; l++ {
+			dst[l*width+r] = alpha * row[l]
 		}
 	}
 }
@@ -250,18 +267,7 @@ func (g *blkGemm) packB(bp []float64, jc, nc, pc, kc int) {
 		pan := bp[p*kc*blkNR : (p+1)*kc*blkNR]
 		j0, cols := jc+p*blkNR, min(blkNR, nc-p*blkNR)
 		if g.tB { // B is [n][k]: column j of op(B) is row j of B
-			for jj := 0; jj < blkNR; jj++ {
-				if jj >= cols {
-					for l := 0; l < kc; l++ {
-						pan[l*blkNR+jj] = 0
-					}
-					continue
-				}
-				row := g.b[(j0+jj)*g.ldb+pc : (j0+jj)*g.ldb+pc+kc]
-				for l, v := range row {
-					pan[l*blkNR+jj] = v
-				}
-			}
+			transposeInto(pan, g.b[j0*g.ldb+pc:], g.ldb, cols, blkNR, kc, 1)
 			continue
 		}
 		if cols == blkNR {

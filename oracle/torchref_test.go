@@ -40,7 +40,7 @@ func TestTorchReference(t *testing.T) {
 	}
 	res.Get("grad/layers.1.attn.k.weight").Data[3] *= 1 + 1e-8
 	bad := filepath.Join(root, "corrupted")
-	if err := writeResult(bad, p, res); err != nil {
+	if err := writeResult(bad, p, res, nil); err != nil {
 		t.Fatal(err)
 	}
 	args := append([]string{filepath.Join("torchref", "torchref.py")}, dirs...)

@@ -17,7 +17,12 @@ const Producer = "oracle"
 // world 1, an empty mesh, producer "oracle", the plan string in Meta.Plan. Inputs are stored
 // as I64, everything else in p.DType. The parallel keys of p are recorded in the plan string
 // but do not change the oracle's computation.
-func WriteTrace(dir string, p plan.Plan) error {
+func WriteTrace(dir string, p plan.Plan) error { return WriteTraceDump(dir, p, nil) }
+
+// WriteTraceDump is WriteTrace storing the tensors as d says (fingerprints for some; nil: all
+// in full). The fingerprints are computed as the tensors are added, so the full data of a
+// fingerprinted tensor is never written.
+func WriteTraceDump(dir string, p plan.Plan, d *trace.Dump) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
@@ -28,12 +33,12 @@ func WriteTrace(dir string, p plan.Plan) error {
 	if err != nil {
 		return err
 	}
-	return writeResult(dir, p, res)
+	return writeResult(dir, p, res, d)
 }
 
-// writeResult writes res as p's reference trace into dir.
-func writeResult(dir string, p plan.Plan, res *Result) error {
-	w, err := TraceWriter(p, res)
+// writeResult writes res as p's reference trace into dir, stored as d says.
+func writeResult(dir string, p plan.Plan, res *Result, d *trace.Dump) error {
+	w, err := TraceWriterDump(p, res, d)
 	if err != nil {
 		return err
 	}
@@ -48,7 +53,13 @@ func writeResult(dir string, p plan.Plan, res *Result) error {
 // tensors (trace.Writer.AddRef), encoding them only when the file is written (streamed, a chunk
 // at a time) or opened, so res must not change before then.
 func TraceWriter(p plan.Plan, res *Result) (*trace.Writer, error) {
+	return TraceWriterDump(p, res, nil)
+}
+
+// TraceWriterDump is TraceWriter storing the tensors as d says (trace.Writer.SetDump).
+func TraceWriterDump(p plan.Plan, res *Result, d *trace.Dump) (*trace.Writer, error) {
 	w := trace.NewWriter(Meta(p))
+	w.SetDump(d)
 	for _, rec := range res.Records {
 		dt := p.DType
 		if rec.Kind == trace.Input {

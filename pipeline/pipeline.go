@@ -24,6 +24,9 @@ type Options struct {
 	// RefDir, if set, is where the oracle's reference trace is written and read back from
 	// (so the comparison can be re-run with spcheck compare); otherwise it stays in memory.
 	RefDir string
+	// RefDump, when set, stores the reference's tensors as fingerprints as it says
+	// (trace.Dump); nil stores them in full.
+	RefDump *trace.Dump
 }
 
 // Outcome is what a run gave.
@@ -72,7 +75,7 @@ func Run(p plan.Plan, v *simulate.Variant, ex Executor, opt Options) (*Outcome, 
 	if err != nil || o.RunErr != nil {
 		return o, err
 	}
-	if o.Ref, err = reference(p, opt.RefDir); err != nil {
+	if o.Ref, err = reference(p, opt.RefDir, opt.RefDump); err != nil {
 		o.Close()
 		return nil, err
 	}
@@ -119,7 +122,10 @@ func VerifyCommand(p plan.Plan) string { return fmt.Sprintf("spcheck verify --pl
 
 // Reference runs the oracle on p's model and returns its reference trace in memory, exactly
 // as oracle.WriteTrace writes it (inputs as I64, the rest in the plan's dtype).
-func Reference(p plan.Plan) (*trace.Trace, error) {
+func Reference(p plan.Plan) (*trace.Trace, error) { return ReferenceDump(p, nil) }
+
+// ReferenceDump is Reference storing the tensors as d says (fingerprints; nil: in full).
+func ReferenceDump(p plan.Plan, d *trace.Dump) (*trace.Trace, error) {
 	if err := oracle.CheckMemory(p, true); err != nil {
 		return nil, err
 	}
@@ -127,7 +133,7 @@ func Reference(p plan.Plan) (*trace.Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := oracle.TraceWriter(p, res)
+	w, err := oracle.TraceWriterDump(p, res, d)
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +144,15 @@ func Reference(p plan.Plan) (*trace.Trace, error) {
 	return trace.New(oracle.Producer, []*trace.File{f})
 }
 
-// reference is Reference, or the trace oracle.WriteTrace writes into dir.
-func reference(p plan.Plan, dir string) (*trace.Trace, error) {
+// reference is ReferenceDump, or the trace oracle.WriteTraceDump writes into dir.
+func reference(p plan.Plan, dir string, d *trace.Dump) (*trace.Trace, error) {
 	if dir == "" {
-		return Reference(p)
+		return ReferenceDump(p, d)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	if err := oracle.WriteTrace(dir, p); err != nil {
+	if err := oracle.WriteTraceDump(dir, p, d); err != nil {
 		return nil, err
 	}
 	return trace.OpenDir(dir)
@@ -166,6 +172,12 @@ type Simulator struct {
 	// Recompute traces every recomputed activation a second time and reports those whose
 	// recompute differs from their forward (Outcome.Recomputed), then drops the probes.
 	Recompute bool
+	// Unchecked runs the compiled programs without validating them again
+	// (simrt.RunUnchecked): the fuzzer's fast path, whose tests check that compiled programs
+	// validate.
+	Unchecked bool
+	// Dump, when set, stores the ranks' tensors as fingerprints as it says (trace.Dump).
+	Dump *trace.Dump
 }
 
 // Command is VerifyCommand.
@@ -176,11 +188,16 @@ func (s Simulator) execute(o *Outcome) error {
 		return err
 	}
 	c := o.Compiled
+	c.Dump = s.Dump
 	if s.Recompute {
 		c.TraceRecomputed()
 	}
 	start := time.Now()
-	res, err := simrt.RunIn(o.Plan.DType, c.Programs, c.Init)
+	run := simrt.RunIn
+	if s.Unchecked {
+		run = simrt.RunUnchecked
+	}
+	res, err := run(o.Plan.DType, c.Programs, c.Init)
 	o.Wall = time.Since(start)
 	var re *simrt.Error
 	if errors.As(err, &re) && re.Kind != simrt.ErrProgram {

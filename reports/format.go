@@ -274,8 +274,8 @@ func detailLine(res *verify.Result) string {
 	case verify.Extra:
 		return "in the candidate only"
 	}
-	s := fmt.Sprintf("%d of %d elements outside tolerance (rtol %s), max abs err %s, max rel err %s, worst %s× tol",
-		res.Outside, res.Numel, num(res.RTol), num(res.MaxAbs), num(res.MaxRel), num(res.TolUnits))
+	s := fmt.Sprintf("%s outside tolerance (rtol %s), max abs err %s, max rel err %s, worst %s× tol",
+		outsideWords(res), num(res.RTol), num(res.MaxAbs), num(res.MaxRel), num(res.TolUnits))
 	if res.NonFinite > 0 {
 		s += ", " + verify.Plural(res.NonFinite, "non-finite disagreement")
 	}
@@ -439,8 +439,36 @@ func roleMark(res *verify.Result) string {
 	switch res.Role {
 	case verify.Root:
 		return " (first)"
+	case verify.Independent:
+		return " (root)"
 	case verify.Consequence:
 		return " (conseq.)"
 	}
 	return ""
+}
+
+// ruleLines describes the --tol and --ignore rules of r and how each applied, in the order
+// given: "tolerance rule --tol '^grad/=1e-6' applied to 12 tensors", a warning for a rule that matched
+// no tensor, and for an ignore rule the tensors it left out.
+func ruleLines(r *verify.Report) []string {
+	var out []string
+	for _, u := range r.Rules {
+		switch {
+		case u.Unmatched() && u.Shadowed > 0:
+			out = append(out, fmt.Sprintf("warning: %s applied to no tensor (an earlier rule comes first for the %s it matches)", u, verify.Plural(u.Shadowed, "tensor")))
+		case u.Unmatched():
+			out = append(out, fmt.Sprintf("warning: %s matched no tensor", u))
+		case u.Flag == "tol":
+			out = append(out, fmt.Sprintf("tolerance rule %s applied to %s", u, verify.Plural(u.Matched, "tensor")))
+		default:
+			var names []string
+			for _, t := range r.Ignored {
+				if t.Pattern == u.Pattern {
+					names = append(names, t.Name)
+				}
+			}
+			out = append(out, fmt.Sprintf("ignored by %s (%s): %s", u, verify.Plural(u.Matched, "tensor"), strings.Join(names, ", ")))
+		}
+	}
+	return out
 }

@@ -16,7 +16,7 @@ import (
 // positions, log10 of the error in units of the tolerance, clamped so NaN and ±Inf still plot)
 // and its block table.
 func HTML(w io.Writer, r *verify.Report) error {
-	page := htmlPage{Title: "spcheck compare: " + headline(r), Verified: r.Verified(), Headline: headline(r),
+	page := htmlPage{Title: "spcheck compare: " + headline(r), Verified: r.Verified(), Headline: headline(r), Sentences: r.Sentences(),
 		Ref: traceLine(r.Ref), Cand: traceLine(r.Cand), Undiagnosed: r.Undiagnosed}
 	if n := r.Consequences(); n > 0 {
 		page.Follow = followWords(n)
@@ -24,6 +24,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 	if len(r.Tol) > 0 {
 		page.Tol = r.Tol.String()
 	}
+	page.Rules = ruleLines(r)
 	for _, res := range r.First() {
 		page.First = append(page.First, htmlFirst{Line: firstLine(res), Detail: detailLine(res), Replicas: append(signatureLines(res), replicaLines(res)...)})
 	}
@@ -53,6 +54,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 
 type htmlPage struct {
 	Title, Headline, Ref, Cand, Tol string
+	Sentences                       []string
 	Follow                          string
 	Verified                        bool
 	First                           []htmlFirst
@@ -60,6 +62,7 @@ type htmlPage struct {
 	Rows                            []htmlResult
 	Diags                           []htmlDiag
 	Repro                           []string
+	Rules                           []string
 }
 
 type htmlFirst struct {
@@ -179,7 +182,8 @@ pre{background:#f6f6f6;padding:8px;overflow-x:auto}
 </head>
 <body>
 <h1>spcheck compare: <span class="{{if .Verified}}pass{{else}}fail{{end}}">{{.Headline}}</span></h1>
-<div class="meta">reference: <span class="mono">{{.Ref}}</span><br>candidate: <span class="mono">{{.Cand}}</span>{{if .Tol}}<br>tolerance overrides: <span class="mono">{{.Tol}}</span>{{end}}</div>
+{{range .Sentences}}<p class="explain"><b>{{.}}</b></p>
+{{end}}<div class="meta">reference: <span class="mono">{{.Ref}}</span><br>candidate: <span class="mono">{{.Cand}}</span>{{if .Tol}}<br>tolerance overrides: <span class="mono">{{.Tol}}</span>{{end}}{{range .Rules}}<br><span class="mono">{{.}}</span>{{end}}</div>
 {{range .First}}<div class="first"><b>First divergence:</b> {{.Line}}<br>{{.Detail}}{{range .Replicas}}<br>{{.}}{{end}}</div>
 {{end}}{{if .Follow}}<p>{{.Follow}} from it (consequences).</p>{{end}}
 <h2>Tensors</h2>

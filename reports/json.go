@@ -45,17 +45,55 @@ func jnums(v []float64) []jnum {
 type jReport struct {
 	Schema          string          `json:"schema"`
 	Verified        bool            `json:"verified"`
+	Explanations    []jExplanation  `json:"explanations"`
 	Command         string          `json:"command"`
 	Reproduce       []string        `json:"reproduce"`
 	Reference       jTrace          `json:"reference"`
 	Candidate       jTrace          `json:"candidate"`
 	AllowMissing    bool            `json:"allow_missing"`
 	TolOverrides    map[string]jnum `json:"tolerance_overrides"`
+	Rules           []jRule         `json:"rules"`
+	Ignored         []jIgnored      `json:"ignored"`
 	Counts          map[string]int  `json:"counts"`
 	FirstDivergence []string        `json:"first_divergence"`
 	Consequences    int             `json:"consequences"`
 	Undiagnosed     int             `json:"undiagnosed"`
 	Tensors         []jTensor       `json:"tensors"`
+	// Redump is the targeted re-run after a first divergence found on fingerprints (absent
+	// otherwise).
+	Redump *jRedump `json:"redump,omitempty"`
+}
+
+// jExplanation is one root's explanation: the sentence a report opens with.
+type jExplanation struct {
+	Tensor    string   `json:"tensor"`
+	Role      string   `json:"role"`
+	Mechanism string   `json:"mechanism"`
+	Sentence  string   `json:"sentence"`
+	Evidence  []string `json:"evidence"`
+}
+
+func jExplanationOf(res *verify.Result) *jExplanation {
+	x := res.Explanation
+	if x == nil {
+		return nil
+	}
+	return &jExplanation{Tensor: res.Name, Role: string(res.Role), Mechanism: string(x.Mechanism), Sentence: x.Sentence, Evidence: orEmpty(x.Evidence)}
+}
+
+type jRule struct {
+	Flag    string  `json:"flag"`
+	Pattern string  `json:"pattern"`
+	RTol    *jnum   `json:"rtol"`
+	Matched int     `json:"matched"`
+	Warning *string `json:"warning"`
+}
+
+type jIgnored struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Order   int    `json:"order"`
+	Pattern string `json:"pattern"`
 }
 
 type jTrace struct {
@@ -78,29 +116,33 @@ type jSide struct {
 }
 
 type jTensor struct {
-	Name      string      `json:"name"`
-	Kind      string      `json:"kind"`
-	Order     int         `json:"order"`
-	Verdict   string      `json:"verdict"`
-	Role      string      `json:"role"`
-	Failed    bool        `json:"failed"`
-	Reference *jSide      `json:"reference"`
-	Candidate *jSide      `json:"candidate"`
-	RTol      jnum        `json:"rtol"`
-	Numel     int         `json:"numel"`
-	MaxAbs    jnum        `json:"max_abs"`
-	MaxRel    jnum        `json:"max_rel"`
-	RMSRel    jnum        `json:"rms_rel"`
-	Outside   int         `json:"outside"`
-	NonFinite int         `json:"non_finite"`
-	TolUnits  jnum        `json:"tol_units"`
-	Worst     int         `json:"worst_index"`
-	Region    *jRegion    `json:"region"`
-	Ranks     []int       `json:"ranks"`
-	Replicas  jReplicas   `json:"replicas"`
-	Diagnosis *jDiagnosis `json:"diagnosis"`
-	Signature *jSignature `json:"signature"`
-	Note      string      `json:"note"`
+	Name        string        `json:"name"`
+	Kind        string        `json:"kind"`
+	Order       int           `json:"order"`
+	Verdict     string        `json:"verdict"`
+	Role        string        `json:"role"`
+	Failed      bool          `json:"failed"`
+	Reference   *jSide        `json:"reference"`
+	Candidate   *jSide        `json:"candidate"`
+	RTol        jnum          `json:"rtol"`
+	TolRule     *string       `json:"tol_rule"`
+	Numel       int           `json:"numel"`
+	MaxAbs      jnum          `json:"max_abs"`
+	MaxRel      jnum          `json:"max_rel"`
+	RMSRel      jnum          `json:"rms_rel"`
+	Outside     int           `json:"outside"`
+	NonFinite   int           `json:"non_finite"`
+	TolUnits    jnum          `json:"tol_units"`
+	Worst       int           `json:"worst_index"`
+	Region      *jRegion      `json:"region"`
+	Ranks       []int         `json:"ranks"`
+	Replicas    jReplicas     `json:"replicas"`
+	Diagnosis   *jDiagnosis   `json:"diagnosis"`
+	Signature   *jSignature   `json:"signature"`
+	Explanation *jExplanation `json:"explanation"`
+	Note        string        `json:"note"`
+	// Fingerprint is present when the tensor was compared on fingerprints.
+	Fingerprint *jFingerprint `json:"fingerprint,omitempty"`
 }
 
 type jSignature struct {
@@ -176,8 +218,27 @@ type jValues struct {
 func JSON(w io.Writer, r *verify.Report) error {
 	doc := jReport{Schema: Schema, Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
 		Reference: jTraceOf(r.Ref), Candidate: jTraceOf(r.Cand), AllowMissing: r.AllowMissing,
-		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{},
-		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{}}
+		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{}, Explanations: []jExplanation{},
+		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{},
+		Rules: []jRule{}, Ignored: []jIgnored{}, Redump: jRedumpOf(r)}
+	for _, u := range r.Rules {
+		j := jRule{Flag: u.Flag, Pattern: u.Pattern, Matched: u.Matched}
+		if u.Flag == "tol" {
+			x := jnum(u.RTol)
+			j.RTol = &x
+		}
+		if u.Unmatched() {
+			w := u.String() + " matched no tensor"
+			if u.Shadowed > 0 {
+				w = u.String() + " applied to no tensor: an earlier rule comes first for every tensor it matches"
+			}
+			j.Warning = &w
+		}
+		doc.Rules = append(doc.Rules, j)
+	}
+	for _, t := range r.Ignored {
+		doc.Ignored = append(doc.Ignored, jIgnored{Name: t.Name, Kind: string(t.Kind), Order: t.Order, Pattern: t.Pattern})
+	}
 	for d, v := range r.Tol {
 		doc.TolOverrides[d.String()] = jnum(v)
 	}
@@ -186,6 +247,11 @@ func JSON(w io.Writer, r *verify.Report) error {
 	}
 	for _, res := range r.First() {
 		doc.FirstDivergence = append(doc.FirstDivergence, res.Name)
+	}
+	for _, res := range r.Roots() {
+		if x := jExplanationOf(res); x != nil {
+			doc.Explanations = append(doc.Explanations, *x)
+		}
 	}
 	for _, res := range r.Results {
 		doc.Tensors = append(doc.Tensors, jTensorOf(r, res))
@@ -239,6 +305,10 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 	if t.Ranks == nil {
 		t.Ranks = []int{}
 	}
+	if res.TolRule != "" {
+		t.TolRule = &res.TolRule
+	}
+	t.Fingerprint = jFingerprintOf(res)
 	if res.Lo != nil {
 		t.Region = &jRegion{Lo: res.Lo, Hi: res.Hi}
 	}
@@ -266,6 +336,7 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 		}
 		t.Diagnosis = jd
 	}
+	t.Explanation = jExplanationOf(res)
 	if s := res.Signature; s != nil {
 		js := &jSignature{Kind: string(s.Kind), Text: s.String(), Scale: jnum(s.Scale), ScaleName: s.ScaleName, Lost: s.Lost, Positions: s.Positions}
 		if s.Multiple {

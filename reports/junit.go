@@ -83,6 +83,12 @@ func JUnit(w io.Writer, r *verify.Report) error {
 		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
 		{"command", r.Command}, {"verdict", headline(r)},
 	}
+	for _, sn := range r.Sentences() {
+		props = append(props, JUnitProperty{"explanation", sn})
+	}
+	for i, l := range ruleLines(r) {
+		props = append(props, JUnitProperty{fmt.Sprintf("rule.%d", i+1), l})
+	}
 	repro := strings.Join(r.Reproduce(), "\n")
 	base := fmt.Sprintf("spcheck compare %s vs %s", r.Ref.Dir, r.Cand.Dir)
 	roots := JUnitSuite{Name: base + ": roots (where the divergence starts)", Properties: props}
@@ -109,12 +115,18 @@ func JUnit(w io.Writer, r *verify.Report) error {
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
+	ignored := JUnitSuite{Name: base + ": ignored tensors (--ignore)"}
+	for _, t := range r.Ignored {
+		ignored.Cases = append(ignored.Cases, JUnitCase{ClassName: "spcheck." + string(t.Kind), Name: t.Name, Time: "0",
+			Skipped: &JUnitMessage{Message: "ignored by --ignore '" + t.Pattern + "'"}})
+		ignored.Skipped++
+	}
 	if len(passing) > 0 {
 		pass.Cases = []JUnitCase{{ClassName: "spcheck.passing", Name: fmt.Sprintf("%s within tolerance", verify.Plural(len(passing), "tensor")),
 			Time: "0", SystemOut: strings.Join(passing, "\n")}}
 	}
 	doc := JUnitSuites{Name: "spcheck"}
-	for _, s := range []JUnitSuite{roots, conseq, pass} {
+	for _, s := range []JUnitSuite{roots, conseq, pass, ignored} {
 		if len(s.Cases) == 0 && s.Name != roots.Name {
 			continue
 		}

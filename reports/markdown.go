@@ -13,10 +13,19 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 	p := &printer{w: w}
 	p.line("## spcheck compare: %s", mdEscape(headline(r)))
 	p.line("")
+	for _, s := range r.Sentences() {
+		p.line("**%s**  ", mdEscape(s))
+	}
+	if len(r.Sentences()) > 0 {
+		p.line("")
+	}
 	p.line("- reference: %s", mdCode(traceLine(r.Ref)))
 	p.line("- candidate: %s", mdCode(traceLine(r.Cand)))
 	if len(r.Tol) > 0 {
 		p.line("- tolerance overrides: `%s`", r.Tol)
+	}
+	for _, l := range ruleLines(r) {
+		p.line("- %s", mdEscape(l))
 	}
 	if first := r.First(); len(first) > 0 {
 		p.line("")
@@ -43,7 +52,7 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 				v = "**" + v + "**"
 			}
 			mdRow(p, fmt.Sprint(res.Order), "`"+res.Name+"`", string(res.Kind), v, num(res.MaxAbs), num(res.MaxRel),
-				fmt.Sprintf("%d/%d", res.Outside, res.Numel), num(res.TolUnits), "`"+short(res.RefMD5)+"`", "`"+short(res.CandMD5)+"`")
+				outsideCell(res), num(res.TolUnits), "`"+short(res.RefMD5)+"`", "`"+short(res.CandMD5)+"`")
 		}
 	}
 	if hidden > 0 {
@@ -81,6 +90,20 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 	if r.Undiagnosed > 0 {
 		p.line("")
 		p.line("%d later failures have no block diagnosis: they follow from the ones above.", r.Undiagnosed)
+	}
+	if h := fingerprintHeader(r); h != "" {
+		p.line("")
+		p.line("%s", mdEscape(h))
+	}
+	if rd := redumpLines(r); len(rd) > 0 {
+		p.line("")
+		p.line("%s", mdEscape(rd[0]))
+		p.line("")
+		p.line("```")
+		for _, s := range rd[1:] {
+			p.line("%s", strings.TrimSpace(s))
+		}
+		p.line("```")
 	}
 	if !r.Verified() {
 		if repro := r.Reproduce(); len(repro) > 0 {

@@ -16,10 +16,19 @@ import (
 func Text(w io.Writer, r *verify.Report, o Options) error {
 	p := newText(w)
 	p.line("spcheck compare: %s", headline(r))
+	for _, s := range r.Sentences() {
+		p.line("%s", s)
+	}
 	p.line("reference: %s", traceLine(r.Ref))
 	p.line("candidate: %s", traceLine(r.Cand))
 	if len(r.Tol) > 0 {
 		p.line("tolerance overrides: %s", r.Tol)
+	}
+	for _, l := range ruleLines(r) {
+		p.line("%s", l)
+	}
+	if h := fingerprintHeader(r); h != "" {
+		p.line("%s", h)
 	}
 	if len(r.First()) > 0 {
 		p.line("")
@@ -34,7 +43,7 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 		t.Header("order", "name", "verdict", "max abs", "max rel", "outside", "×tol", "ref md5", "cand md5")
 		for _, res := range shown {
 			t.Append(fmt.Sprint(res.Order), res.Name, string(res.Verdict)+roleMark(res),
-				num(res.MaxAbs), num(res.MaxRel), fmt.Sprintf("%d/%d", res.Outside, res.Numel), num(res.TolUnits),
+				num(res.MaxAbs), num(res.MaxRel), outsideCell(res), num(res.TolUnits),
 				short(res.RefMD5), short(res.CandMD5))
 		}
 		if err := t.Render(); err != nil {
@@ -53,6 +62,12 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 		p.line("\n(%s no block diagnosis: they follow from the ones above)", verify.Plural(r.Undiagnosed, "later failure")+" ha"+map[bool]string{true: "s", false: "ve"}[r.Undiagnosed == 1])
 	}
 	biasLines(p, r)
+	if rd := redumpLines(r); len(rd) > 0 {
+		p.line("")
+		for _, s := range rd {
+			p.line("%s", s)
+		}
+	}
 	if !r.Verified() {
 		if repro := r.Reproduce(); len(repro) > 0 {
 			p.line("\nreproduce:")

@@ -11,6 +11,7 @@ import (
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/ir"
 	"github.com/spcheck/spcheck/tensor"
+	"github.com/spcheck/spcheck/trace"
 )
 
 // MaxWorld bounds the ranks of a simulated plan: one goroutine and one program each, so a
@@ -34,7 +35,10 @@ type Compiled struct {
 	// Regions are, per rank, the forward of every layer it runs (one per micro-batch), the
 	// unit of activation recompute (Recompute).
 	Regions [][]Region
-	l       *layout
+	// Dump, when set, says which traced tensors each rank stores as fingerprints
+	// (trace.Writer.SetDump); nil stores them all in full.
+	Dump *trace.Dump
+	l    *layout
 }
 
 // Compile turns a valid plan into per-rank programs and their starting tensors: parameter

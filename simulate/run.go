@@ -77,6 +77,7 @@ func (c *Compiled) traceWriter(r int, traced []runtime.Traced) (*trace.Writer, e
 	prog := c.Programs[r]
 	w := trace.NewWriter(trace.Meta{Rank: r, World: prog.World, Mesh: c.l.mesh(), Coord: maps.Clone(prog.Coord),
 		Producer: Producer, Plan: c.Plan.String(), Seed: c.Plan.Seed})
+	w.SetDump(c.Dump)
 	for _, t := range traced {
 		dt := c.Plan.DType
 		if t.Tag.Kind == string(trace.Input) {

@@ -62,6 +62,9 @@ type TensorMeta struct {
 	Place string         `json:"place,omitempty"` // placement grammar, e.g. "tp=shard(0)"
 	Shape []int          `json:"shape,omitempty"` // global (logical) shape, if known
 	Coord map[string]int `json:"coord,omitempty"` // coordinates on per-tensor axes (e.g. mb)
+	// Fingerprint, when set, says the tensor is stored as a fingerprint record instead of its
+	// data (fingerprint.go, docs/trace-format.md "Fingerprints").
+	Fingerprint *FingerprintMeta `json:"fingerprint,omitempty"`
 }
 
 // Meta is the file-level metadata document.
@@ -90,8 +93,8 @@ func (m *Meta) validate() error {
 	if m.Format != Format {
 		return fieldErr("format", "is %q, want %q", m.Format, Format)
 	}
-	if m.Version != Version {
-		return fieldErr("version", "is %d, this reader knows %d", m.Version, Version)
+	if m.Version != Version && m.Version != FingerprintVersion {
+		return fieldErr("version", "is %d, this reader knows %d and %d (with fingerprints)", m.Version, Version, FingerprintVersion)
 	}
 	if m.World < 1 || m.World > maxAxisSize {
 		return fieldErr("world", "is %d", m.World)

@@ -2,7 +2,10 @@ package trace
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // PlaceKind is how a tensor is laid out along one mesh axis.
@@ -88,7 +91,31 @@ func validAxisName(s string) bool {
 //	spec      := "replicate" | "stage" | "partial" ["(" op ")"]
 //	           | "shard(" dim [",block=" n] ")" | "shard(" dim ",segments=" n (":" n)* ")"
 //	op        := "sum" | "avg" | "max" | "min"
+//
+// The result is shared with other callers parsing the same string (parsed placements are
+// cached): treat it as read-only.
 func ParsePlacement(s string) (Placement, error) {
+	if p, ok := placements.Load(s); ok {
+		return p.(Placement), nil
+	}
+	p, err := parsePlacement(s)
+	if err == nil && placementsCached.Add(1) <= maxCachedPlacements {
+		placements.Store(s, p)
+	}
+	return p, err
+}
+
+// placements caches ParsePlacement's results: every tensor of every rank file names its
+// placement, and a trace uses a handful of distinct ones. The cache holds at most
+// maxCachedPlacements strings, so odd inputs cannot grow it without bound.
+var (
+	placements       sync.Map // string → Placement
+	placementsCached atomic.Int64
+)
+
+const maxCachedPlacements = 1 << 12
+
+func parsePlacement(s string) (Placement, error) {
 	s = strings.ReplaceAll(s, " ", "")
 	if s == "" {
 		return nil, nil
@@ -385,4 +412,12 @@ func cutSpans(region []Span, lo, hi int, out []Span) []Span {
 		off += s.Len()
 	}
 	return out
+}
+
+// Equal reports whether p and q are the same placement (what comparing their String forms
+// says, without printing them).
+func (p Placement) Equal(q Placement) bool {
+	return slices.EqualFunc(p, q, func(a, b AxisPlace) bool {
+		return a.Axis == b.Axis && a.Kind == b.Kind && a.Dim == b.Dim && a.Block == b.Block && a.Op == b.Op && slices.Equal(a.Segments, b.Segments)
+	})
 }

@@ -27,8 +27,13 @@ type Entry struct {
 	Placement Placement
 }
 
-// Numel is the number of stored elements.
+// Numel is the number of elements of the local tensor (a fingerprint's tensor included).
 func (e *Entry) Numel() int { return tensor.Numel(e.Shape) }
+
+// IsFingerprint reports whether the entry stores a fingerprint record instead of data: its
+// DType and Shape then describe the tensor the record fingerprints, and Raw, ReadRaw and
+// Tensor refuse it (File.Fingerprint reads it).
+func (e *Entry) IsFingerprint() bool { return e.Meta.Fingerprint != nil }
 
 // File is an opened, fully validated trace file. Tensor data is read on demand.
 type File struct {
@@ -215,12 +220,42 @@ func describeEntry(ent *Entry, meta *Meta) (*Entry, error) {
 	if !ok {
 		return nil, fieldErr("__metadata__.spcheck.tensors", "has no entry for this tensor")
 	}
+	if err := describeFingerprint(ent, &tm, meta); err != nil {
+		return nil, err
+	}
 	p, err := tm.validate(meta.Mesh, ent.Shape)
 	if err != nil {
 		return nil, err
 	}
 	ent.Meta, ent.Placement = tm, p
 	return ent, nil
+}
+
+// describeFingerprint checks a fingerprint entry's metadata and stored record, and makes the
+// entry describe the tensor it fingerprints (its dtype and local shape).
+func describeFingerprint(ent *Entry, tm *TensorMeta, meta *Meta) error {
+	fm := tm.Fingerprint
+	if fm == nil {
+		return nil
+	}
+	if meta.Version < FingerprintVersion {
+		return fieldErr("fingerprint", "a version-%d file cannot hold fingerprints (they need version %d)", meta.Version, FingerprintVersion)
+	}
+	p, _ := ParsePlacement(tm.Place) // a bad placement is reported by validate
+	for _, a := range p {
+		if a.Kind == Partial {
+			return fieldErr("fingerprint", "the placement %q has a partial axis (%s): a summand's hash, norms and extremes do not add up to the sum's, so a partial tensor cannot be fingerprinted per rank; dump it in full, or fingerprint it after its reduction", tm.Place, a)
+		}
+	}
+	dt, err := checkFingerprintMeta(fm, tm.Shape)
+	if err != nil {
+		return err
+	}
+	if ent.DType != tensor.F64 || len(ent.Shape) != 1 || ent.Shape[0] != fm.recordLen() {
+		return fieldErr("fingerprint", "the stored record is %v %v, but %d samples and sketch blocks %v need F64 [%d]", ent.DType, ent.Shape, fm.Samples, fm.Blocks, fm.recordLen())
+	}
+	ent.DType, ent.Shape = dt, fm.Shape
+	return nil
 }
 
 // checkOffsets refuses overlapping tensors. Empty tensors hold no bytes, so they overlap
@@ -240,7 +275,7 @@ func checkOffsets(es []*Entry) error {
 // Entry returns the entry with the given key, or nil.
 func (f *File) Entry(key string) *Entry { return f.byKey[key] }
 
-// Raw reads the stored bytes of one tensor.
+// Raw reads the stored bytes of one tensor (not of a fingerprint: see File.Fingerprint).
 func (f *File) Raw(e *Entry) ([]byte, error) {
 	buf := make([]byte, e.End-e.Begin)
 	if err := f.ReadRaw(e, buf); err != nil {

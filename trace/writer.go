@@ -20,6 +20,7 @@ import (
 type Writer struct {
 	meta    Meta
 	tensors map[string]pending
+	dump    *Dump
 }
 
 type pending struct {
@@ -86,6 +87,14 @@ func (w *Writer) add(key string, tm TensorMeta, p pending) error {
 	}
 	if _, err := ParsePlacement(tm.Place); err != nil {
 		return fmt.Errorf("trace writer: tensor %q: %w", key, err)
+	}
+	fp, ok, err := w.fingerprint(&tm, p.dtype, p.shape, p.encoded)
+	if err != nil {
+		return fmt.Errorf("trace writer: tensor %q: fingerprint: %w", key, err)
+	}
+	if ok {
+		p = fp
+		w.meta.Version = FingerprintVersion
 	}
 	w.meta.Tensors[key] = tm
 	w.tensors[key] = p

@@ -42,6 +42,12 @@ type Options struct {
 	// Filter, when set, keeps only the logical tensors (after renaming) whose name it matches
 	// (the --filter flag); the first divergence is then the first among them.
 	Filter *regexp.Regexp
+	// TolRules set the tolerance of the tensors whose names they match, first match first
+	// (the repeatable --tol 'REGEX=rtol' flag; see TolRule).
+	TolRules []TolRule
+	// Ignore leaves out the tensors whose names (after renaming and Filter) one of these
+	// matches (the repeatable --ignore flag); the report lists them (Report.Ignored).
+	Ignore []*regexp.Regexp
 	// AllowMissing lists tensors present in only one trace without failing on them.
 	AllowMissing bool
 	// MaxDiagnosed bounds how many failing tensors get a block diagnosis, earliest first
@@ -102,13 +108,20 @@ type Result struct {
 	RefMD5    string
 	CandMD5   string
 	RTol      float64 // the relative tolerance applied
+	TolRule   string  // the --tol rule (Options.TolRules) that set RTol; "" if none
 	Metrics
 	Ranks        []int // candidate ranks whose pieces are outside tolerance (diagnosed tensors)
 	RefReplicas  []Disagreement
 	CandReplicas []Disagreement
 	Diagnosis    *Diagnosis
 	Signature    *Signature // the shape of the divergence (diagnosed tensors)
-	Note         string
+	// Explanation is the mechanism that explains the divergence, in one sentence (diagnosed
+	// tensors, shape mismatches included).
+	Explanation *Explanation
+	Note        string
+	// Fingerprint is set when a side was stored as fingerprints: the tensor was judged on them
+	// (fingerprint.go), and has no block diagnosis.
+	Fingerprint *FingerprintCheck
 
 	ref, cand *layout
 }
@@ -129,6 +142,10 @@ type Report struct {
 	AllowMissing bool
 	Tol          Tolerances // overrides in effect
 	Undiagnosed  int        // failing tensors past MaxDiagnosed, left without a block diagnosis
+	// Rules records each --tol and --ignore rule and how many tensors it applied to; Ignored
+	// lists the tensors the --ignore rules left out.
+	Rules   []RuleUse
+	Ignored []IgnoredTensor
 	// Bias lists the shards of low-precision tensors whose error is systematically larger than
 	// their peers' (RankBias), failing or not: a finding, not a verdict.
 	Bias []RankBias
@@ -237,8 +254,9 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	}
 	rl.keep(opt.Filter)
 	cl.keep(opt.Filter)
+	ignored, ignoreCounts := ignoreTensors(rl, cl, opt.Ignore)
 	c := &comparer{opt: opt, rl: rl, cl: cl, ref: traceInfo(rl), cand: traceInfo(cl)}
-	rep := &Report{Ref: c.ref, Cand: c.cand, Command: opt.Command, AllowMissing: opt.AllowMissing, Tol: opt.Tol}
+	rep := &Report{Ref: c.ref, Cand: c.cand, Command: opt.Command, AllowMissing: opt.AllowMissing, Tol: opt.Tol, Ignored: ignored}
 	pairs := pairUp(rl, cl)
 	rep.Results = make([]*Result, len(pairs))
 	err = c.forEach(pairs, func(i int, w *worker) error {
@@ -252,6 +270,7 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	if err := c.recheckTinyTensors(pairs, rep); err != nil {
 		return nil, err
 	}
+	rep.Rules = ruleUses(&opt, rep.Results, ignoreCounts)
 	assignRoles(rep.Results)
 	if err := c.diagnoseFailures(rep); err != nil {
 		return nil, err
@@ -259,6 +278,7 @@ func Compare(ref, cand *trace.Trace, opt Options) (*Report, error) {
 	if err := c.rankBias(rep); err != nil {
 		return nil, err
 	}
+	c.explainReport(rep)
 	return rep, nil
 }
 
@@ -484,10 +504,16 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	}
 	var normTol float64
 	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT)
+	if i := c.opt.ruleFor(p.name); i >= 0 {
+		res.TolRule = c.opt.TolRules[i].Pattern.String()
+	}
 	var refRaw, candRaw []byte
 	var err error
+	fp := p.hasFingerprint()
 	if l := p.ref; l != nil {
 		res.Kind, res.RefShape, res.RefDType, res.RefPlace = l.kind, l.shape, l.dtype, l.place.String()
+	}
+	if l := p.ref; l != nil && !fp {
 		if w.refBuf, res.RefReplicas, err = w.a.assemble(l, w.refBuf, res.RTol); err != nil {
 			return res, err
 		}
@@ -499,17 +525,22 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 			res.Kind = l.kind
 		}
 		res.CandShape, res.CandDType, res.CandPlace = l.shape, l.dtype, l.place.String()
+	}
+	if l := p.cand; l != nil && !fp {
 		if w.candBuf, res.CandReplicas, err = w.a.assemble(l, w.candBuf, res.RTol); err != nil {
 			return res, err
 		}
 		candRaw = w.candBuf
 		w.candScale = w.a.partialScale(l, w.candScale)
 	}
-	if !c.opt.SkipHashes {
+	if !c.opt.SkipHashes && !fp {
 		res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
 	}
 	if p.ref != nil && p.cand != nil && p.ref.kind != p.cand.kind {
 		res.Note = fmt.Sprintf("kind is %s in the reference, %s in the candidate", p.ref.kind, p.cand.kind)
+	}
+	if fp {
+		return c.compareFingerprint(p, res, w, normTol)
 	}
 	switch {
 	case p.cand == nil:
@@ -523,7 +554,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		return res, nil
 	}
 	identical := refDT == candDT && bytes.Equal(refRaw, candRaw)
-	if identical {
+	if identical && !hasNonFinite(refDT, refRaw) {
 		res.Numel = tensor.Numel(res.RefShape)
 	} else {
 		res.Metrics = compareRaw(refDT, refRaw, candDT, candRaw, res.RefShape, res.RTol, c.kindFloors[res.Kind], summandScale(w, p), &w.fbuf)
@@ -612,7 +643,10 @@ func assignRoles(results []*Result) {
 	}
 }
 
-// diagnoseFailures gives the earliest numerical failures a block diagnosis.
+// diagnoseFailures gives the earliest numerical failures a block diagnosis and an explanation,
+// and every independent root one too: a later failure that cannot depend on any root so far
+// (Independent), or whose structural mechanism differs from that of every root it can depend
+// on, is a root of its own.
 func (c *comparer) diagnoseFailures(rep *Report) error {
 	limit := c.opt.MaxDiagnosed
 	if limit <= 0 {
@@ -620,11 +654,22 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 	}
 	var w worker
 	done := 0
+	var roots []*Result
 	for _, res := range rep.Results {
-		if !res.Verdict.Numerical() || res.Verdict == ShapeMismatch {
+		if !res.Verdict.Numerical() {
 			continue
 		}
-		if done >= limit && res.Role != Root {
+		parents := dependsOn(res, roots)
+		if res.Role == Consequence && len(parents) == 0 {
+			res.Role = Independent
+		}
+		if res.Fingerprint != nil { // judged on fingerprints: no values to diagnose
+			if res.Role != Consequence {
+				roots = append(roots, res)
+			}
+			continue
+		}
+		if done >= limit && res.Role == Consequence {
 			rep.Undiagnosed++
 			continue
 		}
@@ -636,8 +681,19 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 		if w.candBuf, _, err = w.a.assemble(res.cand, w.candBuf, res.RTol); err != nil {
 			return err
 		}
-		if res.Diagnosis, res.Signature, err = c.diagnose(res, w.refBuf, w.candBuf); err != nil {
+		if res.Verdict == ShapeMismatch {
+			res.Explanation = explainShape(res, tensor.Decode(res.ref.dtype, w.refBuf, nil), tensor.Decode(res.cand.dtype, w.candBuf, nil), res.RTol, c.kindFloors[res.Kind])
+		} else if res.Diagnosis, res.Signature, err = c.diagnose(res, w.refBuf, w.candBuf); err != nil {
 			return err
+		}
+		if res.Role == Consequence && ownMechanism(res, parents) {
+			res.Role = Independent
+		}
+		if res.Role != Consequence {
+			roots = append(roots, res)
+		}
+		if res.Diagnosis == nil {
+			continue
 		}
 		for _, row := range res.Diagnosis.Rows {
 			if !row.OK() && row.Rank >= 0 && !slices.Contains(res.Ranks, row.Rank) {

@@ -139,6 +139,14 @@ type layout struct {
 	op     trace.PartialOp
 	scale  float64
 	stored int64 // bytes stored over all pieces
+	keys   keyer
+	// shapeFrom is the first piece that gives a global shape (Meta.Shape), if any.
+	shapeFrom *piece
+	// axesOn lists, per dim, the placement items sharding it (outermost first) and their
+	// mesh axes' indices.
+	axesOn  [][]trace.AxisPlace
+	axisIdx [][]int
+	fp      bool // stored as fingerprints (every piece is)
 }
 
 // traceLayout is every logical tensor of a trace.
@@ -159,16 +167,17 @@ func layoutOf(tr *trace.Trace, rules *Rules) (*traceLayout, error) {
 	mesh := first.Mesh
 	derive := tensor.Numel(mesh.Shape) == first.World
 	tl := &traceLayout{tr: tr, byName: map[string]*layout{}}
+	keys, strides := newKeyer(mesh.Shape), tensor.Strides(mesh.Shape)
 	for _, f := range tr.Files {
 		for _, e := range f.Entries {
-			p := &piece{file: f, entry: e, rank: f.Meta.Rank, coord: pieceCoord(f, e, mesh, derive)}
+			p := &piece{file: f, entry: e, rank: f.Meta.Rank, coord: pieceCoord(f, e, mesh, strides, derive)}
 			name, err := rules.Apply(e.Meta.Name, p.coordOf(mesh))
 			if err != nil {
 				return nil, &trace.Error{File: f.Path, Tensor: e.Key, Field: "name", Msg: err.Error()}
 			}
 			l := tl.byName[name]
 			if l == nil {
-				l = &layout{name: name, kind: e.Meta.Kind, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir}
+				l = &layout{name: name, kind: e.Meta.Kind, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir, keys: keys, fp: e.IsFingerprint()}
 				tl.byName[name] = l
 				tl.tensors = append(tl.tensors, l)
 			} else if err := l.agrees(p); err != nil {
@@ -176,6 +185,9 @@ func layoutOf(tr *trace.Trace, rules *Rules) (*traceLayout, error) {
 			}
 			l.order = min(l.order, e.Meta.Order)
 			l.pieces = append(l.pieces, p)
+			if l.shapeFrom == nil && e.Meta.Shape != nil {
+				l.shapeFrom = p
+			}
 			l.stored += e.End - e.Begin
 		}
 	}
@@ -200,8 +212,13 @@ func (tl *traceLayout) keep(re *regexp.Regexp) {
 	if re == nil {
 		return
 	}
+	tl.drop(func(l *layout) bool { return !re.MatchString(l.name) })
+}
+
+// drop removes the tensors for which out is true.
+func (tl *traceLayout) drop(out func(*layout) bool) {
 	tl.tensors = slices.DeleteFunc(tl.tensors, func(l *layout) bool {
-		if re.MatchString(l.name) {
+		if !out(l) {
 			return false
 		}
 		delete(tl.byName, l.name)
@@ -213,9 +230,8 @@ func (tl *traceLayout) keep(re *regexp.Regexp) {
 // pieceCoord gives the piece its coordinate on every mesh axis: the tensor's own coord, else
 // the file's, else (when the mesh's axes multiply to the world size) the rank's row-major
 // position, else -1.
-func pieceCoord(f *trace.File, e *trace.Entry, mesh trace.Mesh, derive bool) []int {
+func pieceCoord(f *trace.File, e *trace.Entry, mesh trace.Mesh, strides []int, derive bool) []int {
 	c := make([]int, len(mesh.Axes))
-	strides := tensor.Strides(mesh.Shape)
 	for i, a := range mesh.Axes {
 		c[i] = -1
 		if v, ok := e.Meta.Coord[a]; ok {
@@ -262,15 +278,17 @@ func (l *layout) agrees(p *piece) error {
 		return l.errAt(p, "kind", "is %q, but rank %d says %q", e.Meta.Kind, p0.rank, e0.Meta.Kind)
 	case e.DType != e0.DType:
 		return l.errAt(p, "dtype", "is %v, but rank %d stores %v", e.DType, p0.rank, e0.DType)
-	case e.Placement.String() != e0.Placement.String():
+	case !e.Placement.Equal(e0.Placement):
 		return l.errAt(p, "place", "is %q, but rank %d says %q", e.Placement, p0.rank, e0.Placement)
+	case e.IsFingerprint() != e0.IsFingerprint():
+		return l.errAt(p, "fingerprint", "stored as a fingerprint: %v, but rank %d's piece: %v (a producer stores every piece of a tensor the same way)", e.IsFingerprint(), p0.rank, e0.IsFingerprint())
 	case len(e.Shape) != len(e0.Shape):
 		return l.errAt(p, "shape", "local shape %v has %d dims, but rank %d's %v has %d", e.Shape, len(e.Shape), p0.rank, e0.Shape, len(e0.Shape))
 	}
-	for _, q := range l.pieces {
-		if e.Meta.Shape != nil && q.entry.Meta.Shape != nil && !slices.Equal(e.Meta.Shape, q.entry.Meta.Shape) {
-			return l.errAt(p, "shape", "global shape %v, but rank %d says %v", e.Meta.Shape, q.rank, q.entry.Meta.Shape)
-		}
+	// Every earlier global shape equals the first one given, so comparing with it finds the
+	// first that differs.
+	if q := l.shapeFrom; e.Meta.Shape != nil && q != nil && !slices.Equal(e.Meta.Shape, q.entry.Meta.Shape) {
+		return l.errAt(p, "shape", "global shape %v, but rank %d says %v", e.Meta.Shape, q.rank, q.entry.Meta.Shape)
 	}
 	return nil
 }
@@ -278,6 +296,7 @@ func (l *layout) agrees(p *piece) error {
 // resolve works out the axis roles, the cells, the global shape and every cell's region, and
 // checks that the pieces tile the tensor.
 func (l *layout) resolve() error {
+	l.indexShardAxes()
 	if err := l.assignRoles(); err != nil {
 		return err
 	}
@@ -346,9 +365,10 @@ func (l *layout) addReduction(op trace.PartialOp, n int) {
 	}
 }
 
-// keyOn is the piece's coordinates on the axes for which keep is true, -1 on the others.
-func (l *layout) keyOn(p *piece, keep func(axisRole) bool) []int {
-	k := make([]int, len(p.coord))
+// keyOn is the piece's coordinates on the axes for which keep is true, -1 on the others,
+// written into k (reused when long enough).
+func (l *layout) keyOn(k []int, p *piece, keep func(axisRole) bool) []int {
+	k = slices.Grow(k[:0], len(p.coord))[:len(p.coord)]
 	for i, c := range p.coord {
 		k[i] = -1
 		if keep(l.roles[i]) {
@@ -360,6 +380,42 @@ func (l *layout) keyOn(p *piece, keep func(axisRole) bool) []int {
 
 func isSplit(r axisRole) bool    { return r == roleShard || r == rolePartial }
 func isRequired(r axisRole) bool { return r != roleFree }
+
+// keyer numbers coordinate keys (−1 … size−1 on every mesh axis) for map lookups: one int in
+// mixed radix when the mesh's coordinates fit one, else the decimal string.
+type keyer struct {
+	radix []int // per axis: size + 1; nil when the product does not fit an int
+}
+
+// coordKey is a keyer's key: n, or s when the mesh is too large for n.
+type coordKey struct {
+	n int
+	s string
+}
+
+func newKeyer(shape []int) keyer {
+	n := 1
+	radix := make([]int, len(shape))
+	for i, sz := range shape {
+		if n > (1<<62)/(sz+1) {
+			return keyer{}
+		}
+		radix[i] = sz + 1
+		n *= sz + 1
+	}
+	return keyer{radix: radix}
+}
+
+func (kr keyer) of(k []int) coordKey {
+	if kr.radix == nil || len(k) != len(kr.radix) {
+		return coordKey{s: keyString(k)}
+	}
+	n := 0
+	for i, c := range k {
+		n = n*kr.radix[i] + c + 1
+	}
+	return coordKey{n: n}
+}
 
 func keyString(k []int) string {
 	var b strings.Builder
@@ -384,17 +440,19 @@ func (l *layout) label(key []int) string {
 // checkCoverage refuses two pieces at one coordinate, and a sharded, partial or replicated
 // coordinate that no piece holds.
 func (l *layout) checkCoverage() error {
-	seen := map[string]*piece{}
+	seen := make(map[coordKey]*piece, len(l.pieces))
 	for _, p := range l.pieces {
-		k := keyString(p.coord)
+		k := l.keys.of(p.coord)
 		if q := seen[k]; q != nil {
 			return l.errAt(p, "coord", "rank %d (key %q) holds the same piece at %s: two pieces claim one shard", q.rank, q.entry.Key, l.label(p.coord))
 		}
 		seen[k] = p
 	}
-	held := map[string]bool{}
+	held := make(map[coordKey]bool, len(l.pieces))
+	var scratch []int
 	for _, p := range l.pieces {
-		held[keyString(l.keyOn(p, isRequired))] = true
+		scratch = l.keyOn(scratch, p, isRequired)
+		held[l.keys.of(scratch)] = true
 	}
 	var axes []int
 	need := 1
@@ -415,7 +473,7 @@ func (l *layout) checkCoverage() error {
 	for _, i := range axes {
 		k[i] = 0
 	}
-	for held[keyString(k)] {
+	for held[l.keys.of(k)] {
 		for j := len(axes) - 1; j >= 0; j-- {
 			i := axes[j]
 			if k[i]++; k[i] < l.mesh.Shape[i] {
@@ -442,13 +500,14 @@ func (l *layout) axisNames(axes []int) string {
 
 // buildCells groups the pieces by their (shard, partial) coordinates.
 func (l *layout) buildCells() {
-	byKey := map[string]*cell{}
+	byKey := make(map[coordKey]*cell, len(l.pieces))
+	var k []int
 	for _, p := range l.pieces {
-		k := l.keyOn(p, isSplit)
-		ks := keyString(k)
+		k = l.keyOn(k, p, isSplit)
+		ks := l.keys.of(k)
 		c := byKey[ks]
 		if c == nil {
-			c = &cell{key: k}
+			c = &cell{key: slices.Clone(k)}
 			byKey[ks] = c
 			l.cells = append(l.cells, c)
 		}
@@ -457,9 +516,11 @@ func (l *layout) buildCells() {
 	sort.Slice(l.cells, func(i, j int) bool { return slices.Compare(l.cells[i].key, l.cells[j].key) < 0 })
 	// Cells with the same shard coordinates (summands of one partial block) share a position,
 	// whatever the order of the partial and shard axes in the mesh.
-	posOf := map[string]int{}
+	posOf := make(map[coordKey]int, len(l.cells))
+	var sk []int
 	for _, c := range l.cells {
-		s := keyString(l.shardKey(c.key))
+		sk = l.shardKey(sk, c.key)
+		s := l.keys.of(sk)
 		p, ok := posOf[s]
 		if !ok {
 			p = len(posOf)
@@ -469,9 +530,10 @@ func (l *layout) buildCells() {
 	}
 }
 
-// shardKey keeps only the shard coordinates of a cell key (partial ones set to -1).
-func (l *layout) shardKey(k []int) []int {
-	s := slices.Clone(k)
+// shardKey keeps only the shard coordinates of a cell key (partial ones set to -1), written
+// into s (reused when long enough).
+func (l *layout) shardKey(s, k []int) []int {
+	s = append(s[:0], k...)
 	for i, r := range l.roles {
 		if r != roleShard {
 			s[i] = -1
@@ -480,15 +542,26 @@ func (l *layout) shardKey(k []int) []int {
 	return s
 }
 
-// shardAxesOn lists the placement items sharding dim d, outermost first.
-func (l *layout) shardAxesOn(d int) []trace.AxisPlace {
-	var out []trace.AxisPlace
+// shardAxesOn lists the placement items sharding dim d, outermost first, and their mesh
+// axes' indices.
+func (l *layout) shardAxesOn(d int) ([]trace.AxisPlace, []int) {
+	if d < len(l.axesOn) {
+		return l.axesOn[d], l.axisIdx[d]
+	}
+	return nil, nil
+}
+
+// indexShardAxes fills axesOn and axisIdx for the dims of the first piece's local shape (every
+// piece has as many: agrees).
+func (l *layout) indexShardAxes() {
+	nd := len(l.pieces[0].entry.Shape)
+	l.axesOn, l.axisIdx = make([][]trace.AxisPlace, nd), make([][]int, nd)
 	for _, ap := range l.place {
-		if ap.Kind == trace.Shard && ap.Dim == d {
-			out = append(out, ap)
+		if ap.Kind == trace.Shard && ap.Dim < nd {
+			l.axesOn[ap.Dim] = append(l.axesOn[ap.Dim], ap)
+			l.axisIdx[ap.Dim] = append(l.axisIdx[ap.Dim], slices.Index(l.mesh.Axes, ap.Axis))
 		}
 	}
-	return out
 }
 
 // globalShape takes the global shape from the metadata or infers it from unpadded shards.
@@ -502,7 +575,7 @@ func (l *layout) globalShape() error {
 	p0 := l.pieces[0]
 	l.shape = make([]int, len(p0.entry.Shape))
 	for d := range l.shape {
-		axes := l.shardAxesOn(d)
+		axes, _ := l.shardAxesOn(d)
 		if len(axes) == 0 {
 			l.shape[d] = p0.entry.Shape[d]
 			continue
@@ -549,15 +622,17 @@ func (l *layout) checkSize() error {
 
 // placeCells computes every cell's global region and checks each piece's local shape against it.
 func (l *layout) placeCells() error {
-	covered := map[int]int64{}
+	covered := make([]int64, len(l.cells)) // by position
+	nd := len(l.shape)
+	padded := make([]int, nd)
 	for _, c := range l.cells {
-		nd := len(l.shape)
-		c.lo, c.hi, c.spans = make([]int, nd), make([]int, nd), make([][]trace.Span, nd)
-		padded := make([]int, nd)
+		bounds := make([]int, 2*nd)
+		c.lo, c.hi, c.spans = bounds[:nd:nd], bounds[nd:], make([][]trace.Span, nd)
 		for d, g := range l.shape {
 			runs, pad := []trace.Span{{Lo: 0, Hi: g}}, -1
-			for _, ap := range l.shardAxesOn(d) {
-				ai := slices.Index(l.mesh.Axes, ap.Axis)
+			axes, idx := l.shardAxesOn(d)
+			for j, ap := range axes {
+				ai := idx[j]
 				var err error
 				if runs, pad, err = ap.Spans(runs, l.mesh.Shape[ai], c.key[ai]); err != nil {
 					return l.errAll("place", "global shape %v: %v", l.shape, err)

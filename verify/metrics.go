@@ -14,7 +14,7 @@ type Metrics struct {
 	MaxRel    float64 // max |cand − ref| / |ref| over pairs with ref ≠ 0
 	RMSRel    float64 // normwise ‖cand − ref‖₂ / ‖ref‖₂
 	Outside   int     // elements outside tolerance, non-finite disagreements included
-	NonFinite int     // positions where NaN/Inf do not agree
+	NonFinite int     // positions holding NaN/Inf on either side (agreeing or not)
 	TolUnits  float64 // worst |cand − ref| / (rtol·(|ref| + rms(ref))); +Inf for non-finite
 	Worst     int     // flat index of the worst element, -1 if none differs
 	RefRMS    float64 // rms of the finite reference values
@@ -135,10 +135,7 @@ func compareRaw(rd tensor.DType, ref []byte, cd tensor.DType, cand []byte, shape
 			}
 			idx := at + i
 			if math.IsNaN(d) || math.IsInf(d, 0) {
-				if nonFiniteAgree(rv, cv) {
-					continue
-				}
-				if !isFinite(rv) || !isFinite(cv) {
+				if !isFinite(rv) || !isFinite(cv) { // on either side or both: a failure
 					m.NonFinite++
 				}
 				m.outside(idx, math.Inf(1), shape, &strides)

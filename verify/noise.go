@@ -81,7 +81,7 @@ func unitRoundoff(d tensor.DType) float64 {
 // replica mismatch is an error: other is not a correct run of the same model.
 func MeasureNoise(ref, other *trace.Trace, opt Options) (NoiseScales, error) {
 	opt.Tol = Tolerances{tensor.F64: 1, tensor.F32: 1, tensor.BF16: 1, tensor.F16: 1}
-	opt.Calibrated, opt.Noise, opt.NoiseRun, opt.Depth = nil, nil, nil, nil
+	opt.Calibrated, opt.Noise, opt.NoiseRun, opt.Depth, opt.TolRules = nil, nil, nil, nil, nil
 	opt.SkipHashes, opt.MaxDiagnosed, opt.Progress = true, 1, nil
 	rep, err := Compare(ref, other, opt)
 	if err != nil {

@@ -110,13 +110,17 @@ func (t Tolerances) String() string {
 }
 
 // tolFor is the per-element rtol and the normwise bound used to compare a tensor stored as ref
-// and cand. An explicit override (--tol) is used as given. A low-precision tensor with a noise
+// and cand. A per-tensor rule (Options.TolRules) comes first; then an explicit dtype override
+// (--tol) is used as given. A low-precision tensor with a noise
 // reference (Options.Noise) gets noiseTol. Otherwise the fallback is the looser of the two
 // dtypes' rtols (a bf16 candidate is judged at bf16 precision against an fp64 oracle), float64
 // ones calibrated where Options.Calibrated says, scaled by √depth for a known reduction depth > 1:
 // the probabilistic bound on the error of a sum of n terms grows as √n·u (Higham & Mary, SIAM J.
 // Sci. Comput. 41(5), 2019); its normwise bound is NormOfRTol of it.
 func (o *Options) tolFor(name string, ref, cand tensor.DType) (rtol, norm float64) {
+	if i := o.ruleFor(name); i >= 0 {
+		return o.TolRules[i].RTol, NormOfRTol * o.TolRules[i].RTol
+	}
 	d := ref
 	if DefaultRTol(cand) > DefaultRTol(ref) {
 		d = cand

@@ -30,5 +30,6 @@ type Role string
 
 const (
 	Root        Role = "root"        // a failure at the earliest failing execution order
-	Consequence Role = "consequence" // a failure later in execution order than a root
+	Independent Role = "independent" // a later failure that is a root of its own (see Report.Roots)
+	Consequence Role = "consequence" // a failure later in execution order that can follow from a root
 )

@@ -26,7 +26,7 @@ func init() {
 
 func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("compare", "REF_DIR CAND_DIR [flags]", stderr)
-	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype (1e-6), dtype=number pairs (bf16=2e-2,fp32=1e-5), or 'calibrate' (an oracle reference only: measure each tensor's noise by recomputing the plan split other ways, in its dtype); default: with an oracle reference, the noise of the plan's single-device run in the candidate's dtype (float64: per-dtype constants), see docs/tolerance.md")
+	tol := addTolFlags(fs, "relative tolerance: one number for every float dtype (1e-6), dtype=number pairs (bf16=2e-2,fp32=1e-5), or 'calibrate' (an oracle reference only: measure each tensor's noise by recomputing the plan split other ways, in its dtype); default: with an oracle reference, the noise of the plan's single-device run in the candidate's dtype (float64: per-dtype constants), see docs/tolerance.md")
 	ref2 := fs.String("ref2", "", "a second, independent correct reference (e.g. the same single-device run with other kernels or a perturbed input): each tensor's tolerance is referenced to how far it lies from REF_DIR, see docs/tolerance.md")
 	rename := fs.String("rename", "", "file of rules 'REGEX => REPLACEMENT' (optionally '@pp=1 …') mapping framework tensor names to logical names")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
@@ -47,10 +47,8 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	}
 	opt := verify.Options{AllowMissing: *allowMissing, MaxDiagnosed: *maxDiag, Command: commandLine("compare", args)}
 	var err error
-	if *tol != "calibrate" {
-		if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
-			return fail(stderr, "compare", err)
-		}
+	if err = tol.apply(&opt, true); err != nil {
+		return fail(stderr, "compare", err)
 	}
 	if opt.Rename, err = readRules(*rename); err != nil {
 		return fail(stderr, "compare", err)
@@ -73,7 +71,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	defer ref.Close()
 	defer cand.Close()
 	switch {
-	case *tol == "calibrate":
+	case tol.calibrate():
 		if err = calibrateFor(ref, cand, &opt, stderr); err != nil {
 			return fail(stderr, "compare", err)
 		}
@@ -83,7 +81,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, "compare", err)
 		}
 		defer r2.Close()
-	case *tol == "":
+	case len(opt.Tol) == 0:
 		if err = oracleNoise(ref, cand, &opt, stderr); err != nil {
 			return fail(stderr, "compare", err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spcheck/spcheck/oracle"
 	"github.com/spcheck/spcheck/trace"
+	"github.com/spcheck/spcheck/verify"
 )
 
 func init() {
@@ -23,6 +24,7 @@ func runOracle(args []string, stdout, stderr io.Writer) int {
 		"not change the oracle, which always runs on one device.", stderr)
 	out := fs.String("out", "", "directory to write the trace into (created if missing)")
 	build := planFlags(fs)
+	buildDump := dumpFlags(fs)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -36,7 +38,11 @@ func runOracle(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "oracle", err)
 	}
-	if err := oracle.WriteTrace(*out, p); err != nil {
+	dump, err := buildDump()
+	if err != nil {
+		return fail(stderr, "oracle", err)
+	}
+	if err := oracle.WriteTraceDump(*out, p, dump); err != nil {
 		return fail(stderr, "oracle", err)
 	}
 	tr, err := trace.OpenDir(*out)
@@ -46,8 +52,11 @@ func runOracle(args []string, stdout, stderr io.Writer) int {
 	defer tr.Close()
 	f := tr.Files[0]
 	fmt.Fprintf(stdout, "wrote %s: %d tensors, plan '%s'\n", filepath.Join(*out, trace.FileName(0)), len(f.Entries), p.Short())
+	if dump != nil {
+		fmt.Fprintf(stdout, "fingerprinted: %d of %d tensors (%s stored)\n", fingerprints(tr), len(f.Entries), verify.FormatBytes(storedBytes(tr)))
+	}
 	for _, e := range f.Entries {
-		if e.Meta.Kind == trace.Loss {
+		if e.Meta.Kind == trace.Loss && !e.IsFingerprint() {
 			t, err := f.Tensor(e)
 			if err != nil {
 				return fail(stderr, "oracle", err)

@@ -23,6 +23,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		"pipeline hand-off is an error naming the ranks, ops and groups (exit 2).", stderr)
 	out := fs.String("out", "", "directory to write the trace into (created if missing)")
 	build := planFlags(fs)
+	buildDump := dumpFlags(fs)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -36,11 +37,15 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "run", err)
 	}
+	dump, err := buildDump()
+	if err != nil {
+		return fail(stderr, "run", err)
+	}
 	v, err := bugs.VariantOf(p)
 	if err != nil {
 		return fail(stderr, "run", err)
 	}
-	o, err := pipeline.Execute(p, v, pipeline.Simulator{Out: *out})
+	o, err := pipeline.Execute(p, v, pipeline.Simulator{Out: *out, Dump: dump})
 	if err == nil {
 		err = o.RunErr
 	}
@@ -56,6 +61,10 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "--plan '%s'\n%s\n", p.Short(), o.Compiled.Describe())
 	fmt.Fprintf(stdout, "wrote %s: %d rank files, %d tensors; %d local ops, %d collectives, %d sends, %s moved\n",
 		*out, len(tr.Files), entries, st.LocalOps, st.Collectives, st.Transfers, verify.FormatBytes(st.CommBytes))
+	if dump != nil {
+		fmt.Fprintf(stdout, "fingerprinted: %d of %d tensors (%s stored)\n", fingerprints(tr), entries, verify.FormatBytes(storedBytes(tr)))
+		return exitOK
+	}
 	logical, err := verify.Assemble(tr)
 	if err != nil {
 		return fail(stderr, "run", err)

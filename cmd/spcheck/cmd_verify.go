@@ -20,7 +20,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		"tensor by placement and compares it with the oracle's. Exit 0: every tensor within\n"+
 		"tolerance; 1: some differ (the report names the first divergence and diagnoses it);\n"+
 		"2: bad input, or programs whose collectives do not match.", stderr)
-	tol := fs.String("tol", "", "relative tolerance: one number for every float dtype or dtype=number pairs; default: per-dtype constants")
+	tol := addTolFlags(fs, "relative tolerance: one number for every float dtype or dtype=number pairs; default: per-dtype constants")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
 	out := fs.String("out", "", "write the report to this file; stdout still gets the verdict, the first divergence with each root's one-line diagnosis, and the reproduce commands")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
@@ -40,7 +40,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "verify", err)
 	}
 	var opt verify.Options
-	if opt.Tol, err = verify.ParseTolerances(*tol); err != nil {
+	if err = tol.apply(&opt, false); err != nil {
 		return fail(stderr, "verify", err)
 	}
 	rep, err := pipeline.Verify(p, v, opt)

@@ -67,7 +67,15 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: spcheck %s %s\n\nFlags:\n", name, synopsis)
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: spcheck %s %s\n", name, synopsis)
+		if c := commands[name]; c != nil && !strings.Contains(synopsis, "\n\n") {
+			fmt.Fprintf(w, "\n%s.\n", upperFirst(c.summary))
+		}
+		if !strings.Contains(synopsis, "Exit") {
+			fmt.Fprintf(w, "\n%s\n", exitCodes[name])
+		}
+		fmt.Fprintf(w, "\nExample:\n  %s\n\nFlags:\n", examples[name])
 		fs.PrintDefaults()
 	}
 	return fs
@@ -89,4 +97,44 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 func fail(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "spcheck %s: %s\n", cmd, strings.TrimSpace(err.Error()))
 	return exitBadInput
+}
+
+// exitCodes says what each command's exit codes mean, for its --help (commands whose synopsis
+// says it themselves are not listed).
+var exitCodes = map[string]string{
+	"bugs":    "Exit codes: 0 listed, 2 bad usage.",
+	"check":   "Exit codes: 0 every check passed, 1 a check failed, 2 bad usage.",
+	"compare": "Exit codes: 0 every tensor within tolerance, 1 verification failed, 2 bad input (an unreadable trace, or\ntraces of two configurations: the plans' model keys or a parameter's or input's shape differ).",
+	"diff":    "Exit codes: 0 every loss and gradient MD5 equal, 1 some differ, 2 bad input.",
+	"fuzz":    "Exit codes: 0 no counterexample, 1 a counterexample (or a bug detected), 2 bad usage.",
+	"inspect": "Exit codes: 0 listed, 2 an unreadable trace (the message names file, rank, tensor and field).",
+	"oracle":  "Exit codes: 0 written, 2 bad plan or output directory.",
+	"plan":    "Exit codes: 0 compiled, 2 bad plan.",
+	"repro":   "Exit codes: 0 the bug was not detected on this plan, 1 detected, 2 bad usage.",
+	"run":     "Exit codes: 0 written, 1 the simulator refused the run, 2 bad plan.",
+	"version": "Exit codes: 0.",
+}
+
+// examples is one example invocation per command, for its --help.
+var examples = map[string]string{
+	"bugs":    "spcheck bugs -v",
+	"check":   "spcheck check --format junit --out spcheck.xml",
+	"compare": "spcheck compare ref/ cand/ --format junit --out spcheck.xml   # ref/: spcheck oracle or a trusted run",
+	"diff":    "spcheck diff run-a/ run-b/",
+	"fuzz":    "spcheck fuzz --budget 60s --seed 1",
+	"gpu":     "spcheck gpu --plan 'tp=2,dtype=fp32' --exec cuda/build/spexec --work /tmp/spgpu",
+	"inspect": "spcheck inspect cand/",
+	"oracle":  "spcheck oracle --plan 'mtp=2,packed=4:3:5' --out ref/",
+	"plan":    "spcheck plan --plan 'tp=2,pp=2,sp=megatron' --rank 1",
+	"repro":   "spcheck repro partial-p2p-under-sp",
+	"run":     "spcheck run --plan 'tp=2,sp=megatron' --out cand/",
+	"verify":  "spcheck verify --plan 'tp=2,pp=2,sp=megatron,microbatches=2'",
+	"version": "spcheck version",
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

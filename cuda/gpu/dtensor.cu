@@ -24,7 +24,16 @@ void Gpu::init(int r, int dev) {
   CUDA_OK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
 }
 
+// kStagingBytes is the size of each of the two pinned download buffers.
+constexpr size_t kStagingBytes = size_t(32) << 20;
+
 void Gpu::destroy() {
+  for (int i = 0; i < 2; i++) {
+    if (staging[i]) cudaFreeHost(staging[i]);
+    if (staged[i]) cudaEventDestroy(staged[i]);
+    staging[i] = nullptr;
+    staged[i] = nullptr;
+  }
   if (blas) cublasDestroy(blas);
   if (stream) cudaStreamDestroy(stream);
   blas = nullptr;
@@ -110,6 +119,33 @@ std::vector<uint8_t> download_bytes(const Gpu& g, const DTensor& t) {
   if (!out.empty()) CUDA_OK(cudaMemcpyAsync(out.data(), t.data(), out.size(), cudaMemcpyDeviceToHost, g.stream));
   g.sync();
   return out;
+}
+
+void download_stream(const Gpu& g, const DTensor& t, const std::function<void(const void*, size_t)>& sink) {
+  size_t n = t.bytes();
+  if (!n) return;
+  for (int i = 0; i < 2; i++)
+    if (!g.staging[i]) {
+      CUDA_OK(cudaMallocHost(&g.staging[i], kStagingBytes));
+      CUDA_OK(cudaEventCreateWithFlags(&g.staged[i], cudaEventDisableTiming));
+    }
+  const uint8_t* src = static_cast<const uint8_t*>(t.data());
+  size_t off = 0, prev = 0;
+  int cur = 0;
+  while (off < n || prev) {
+    size_t len = std::min(kStagingBytes, n - off);
+    if (len) {
+      CUDA_OK(cudaMemcpyAsync(g.staging[cur], src + off, len, cudaMemcpyDeviceToHost, g.stream));
+      CUDA_OK(cudaEventRecord(g.staged[cur], g.stream));
+    }
+    if (prev) {  // the previous chunk, in the other buffer, while this one copies
+      CUDA_OK(cudaEventSynchronize(g.staged[1 - cur]));
+      sink(g.staging[1 - cur], prev);
+    }
+    off += len;
+    prev = len;
+    cur = 1 - cur;
+  }
 }
 
 std::vector<double> download(const Gpu& g, const DTensor& t) {

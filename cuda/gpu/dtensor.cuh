@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@ struct Gpu {
   int device = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
+  // Pinned host staging for downloads (download_stream), allocated on first use.
+  mutable void* staging[2] = {nullptr, nullptr};
+  mutable cudaEvent_t staged[2] = {nullptr, nullptr};
   void init(int rank, int device);  // selects the device, creates stream and handle
   void destroy();
   void sync() const;  // waits for the stream; errors carry the thread's context
@@ -57,5 +61,8 @@ DTensor upload_bytes(const Gpu& g, DType d, const std::vector<int64_t>& shape, c
 // download copies back (synchronising the stream): raw little-endian bytes, or decoded values.
 std::vector<uint8_t> download_bytes(const Gpu& g, const DTensor& t);
 std::vector<double> download(const Gpu& g, const DTensor& t);
+// download_stream hands t's bytes to sink in order, in chunks staged through pinned memory (the
+// copy of one chunk overlaps the sink of the previous); it returns after the last chunk.
+void download_stream(const Gpu& g, const DTensor& t, const std::function<void(const void*, size_t)>& sink);
 
 }  // namespace spx

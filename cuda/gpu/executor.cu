@@ -4,6 +4,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -317,12 +318,16 @@ void Interp::run_trace(const IrOp& o) {
   const DTensor& x = sym(o.in[0]);
   DType d = t.kind == "input" ? DType::I64 : cfg.info.dtype;
   TensorMeta tm{t.name, t.kind, t.order, t.place, t.shape, t.coord};
-  // Converted on the GPU (rounding to nearest even, as the host's encode does), then copied
-  // back as the file's bytes.
-  std::vector<uint8_t> bytes = download_bytes(g, as(x, d));
-  times->trace_bytes += bytes.size();
+  // Converted on the GPU (rounding to nearest even, as the host's encode does), then streamed
+  // back into the writer's spill file (no host copy of the tensor is kept).
+  DTensor y = as(x, d);
+  out->add_stream(t.key, tm, d, x.shape, y.bytes(), [&](FILE* f) {
+    download_stream(g, y, [&](const void* p, size_t n) {
+      if (std::fwrite(p, 1, n, f) != n) fail(thread_context(), ": writing the trace spill file failed");
+    });
+  });
+  times->trace_bytes += y.bytes();
   times->traced++;
-  out->add(t.key, tm, d, x.shape, std::move(bytes));
   times->trace += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -351,6 +356,7 @@ TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const
   meta.seed = cfg.info.seed;
   meta.extra = cfg.extra;
   TraceWriter out(meta);
+  out.spill_to(cat(cfg.spill_dir, "/.", TraceWriter::file_name(p.rank), ".spill"));
   ExecTimes local;
   if (!times) times = &local;
   Interp in{g, comms, p, cfg, {}, &out, times};
@@ -378,13 +384,22 @@ TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const
   g.sync();
   times->setup = secs(t0);
   int repeat = std::max(1, cfg.repeat);
+  int profiled = cfg.profile ? (repeat > 1 ? repeat - 2 : 0) : -1;
+  std::vector<cudaEvent_t> events;  // two per op of the profiled run
   for (int run = 0; run < repeat; run++) {
     in.syms = inputs;  // free ops erase symbols, inputs included
     in.tracing = run == repeat - 1;
+    bool prof = run == profiled;
     auto r0 = clock::now();
     for (in.index = 0; in.index < p.ops.size(); in.index++) {
       const IrOp& o = p.ops[in.index];
       ContextScope ctx(cat(base, ", op #", in.index, " ", o.str()));
+      if (prof) {
+        events.resize(events.size() + 2);
+        CUDA_OK(cudaEventCreate(&events[events.size() - 2]));
+        CUDA_OK(cudaEventCreate(&events.back()));
+        CUDA_OK(cudaEventRecord(events[events.size() - 2], g.stream));
+      }
       switch (op_class(o.op)) {
         case OpClass::Local: in.run_local(o); break;
         case OpClass::Collective: in.run_collective(o); break;
@@ -397,6 +412,7 @@ TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const
           }
           break;
       }
+      if (prof) CUDA_OK(cudaEventRecord(events.back(), g.stream));
     }
     g.sync();
     double dt = secs(r0);
@@ -406,6 +422,21 @@ TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const
     } else if (run == 0 || dt < times->best_run) {
       times->best_run = dt;
     }
+  }
+  if (!events.empty()) {
+    std::map<std::string, std::pair<int, double>> by_op;
+    for (size_t i = 0; i < p.ops.size(); i++) {
+      float ms = 0;
+      CUDA_OK(cudaEventElapsedTime(&ms, events[2 * i], events[2 * i + 1]));
+      auto& e = by_op[p.ops[i].op];
+      e.first++;
+      e.second += ms;
+    }
+    for (cudaEvent_t e : events) cudaEventDestroy(e);
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& kv : by_op) rows.push_back({kv.second.second, cat(kv.first, " ", kv.second.first, " ", kv.second.second)});
+    std::sort(rows.rbegin(), rows.rend());
+    for (const auto& r : rows) times->profile += r.second + "\n";
   }
   return out;
 }

@@ -31,6 +31,8 @@ struct ExecConfig {
   bool dump_all = true;                       // record every traced tensor
   std::vector<std::string> dump;              // else: only logical names matching one of these globs
   int repeat = 1;  // run the program this many times (timing); only the last run records its trace
+  bool profile = false;  // time every op with CUDA events in one run (ExecTimes::profile)
+  std::string spill_dir = "/tmp";  // traced tensors stream to a spill file here (the trace's directory: same filesystem)
 };
 
 // ExecTimes are one rank's wall times in seconds, each ending in a stream sync.
@@ -41,6 +43,9 @@ struct ExecTimes {
   double trace = 0;      // of which: downloading and recording traced tensors
   size_t trace_bytes = 0;
   int traced = 0, skipped = 0;  // trace ops recorded and left out by the dump filter
+  // profile: GPU time per op kind in the profiled run (the last untraced one, else the traced
+  // one), largest first: "op count ms" lines.
+  std::string profile;
 };
 
 // execute_rank runs p on g and returns the rank's trace writer (written by the caller); gen

@@ -2,7 +2,7 @@
 // and writes one trace file per rank, in the simulator's format.
 //
 //   spexec --emit DIR --out TRACE_DIR [--gpus N] [--timeout SECONDS] [--no-precheck] [--extra K=V]...
-//          [--dump GLOB]... [--repeat N]
+//          [--dump GLOB]... [--repeat N] [--profile]
 //       one process, a thread per rank, ranks placed on the N visible GPUs (several ranks per
 //       GPU when the world is larger; see host/commplan.hpp)
 //   spexec --emit DIR --out TRACE_DIR --id-file PATH [--rank R] [--device D] [--gpus N] ...
@@ -14,7 +14,8 @@
 // Parameters the plan's generate manifest describes are generated on each rank's GPU. A plan of
 // dtype fp64 runs in fp64 throughout (the GPU reference). --dump records only the traced tensors
 // whose logical name matches one of the globs (--dump none: nothing; repeatable), --repeat runs
-// the programs N times and reports the fastest run without trace downloads (timing).
+// the programs N times and reports the fastest run without trace downloads (timing), --profile
+// times every op with CUDA events in one run and prints the GPU time per op kind.
 //
 // Exit status: 0 every rank finished and wrote its trace; 1 a rank failed (each failure is
 // printed with its rank and op); 2 bad usage or bad input.
@@ -45,12 +46,13 @@ struct Args {
   bool dump_all = true;
   std::vector<std::string> dump;
   int repeat = 1;
+  bool profile = false;
   std::map<std::string, std::string> extra;
 };
 
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr, "spexec: %s\nusage: spexec --emit DIR --out TRACE_DIR [--gpus N] [--timeout S] [--no-precheck] [--extra K=V]... "
-                       "[--dump GLOB]... [--repeat N] [--id-file PATH [--rank R] [--device D]]\n", msg.c_str());
+                       "[--dump GLOB]... [--repeat N] [--profile] [--id-file PATH [--rank R] [--device D]]\n", msg.c_str());
   std::exit(2);
 }
 
@@ -78,6 +80,7 @@ Args parse_args(int argc, char** argv) {
       std::string gl = val();
       if (gl != "none") a.dump.push_back(gl);
     } else if (k == "--repeat") a.repeat = std::atoi(val().c_str());
+    else if (k == "--profile") a.profile = true;
     else if (k == "--id-file") a.id_file = val();
     else if (k == "--rank") a.rank = std::atoi(val().c_str());
     else if (k == "--device") a.device = std::atoi(val().c_str());
@@ -156,6 +159,8 @@ int main(int argc, char** argv) {
   cfg.dump_all = a.dump_all;
   cfg.dump = a.dump;
   cfg.repeat = a.repeat;
+  cfg.spill_dir = a.out;
+  cfg.profile = a.profile;
   cfg.extra["layout"] = plan.describe();
   cfg.extra["launch"] = process_mode ? "one process per rank" : "one process, a thread per rank";
   if (std::string d = driver_version(); !d.empty()) cfg.extra.emplace("driver", d);  // --extra driver=… wins
@@ -177,6 +182,7 @@ int main(int argc, char** argv) {
                 g.rank, 1e3 * t.setup, gen.size(), 1e3 * t.best_run,
                 a.repeat > 1 ? cat("best of ", a.repeat - 1, " untraced").c_str() : "traced", 1e3 * t.traced_run, 1e3 * t.trace, t.traced,
                 t.trace_bytes / 1e6, t.skipped, 1e3 * write_s);
+    if (!t.profile.empty()) std::printf("spexec: rank %d: GPU time per op kind (op count ms):\n%s", g.rank, t.profile.c_str());
   };
   if (std::system(("mkdir -p '" + a.out + "'").c_str()) != 0) {
     std::fprintf(stderr, "spexec: cannot create %s\n", a.out.c_str());

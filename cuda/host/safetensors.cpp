@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "error.hpp"
 #include "json.hpp"
 
@@ -164,8 +167,8 @@ std::string safetensors_header(const std::map<std::string, std::string>& metadat
   for (const StWrite* t : tensors) {
     int64_t numel = 1;
     for (int64_t d : t->shape) numel *= d;
-    if (static_cast<uint64_t>(numel) * dtype_size(t->dtype) != t->bytes.size())
-      fail("safetensors writer: tensor \"", t->key, "\": ", t->bytes.size(), " bytes for ", numel, " elements of ", dtype_name(t->dtype));
+    if (static_cast<uint64_t>(numel) * dtype_size(t->dtype) != t->size())
+      fail("safetensors writer: tensor \"", t->key, "\": ", t->size(), " bytes for ", numel, " elements of ", dtype_name(t->dtype));
     Json e = Json::object();
     e.set("dtype", Json::string(dtype_name(t->dtype)));
     Json shape = Json::array();
@@ -173,9 +176,9 @@ std::string safetensors_header(const std::map<std::string, std::string>& metadat
     e.set("shape", std::move(shape));
     Json offs = Json::array();
     offs.push(Json::uinteger(off));
-    offs.push(Json::uinteger(off + t->bytes.size()));
+    offs.push(Json::uinteger(off + t->size()));
     e.set("data_offsets", std::move(offs));
-    off += t->bytes.size();
+    off += t->size();
     entries.emplace_back(t->key, std::move(e));
   }
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -195,7 +198,10 @@ std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>
   for (const auto& t : tensors) ts.push_back(&t);
   std::string h = safetensors_header(metadata, ts);
   size_t total = h.size();
-  for (const StWrite* t : ts) total += t->bytes.size();
+  for (const StWrite* t : ts) {
+    if (t->spilled) fail("safetensors writer: tensor \"", t->key, "\" is spilled: write it with write_safetensors");
+    total += t->bytes.size();
+  }
   std::vector<uint8_t> out;
   out.reserve(total);
   out.insert(out.end(), h.begin(), h.end());
@@ -203,19 +209,66 @@ std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors) {
+namespace {
+void write_all(int fd, const void* p, size_t n, const std::string& what) {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  while (n) {
+    ssize_t w = ::write(fd, b, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail(what, ": write error: ", std::strerror(errno));
+    b += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+// copy_range appends n bytes at offset off of in_fd to out_fd.
+void copy_range(int in_fd, uint64_t off, uint64_t n, int out_fd, const std::string& what) {
+  loff_t in_off = static_cast<loff_t>(off);
+  while (n) {
+    ssize_t c = copy_file_range(in_fd, &in_off, out_fd, nullptr, n, 0);
+    if (c < 0 && errno == EINTR) continue;
+    if (c <= 0) break;  // not supported here (or a short file): fall back below
+    n -= static_cast<uint64_t>(c);
+  }
+  std::vector<uint8_t> buf;
+  while (n) {
+    buf.resize(static_cast<size_t>(std::min<uint64_t>(n, 8 << 20)));
+    ssize_t r = ::pread(in_fd, buf.data(), buf.size(), in_off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) fail(what, ": spill file ends early");
+    write_all(out_fd, buf.data(), static_cast<size_t>(r), what);
+    in_off += r;
+    n -= static_cast<uint64_t>(r);
+  }
+}
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors,
+                       const std::string& spill_path) {
   std::vector<const StWrite*> ts;
   for (const auto& t : tensors) ts.push_back(&t);
   std::string h = safetensors_header(metadata, ts);
   std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(tmp, ": ", std::strerror(errno));
-  bool ok = std::fwrite(h.data(), 1, h.size(), f) == h.size();
-  for (const StWrite* t : ts)
-    if (ok && !t->bytes.empty()) ok = std::fwrite(t->bytes.data(), 1, t->bytes.size(), f) == t->bytes.size();
-  ok = std::fflush(f) == 0 && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) fail(tmp, ": write error");
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) fail(tmp, ": ", std::strerror(errno));
+  int in = -1;
+  try {
+    write_all(fd, h.data(), h.size(), tmp);
+    for (const StWrite* t : ts) {
+      if (!t->spilled) {
+        write_all(fd, t->bytes.data(), t->bytes.size(), tmp);
+        continue;
+      }
+      if (in < 0 && (in = ::open(spill_path.c_str(), O_RDONLY)) < 0) fail(spill_path, ": ", std::strerror(errno));
+      copy_range(in, t->spill_off, t->nbytes, fd, tmp);
+    }
+  } catch (...) {
+    ::close(fd);
+    if (in >= 0) ::close(in);
+    throw;
+  }
+  if (in >= 0) ::close(in);
+  if (::close(fd) != 0) fail(tmp, ": write error: ", std::strerror(errno));
   if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, ": ", std::strerror(errno));
 }
 

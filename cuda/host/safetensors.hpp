@@ -43,19 +43,26 @@ class StFile {
   size_t data_off_ = 0;
 };
 
+// StWrite is one tensor to write: its bytes in memory, or (spilled) `nbytes` bytes at offset
+// `spill_off` of a spill file the writer was handed.
 struct StWrite {
   std::string key;
   DType dtype;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
+  bool spilled = false;
+  uint64_t spill_off = 0, nbytes = 0;
+  uint64_t size() const { return spilled ? nbytes : bytes.size(); }
 };
 
 // render_safetensors lays tensors out contiguously in key order, header keys sorted (as
 // trace.Writer does, so equal inputs give byte-identical files).
 std::vector<uint8_t> render_safetensors(const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors);
 // write_safetensors writes the same bytes to path (through path.tmp and a rename) without
-// rendering the file in memory first.
-void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors);
+// rendering the file in memory first; spilled tensors are copied from spill_path (in-kernel
+// copy_file_range where the filesystem allows, read/write otherwise).
+void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata, const std::vector<StWrite>& tensors,
+                       const std::string& spill_path = "");
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
 std::vector<uint8_t> read_file(const std::string& path);
 

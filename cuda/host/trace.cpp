@@ -1,6 +1,8 @@
 #include "trace.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <regex>
 
 #include "error.hpp"
@@ -133,20 +135,64 @@ TraceMeta TraceMeta::from_json(const Json& j) {
   return m;
 }
 
-void TraceWriter::add(const std::string& key, const TensorMeta& tm, DType d, const std::vector<int64_t>& shape, std::vector<uint8_t> bytes) {
+void TraceWriter::check_add(const std::string& key, const TensorMeta& tm, DType d, const std::vector<int64_t>& shape, uint64_t nbytes) {
   if (meta_.tensors.count(key)) fail("trace writer: tensor key \"", key, "\" added twice");
   int64_t numel = 1;
-  for (int64_t d : shape) numel *= d;
-  if (static_cast<uint64_t>(numel) * dtype_size(d) != bytes.size())
-    fail("trace writer: tensor \"", key, "\": ", bytes.size(), " bytes for ", numel, " elements of ", dtype_name(d));
+  for (int64_t x : shape) numel *= x;
+  if (static_cast<uint64_t>(numel) * dtype_size(d) != nbytes)
+    fail("trace writer: tensor \"", key, "\": ", nbytes, " bytes for ", numel, " elements of ", dtype_name(d));
   if (!valid_kind(tm.kind)) fail("trace writer: tensor \"", key, "\": unknown kind \"", tm.kind, "\"");
   try {
     check_placement(tm.place, meta_.mesh_axes);
   } catch (const Error& e) {
     fail("trace writer: tensor \"", key, "\": ", e.what());
   }
+}
+
+void TraceWriter::add(const std::string& key, const TensorMeta& tm, DType d, const std::vector<int64_t>& shape, std::vector<uint8_t> bytes) {
+  check_add(key, tm, d, shape, bytes.size());
   meta_.tensors[key] = tm;
   tensors_.push_back(StWrite{key, d, shape, std::move(bytes)});
+}
+
+void TraceWriter::spill_to(const std::string& path) {
+  if (spill_) fail("trace writer: already spilling to ", spill_path_);
+  spill_ = std::fopen(path.c_str(), "w+b");
+  if (!spill_) fail(path, ": ", std::strerror(errno));
+  spill_path_ = path;
+}
+
+void TraceWriter::add_stream(const std::string& key, const TensorMeta& tm, DType d, const std::vector<int64_t>& shape, uint64_t nbytes,
+                             const std::function<void(FILE*)>& fill) {
+  if (!spill_) fail("trace writer: add_stream without spill_to");
+  check_add(key, tm, d, shape, nbytes);
+  fill(spill_);
+  if (std::fflush(spill_) != 0) fail(spill_path_, ": write error");
+  long end = std::ftell(spill_);
+  if (end < 0 || static_cast<uint64_t>(end) != spill_off_ + nbytes) {
+    std::fseek(spill_, static_cast<long>(spill_off_), SEEK_SET);  // the next tensor overwrites the partial one
+    fail("trace writer: tensor \"", key, "\": ", static_cast<long long>(end) - static_cast<long long>(spill_off_), " bytes spilled, want ", nbytes);
+  }
+  meta_.tensors[key] = tm;
+  StWrite w{key, d, shape, {}};
+  w.spilled = true;
+  w.spill_off = spill_off_;
+  w.nbytes = nbytes;
+  tensors_.push_back(std::move(w));
+  spill_off_ += nbytes;
+}
+
+TraceWriter::TraceWriter(TraceWriter&& o) noexcept
+    : meta_(std::move(o.meta_)), tensors_(std::move(o.tensors_)), spill_path_(std::move(o.spill_path_)), spill_(o.spill_),
+      spill_off_(o.spill_off_) {
+  o.spill_ = nullptr;
+}
+
+TraceWriter::~TraceWriter() {
+  if (spill_) {
+    std::fclose(spill_);
+    std::remove(spill_path_.c_str());
+  }
 }
 
 std::vector<uint8_t> TraceWriter::render() const {
@@ -165,7 +211,8 @@ std::string TraceWriter::write_dir(const std::string& dir) const {
   std::string path = dir + "/" + file_name(meta_.rank);
   std::map<std::string, std::string> md;
   md[kTraceMetadataKey] = meta_.to_json().dump();
-  write_safetensors(path, md, tensors_);
+  if (spill_ && std::fflush(spill_) != 0) fail(spill_path_, ": write error");
+  write_safetensors(path, md, tensors_, spill_path_);
   return path;
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -52,6 +54,18 @@ class TraceWriter {
   explicit TraceWriter(TraceMeta meta) : meta_(std::move(meta)) {}
   // add stores raw little-endian bytes of dtype d with the given local shape.
   void add(const std::string& key, const TensorMeta& tm, DType d, const std::vector<int64_t>& shape, std::vector<uint8_t> bytes);
+  // spill_to makes add_stream write tensors' bytes to the file at path as they come, so the
+  // writer holds none of them; write_dir copies them into the trace file (in key order: the
+  // file is byte-identical to render's) and removes the spill file.
+  void spill_to(const std::string& path);
+  // add_stream records a tensor of `nbytes` bytes that fill writes to the spill file (fill is
+  // handed the open FILE*; it must write exactly nbytes).
+  void add_stream(const std::string& key, const TensorMeta& tm, DType d, const std::vector<int64_t>& shape, uint64_t nbytes,
+                  const std::function<void(FILE*)>& fill);
+  ~TraceWriter();
+  TraceWriter(TraceWriter&&) noexcept;
+  TraceWriter(const TraceWriter&) = delete;
+  TraceWriter& operator=(const TraceWriter&) = delete;
   std::vector<uint8_t> render() const;
   // write_dir writes dir/rank-%05d.safetensors (dir must exist) and returns the path.
   std::string write_dir(const std::string& dir) const;
@@ -59,8 +73,12 @@ class TraceWriter {
   TraceMeta& meta() { return meta_; }
 
  private:
+  void check_add(const std::string& key, const TensorMeta& tm, DType d, const std::vector<int64_t>& shape, uint64_t nbytes);
   TraceMeta meta_;
   std::vector<StWrite> tensors_;
+  std::string spill_path_;
+  FILE* spill_ = nullptr;
+  uint64_t spill_off_ = 0;
 };
 
 // read_trace_meta reads a trace file's metadata document.

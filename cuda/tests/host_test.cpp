@@ -141,6 +141,24 @@ TEST(trace_writer_is_byte_identical_to_go) {
   std::string written = w.write_dir(dir);
   CHECK_MSG(read_file(written) == want, "write_dir's file differs from Go's");
   std::remove(written.c_str());
+  // Spilled as they come (the executor's mode), in another order: the same file, spill removed.
+  std::string spill = std::string(dir) + "/spill";
+  {
+    TraceWriter s(empty);
+    s.spill_to(spill);
+    for (auto it = f.tensors.rbegin(); it != f.tensors.rend(); ++it) {
+      const StTensor& t = *it;
+      s.add_stream(t.key, m.tensors.at(t.key), t.dtype, t.shape, t.end - t.begin,
+                   [&](FILE* out) { std::fwrite(f.bytes(t), 1, t.end - t.begin, out); });
+    }
+    CHECK_THROWS(s.add_stream("x", m.tensors.begin()->second, DType::F32, {2}, 8, [](FILE* out) { std::fputc(0, out); }),
+                 "bytes spilled, want 8");
+    written = s.write_dir(dir);
+    CHECK_MSG(read_file(written) == want, "the spilled writer's file differs from Go's");
+    CHECK_THROWS(s.render(), "is spilled");
+  }
+  CHECK_MSG(access(spill.c_str(), F_OK) != 0, "the spill file was left behind");
+  std::remove(written.c_str());
   rmdir(dir);
 }
 

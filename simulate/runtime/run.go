@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -61,9 +62,24 @@ func Run(progs []*ir.Program, init []map[string]*tensor.Dense) (*Result, error) 
 // RunIn is Run storing tensors in dtype store: fp32, bf16 and fp16 execute in low precision the
 // way the CUDA executor does (precision.go); float64 is Run.
 func RunIn(store tensor.DType, progs []*ir.Program, init []map[string]*tensor.Dense) (*Result, error) {
-	if err := checkPrograms(progs, init); err != nil {
+	if err := checkPrograms(progs, init, true); err != nil {
 		return nil, err
 	}
+	return run(store, progs, init)
+}
+
+// RunUnchecked is RunIn without validating the programs (ir.Program.Validate, a seventh of a
+// tiny plan's run): for programs a compiler has just built from a valid plan, where the caller
+// needs only the result (the fuzzer). A malformed program then fails as a kernel error or a
+// missing symbol instead of a program error naming the rule it breaks.
+func RunUnchecked(store tensor.DType, progs []*ir.Program, init []map[string]*tensor.Dense) (*Result, error) {
+	if err := checkPrograms(progs, init, false); err != nil {
+		return nil, err
+	}
+	return run(store, progs, init)
+}
+
+func run(store tensor.DType, progs []*ir.Program, init []map[string]*tensor.Dense) (*Result, error) {
 	c := newCoordinator(progs)
 	if lowPrecision(store) {
 		c.store = store
@@ -86,7 +102,9 @@ func RunIn(store tensor.DType, progs []*ir.Program, init []map[string]*tensor.De
 	return res, nil
 }
 
-func checkPrograms(progs []*ir.Program, init []map[string]*tensor.Dense) error {
+// checkPrograms checks what the runtime relies on (one program and one init table per rank,
+// in rank order, every input present) and, when validate is set, each program's own rules.
+func checkPrograms(progs []*ir.Program, init []map[string]*tensor.Dense, validate bool) error {
 	if len(progs) == 0 || len(init) != len(progs) {
 		return &Error{Kind: ErrProgram, Msg: fmt.Sprintf("%d programs and %d init tables", len(progs), len(init))}
 	}
@@ -94,8 +112,10 @@ func checkPrograms(progs []*ir.Program, init []map[string]*tensor.Dense) error {
 		if p.Rank != r || p.World != len(progs) {
 			return &Error{Kind: ErrProgram, Ranks: []int{r}, Msg: fmt.Sprintf("program %d says rank %d of world %d; %d programs given", r, p.Rank, p.World, len(progs))}
 		}
-		if err := p.Validate(); err != nil {
-			return &Error{Kind: ErrProgram, Ranks: []int{r}, Msg: err.Error()}
+		if validate {
+			if err := p.Validate(); err != nil {
+				return &Error{Kind: ErrProgram, Ranks: []int{r}, Msg: err.Error()}
+			}
 		}
 		for _, s := range p.Inputs {
 			if init[r][s] == nil {
@@ -123,13 +143,29 @@ type rankState struct {
 	wake     chan struct{}
 	pend     *pending
 	finished bool
+	// watchers are the ops other ranks blocked in waiting on this rank (some may have
+	// completed since: checkFinished filters them), so a finishing rank checks only those,
+	// not every rank; compactAt is the length at which completed ones are dropped.
+	watchers  []watcher
+	compactAt int
 }
+
+// watcher is rank r blocked in op pd.
+type watcher struct {
+	r  int
+	pd *pending
+}
+
+// minCompact is the shortest watcher list that is compacted: below it, stale entries cost
+// less than filtering them.
+const minCompact = 16
 
 type coordinator struct {
 	progs    []*ir.Program
 	mu       sync.Mutex
 	ranks    []*rankState
-	running  int
+	running  int // ranks neither blocked nor finished
+	finished int
 	err      error
 	failed   atomic.Bool
 	stats    Stats
@@ -140,7 +176,7 @@ type coordinator struct {
 func newCoordinator(progs []*ir.Program) *coordinator {
 	c := &coordinator{progs: progs, ranks: make([]*rankState, len(progs)), running: len(progs)}
 	for r := range c.ranks {
-		c.ranks[r] = &rankState{wake: make(chan struct{}, 1)}
+		c.ranks[r] = &rankState{wake: make(chan struct{}, 1), compactAt: minCompact}
 	}
 	return c
 }
@@ -306,7 +342,7 @@ func (c *coordinator) block(r int, pd *pending) error {
 	c.running--
 	if err := c.progress(r); err != nil {
 		c.failLocked(err)
-	} else if err := c.checkStuck(); err != nil {
+	} else if err := c.checkBlocked(r); err != nil {
 		c.failLocked(err)
 	}
 	c.mu.Unlock()
@@ -336,7 +372,8 @@ func (c *coordinator) finish(r int) {
 	defer c.mu.Unlock()
 	c.ranks[r].finished = true
 	c.running--
-	if err := c.checkStuck(); err != nil {
+	c.finished++
+	if err := c.checkFinished(r); err != nil {
 		c.failLocked(err)
 	}
 }
@@ -351,7 +388,7 @@ func (c *coordinator) progress(r int) error {
 	members := make([]*pending, len(g.Ranks))
 	for k, m := range g.Ranks {
 		q := c.ranks[m].pend
-		if q == nil || q.ok || q.op.Group == nil || q.op.Group.Key() != g.Key() {
+		if q == nil || q.ok || !sameGroup(q.op.Group, g) {
 			return nil // not every member is here yet
 		}
 		members[k] = q
@@ -437,20 +474,108 @@ func (c *coordinator) transfer(send *pending, sk, sr int, recv *pending, rk, rr 
 	return nil
 }
 
-// checkStuck fails the run when no rank can move: a blocked op that waits on a finished rank,
-// or every unfinished rank blocked.
-func (c *coordinator) checkStuck() error {
+// sameGroup reports whether two ops name the same communicator (Group.Key equality, without
+// building the keys).
+func sameGroup(a, b *ir.Group) bool {
+	return a == b || a != nil && b != nil && a.Name == b.Name && slices.Equal(a.Ranks, b.Ranks)
+}
+
+// The run fails when no rank can move: a blocked op that waits on a finished rank, or every
+// unfinished rank blocked. Both are checked incrementally, at the one event that can make them
+// true, so a blocking call costs the size of its own group, not the world's: after every check
+// no blocked rank waits on a finished one, hence a new violation involves the rank that just
+// blocked (checkBlocked) or the rank that just finished (checkFinished), and the error is the
+// one a scan of every rank in rank order would report.
+
+// checkBlocked runs when rank r has posted an op that progress could not complete.
+func (c *coordinator) checkBlocked(r int) error {
+	pd := c.ranks[r].pend
+	if pd.ok {
+		return c.checkDeadlock()
+	}
+	var err error
+	pd.eachOpenPeer(func(q int) {
+		if err == nil && c.ranks[q].finished {
+			err = c.finishedError(q, r)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	pd.eachOpenPeer(func(q int) { c.watch(q, watcher{r, pd}) })
+	return c.checkDeadlock()
+}
+
+// checkFinished runs when rank q has finished its program: the lowest blocked rank still
+// waiting on q fails the run.
+func (c *coordinator) checkFinished(q int) error {
+	s := c.ranks[q]
+	first := -1
+	for _, w := range s.watchers {
+		if (first < 0 || w.r < first) && c.blockedIn(w) && w.pd.needs(q) {
+			first = w.r
+		}
+	}
+	s.watchers = nil
+	if first >= 0 {
+		return c.finishedError(q, first)
+	}
+	return c.checkDeadlock()
+}
+
+// watch records that w waits on rank q, first dropping the records of completed ops once the
+// list has doubled since its last compaction (O(1) per record: the op's peers are not
+// re-read; a rank's records of one op are at most its transfers with q).
+func (c *coordinator) watch(q int, w watcher) {
+	s := c.ranks[q]
+	if len(s.watchers) >= s.compactAt {
+		s.watchers = slices.DeleteFunc(s.watchers, func(w watcher) bool { return !c.blockedIn(w) })
+		s.compactAt = max(minCompact, 2*len(s.watchers))
+	}
+	s.watchers = append(s.watchers, w)
+}
+
+// blockedIn reports whether w's rank is still blocked in w's op.
+func (c *coordinator) blockedIn(w watcher) bool { return c.ranks[w.r].pend == w.pd && !w.pd.ok }
+
+// needs reports whether pd still waits on rank q.
+func (pd *pending) needs(q int) bool {
+	found := false
+	pd.eachOpenPeer(func(p int) { found = found || p == q })
+	return found
+}
+
+// eachOpenPeer calls f for every rank pd still waits on: its group's members, or the peers of
+// its unfinished transfers (in op order, repeats included).
+func (pd *pending) eachOpenPeer(f func(q int)) {
+	if pd.op.Group != nil {
+		for _, q := range pd.op.Group.Ranks {
+			f(q)
+		}
+	}
+	for k, t := range pd.op.P2P {
+		if !pd.done[k] {
+			f(t.Peer)
+		}
+	}
+}
+
+func (c *coordinator) finishedError(q, r int) error {
+	pd := c.ranks[r].pend
+	return &Error{Kind: ErrFinished, Ranks: []int{q, r}, Msg: fmt.Sprintf(
+		"rank %d finished its program while rank %d waits for it at op %d %s", q, r, pd.index, pd.op.String())}
+}
+
+// checkDeadlock fails the run when every unfinished rank is blocked.
+func (c *coordinator) checkDeadlock() error {
+	if c.running > 0 || c.finished == len(c.ranks) {
+		return nil
+	}
 	var blocked []int
 	for r, s := range c.ranks {
 		if s.pend != nil && !s.pend.ok {
 			blocked = append(blocked, r)
-			if err := c.waitsOnFinished(r); err != nil {
-				return err
-			}
 		}
-	}
-	if c.running > 0 || len(blocked) == 0 {
-		return nil
 	}
 	var b strings.Builder
 	b.WriteString("no rank can make progress:")
@@ -462,26 +587,6 @@ func (c *coordinator) checkStuck() error {
 		b.WriteString("\n  " + s)
 	}
 	return &Error{Kind: ErrDeadlock, Ranks: blocked, Msg: b.String()}
-}
-
-func (c *coordinator) waitsOnFinished(r int) error {
-	pd := c.ranks[r].pend
-	var peers []int
-	if pd.op.Group != nil {
-		peers = pd.op.Group.Ranks
-	}
-	for k, t := range pd.op.P2P {
-		if !pd.done[k] {
-			peers = append(peers, t.Peer)
-		}
-	}
-	for _, q := range peers {
-		if c.ranks[q].finished {
-			return &Error{Kind: ErrFinished, Ranks: []int{q, r}, Msg: fmt.Sprintf(
-				"rank %d finished its program while rank %d waits for it at op %d %s", q, r, pd.index, pd.op.String())}
-		}
-	}
-	return nil
 }
 
 // sendSendPairs names pairs of blocked ranks that each send to the other and neither receives

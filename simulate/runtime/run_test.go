@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -225,5 +226,109 @@ func TestEveryLocalOpHasAKernel(t *testing.T) {
 		if ir.Specs[name].Class != ir.Local {
 			t.Errorf("kernel %s is not a local op of the IR", name)
 		}
+	}
+}
+
+// TestFinishedRankAtScale: a rank that finishes while its peers still wait for it is named,
+// however many times they have waited on it before (the watcher lists are compacted on the
+// way) and whichever of them blocks first or last.
+func TestFinishedRankAtScale(t *testing.T) {
+	sum := ir.Attrs{Strs: map[string]string{"reduce": "sum"}}
+	const n, rounds = 8, 50
+	all := group("world", 0, 1, 2, 3, 4, 5, 6, 7)
+	one := func(r int) *tensor.Dense { return tensor.FromData([]int{1}, []float64{float64(r)}) }
+	for _, quitter := range []int{0, 5, 7} {
+		synctest.Test(t, func(t *testing.T) {
+			progs, init := world(n, one, func(r int) []ir.Op {
+				k := rounds
+				if r != quitter {
+					k++ // one all-reduce more than the quitter posts
+				}
+				var ops []ir.Op
+				for i := range k {
+					in, out := fmt.Sprint("x", i), fmt.Sprint("x", i+1)
+					if i == 0 {
+						in = "x"
+					}
+					ops = append(ops, ir.Op{Op: ir.OpAllReduce, In: []string{in}, Out: []string{out}, Group: all, Attr: sum})
+				}
+				return ops
+			})
+			_, err := Run(progs, init)
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != ErrFinished || e.Ranks[0] != quitter {
+				t.Fatalf("rank %d quits early: got %v, want rank %d named as finished", quitter, err, quitter)
+			}
+			if !strings.Contains(e.Msg, fmt.Sprintf("at op %d all_reduce(sum)", rounds)) {
+				t.Errorf("the waiting rank is not named at op %d: %v", rounds, err)
+			}
+		})
+	}
+}
+
+// TestRingDeadlockAtScale: every rank of a 64-rank ring sends to its right neighbour and
+// none receives; the deadlock names every rank.
+func TestRingDeadlockAtScale(t *testing.T) {
+	const n = 64
+	synctest.Test(t, func(t *testing.T) {
+		progs, init := world(n, func(int) *tensor.Dense { return tensor.FromData([]int{1}, []float64{1}) }, func(r int) []ir.Op {
+			return []ir.Op{{Op: ir.OpP2P, P2P: []ir.Transfer{{Send: true, Peer: (r + 1) % n, Sym: "x", Shape: []int{1}}}}}
+		})
+		_, err := Run(progs, init)
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != ErrDeadlock || len(e.Ranks) != n {
+			t.Fatalf("got %v, want a deadlock naming all %d ranks", err, n)
+		}
+	})
+}
+
+// TestFinishNamesLowestWaiter drives the coordinator by hand, without goroutines: ranks 1…7
+// wait on rank 0 in 50 all-reduces that complete (their watcher records go stale and are
+// dropped), then in a 51st that rank 0 never posts; rank 0 finishing must name rank 1,
+// the lowest rank waiting for it, as a scan of every rank would.
+func TestFinishNamesLowestWaiter(t *testing.T) {
+	const n = 8
+	all := group("world", 0, 1, 2, 3, 4, 5, 6, 7)
+	op := &ir.Op{Op: ir.OpAllReduce, In: []string{"x"}, Out: []string{"y"}, Group: all, Attr: ir.Attrs{Strs: map[string]string{"reduce": "sum"}}}
+	progs, _ := world(n, func(int) *tensor.Dense { return nil }, func(int) []ir.Op { return nil })
+	c := newCoordinator(progs)
+	x := tensor.FromData([]int{1}, []float64{1})
+	post := func(r, index int) error {
+		c.ranks[r].pend = &pending{op: op, index: index, in: x}
+		c.running--
+		if err := c.progress(r); err != nil {
+			return err
+		}
+		return c.checkBlocked(r)
+	}
+	for round := range 50 {
+		for r := n - 1; r >= 0; r-- {
+			if err := post(r, round); err != nil {
+				t.Fatalf("round %d rank %d: %v", round, r, err)
+			}
+		}
+		for _, s := range c.ranks { // every member completed: wake it
+			if !s.pend.ok {
+				t.Fatalf("round %d did not complete", round)
+			}
+			<-s.wake
+			s.pend = nil
+		}
+	}
+	for r := 1; r < n; r++ { // rank 1 first: its record is the oldest
+		if err := post(r, 50); err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	if got := len(c.ranks[0].watchers); got > 4*n {
+		t.Errorf("rank 0 has %d watcher records for %d waiting ranks: stale records are not dropped", got, n-1)
+	}
+	c.ranks[0].finished = true
+	c.running--
+	c.finished++
+	err := c.checkFinished(0)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != ErrFinished || !slices.Equal(e.Ranks, []int{0, 1}) {
+		t.Fatalf("got %v, want rank 0 named as finished while rank 1 waits", err)
 	}
 }

@@ -26,7 +26,7 @@ with tempfile.TemporaryDirectory() as saved:  # each process saves the same seed
 ids, labels = m.batch()
 
 d = sd.Dumper.from_device_mesh(a.out, mesh)     # spcheck 1
-d.watch(net, plan=True)                          # spcheck 2: HF's own model.tp_plan
+d.watch(net, plan=True, inputs=m.LAYERS)         # spcheck 2: HF's own model.tp_plan
 d.input("ids", ids)                              # spcheck 3
 loss = net(ids, labels=labels).loss
 d.loss("main", loss)                             # spcheck 4

@@ -11,6 +11,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 SEED = 1234
+LAYERS = r"^model\.layers\.\d+$"  # the decoder layers, whose inputs the examples record too
 BATCH, SEQ = 4, 8
 
 

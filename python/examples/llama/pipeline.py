@@ -50,7 +50,8 @@ schedule = ScheduleGPipe(stage, MICROBATCHES, loss_fn=lambda logits, y: net.loss
 d = sd.Dumper.from_device_mesh(a.out, mesh, microbatches=MICROBATCHES, mb_dim=0,    # spcheck 1
                                rename=[sd.layer_offset(rank * len(net.model.layers))])
 d.watch(net, exclude=r"^model\.norm$" if rank < pp - 1 else None,                    # spcheck 2
-        act_place={r"rotary_emb$": "mb=replicate"})  # cos/sin do not depend on the batch
+        act_place={r"rotary_emb$": "mb=replicate"},  # cos/sin do not depend on the batch
+        inputs=m.LAYERS)  # a layer's input: on stage 1, what it received
 d.attach_stage(stage, schedule)                                                      # spcheck 3
 if rank == 0:
     d.input("ids", ids)                                                              # spcheck 4

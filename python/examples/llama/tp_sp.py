@@ -64,7 +64,8 @@ for block in net.model.layers:
 parallelize_module(net, mesh, top_plan)
 
 d = sd.Dumper.from_device_mesh(a.out, mesh)                            # spcheck 1
-d.watch(net, plan=[(net, top_plan)] + [(b, layer_plan) for b in net.model.layers])  # spcheck 2
+d.watch(net, plan=[(net, top_plan)] + [(b, layer_plan) for b in net.model.layers],  # spcheck 2
+        inputs=m.LAYERS)
 d.input("ids", ids)                                                    # spcheck 3
 loss = net(ids, labels=labels).loss
 d.loss("main", loss)                                                   # spcheck 4
