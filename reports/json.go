@@ -59,6 +59,9 @@ type jReport struct {
 	Consequences    int             `json:"consequences"`
 	Undiagnosed     int             `json:"undiagnosed"`
 	Tensors         []jTensor       `json:"tensors"`
+	// Redump is the targeted re-run after a first divergence found on fingerprints (absent
+	// otherwise).
+	Redump *jRedump `json:"redump,omitempty"`
 }
 
 // jExplanation is one root's explanation: the sentence a report opens with.
@@ -138,6 +141,8 @@ type jTensor struct {
 	Signature   *jSignature   `json:"signature"`
 	Explanation *jExplanation `json:"explanation"`
 	Note        string        `json:"note"`
+	// Fingerprint is present when the tensor was compared on fingerprints.
+	Fingerprint *jFingerprint `json:"fingerprint,omitempty"`
 }
 
 type jSignature struct {
@@ -215,7 +220,7 @@ func JSON(w io.Writer, r *verify.Report) error {
 		Reference: jTraceOf(r.Ref), Candidate: jTraceOf(r.Cand), AllowMissing: r.AllowMissing,
 		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{}, Explanations: []jExplanation{},
 		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{},
-		Rules: []jRule{}, Ignored: []jIgnored{}}
+		Rules: []jRule{}, Ignored: []jIgnored{}, Redump: jRedumpOf(r)}
 	for _, u := range r.Rules {
 		j := jRule{Flag: u.Flag, Pattern: u.Pattern, Matched: u.Matched}
 		if u.Flag == "tol" {
@@ -303,6 +308,7 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 	if res.TolRule != "" {
 		t.TolRule = &res.TolRule
 	}
+	t.Fingerprint = jFingerprintOf(res)
 	if res.Lo != nil {
 		t.Region = &jRegion{Lo: res.Lo, Hi: res.Hi}
 	}
