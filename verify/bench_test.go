@@ -53,7 +53,7 @@ func writeBenchTrace(b *testing.B, dir string, total int64, perturb bool, dt ten
 	perTensor := total / benchTensors                // bytes of one logical tensor
 	cols := 1024                                     // elements per row
 	rows := int(perTensor / int64(sz) / int64(cols)) // global rows
-	rows -= rows % benchRanks                // even shards
+	rows -= rows % benchRanks                        // even shards
 	pieceElems := rows * cols / benchRanks
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
