@@ -339,6 +339,8 @@ func blockCell(b verify.Block) string {
 		return "duplicate of " + blockName(b.Source) + ": " + v
 	case verify.Scaled:
 		return verify.FormatScale(b.Scale, b.ScaleName) + ": " + v
+	case verify.SlightlyOff:
+		return "slightly off (precision): " + v
 	}
 	return "garbage: " + v + " ≠ " + values(b.Expected, " ")
 }

@@ -503,7 +503,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		candDT = refDT
 	}
 	var normTol float64
-	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT)
+	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT, max(reduceOf(p.ref), reduceOf(p.cand)))
 	if i := c.opt.ruleFor(p.name); i >= 0 {
 		res.TolRule = c.opt.TolRules[i].Pattern.String()
 	}
@@ -592,6 +592,14 @@ func joinNote(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// reduceOf is l's reduction-length hint (0 for a missing side).
+func reduceOf(l *layout) int {
+	if l == nil {
+		return 0
+	}
+	return l.reduce
 }
 
 func dtypeOf(l *layout) tensor.DType {

@@ -41,6 +41,12 @@ func (m Mechanism) structural() bool {
 // a longer reduction) stays within ten tolerances, a wrong value is orders of magnitude off.
 const PrecisionUnits = 10
 
+// PrecisionRel bounds the rms error of a slightly-off block relative to its reference's rms:
+// rounding compounded stays within a few percent even in bf16 (eps 2⁻⁸ ≈ 0.4%), while a wrong
+// value is off by O(1). With PrecisionUnits it keeps the noise-calibrated low-precision
+// tolerances (rtol ~0.3 in bf16) from calling garbage "slightly off".
+const PrecisionRel = 0.05
+
 // PrecisionFactor bounds a factor near 1 that counts as precision, not scaling: |c − 1| below
 // it is a rounding difference compounded (×1.0001), above it a wrong constant (×1.01 is a
 // 1% error no rounding makes).
@@ -440,7 +446,7 @@ func (e *explainer) precision(x *Explanation) bool {
 		if r.OK() {
 			continue
 		}
-		if r.MaxUnits > PrecisionUnits {
+		if r.MaxUnits > PrecisionUnits || relErr(r.actual, r.expected) > PrecisionRel {
 			return false
 		}
 		worst = max(worst, r.MaxUnits)
@@ -454,14 +460,51 @@ func (e *explainer) precision(x *Explanation) bool {
 	return true
 }
 
+// slightlyOff reports whether a is its reference e off by precision only: within PrecisionUnits
+// tolerances everywhere, or a multiple of it by a factor within PrecisionFactor of 1.
+func slightlyOff(a, e []float64, rtol, floor float64) bool {
+	within := relErr(a, e) <= PrecisionRel
+	for i, x := range e {
+		if !within || units(a[i], x, rtol, floor) > PrecisionUnits {
+			within = false
+			break
+		}
+	}
+	if within {
+		return true
+	}
+	c, _, _, ok := fitFactor(a, e, rtol, floor)
+	return ok && math.Abs(c-1) <= PrecisionFactor
+}
+
+// relErr is rms(a − e) / rms(e) (+Inf when e is zero and a is not, or anything is non-finite).
+func relErr(a, e []float64) float64 {
+	var dd, ee float64
+	for i, x := range e {
+		d := a[i] - x
+		dd += d * d
+		ee += x * x
+	}
+	switch {
+	case !isFinite(dd) || !isFinite(ee):
+		return math.Inf(1)
+	case dd == 0:
+		return 0
+	case ee == 0:
+		return math.Inf(1)
+	}
+	return math.Sqrt(dd / ee)
+}
+
 // explainReport finishes the explanations once every tensor is diagnosed: the bias of
-// low-precision shards turns an unexplained tensor into a precision finding, and scale
+// low-precision shards turns an unexplained tensor (garbage, or "lost" blocks that are its own
+// data with a larger error) into a precision finding, and scale
 // factors are named after a plan quantity where the scaled tensors make it unambiguous.
 func (c *comparer) explainReport(rep *Report) {
 	for _, b := range rep.Bias {
 		for _, res := range rep.Results {
 			x := res.Explanation
-			if res.Name != b.Name || x == nil || (x.Mechanism != MechGarbage && x.Mechanism != MechPrecision) {
+			if res.Name != b.Name || x == nil || (x.Mechanism != MechGarbage && x.Mechanism != MechPrecision && x.Mechanism != MechLost) {
 				continue
 			}
 			x.Mechanism = MechPrecision
