@@ -236,6 +236,9 @@ func (o *Outcome) describe(res *verify.Result) string {
 			s += fmt.Sprintf("; %s is %s its reference", st.Name, verify.FormatScale(c, st.Why))
 		}
 	}
+	if n := len(o.Report.Roots()) - len(o.Report.First()); n > 0 {
+		s += fmt.Sprintf("; %s of their own", verify.Plural(n, "later root"))
+	}
 	if n := o.Report.Consequences(); n > 0 {
 		s += fmt.Sprintf("; %d later failures follow", n)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/simulate"
 )
 
 func TestDrawOnlyValidPlansWithEdges(t *testing.T) {
@@ -99,6 +100,24 @@ func TestSpacesDrawWithinTheirBounds(t *testing.T) {
 			p := Draw(r, s)
 			if p.TP > s.MaxTP || p.PP > s.MaxPP || p.DP > s.MaxDP || p.MTP > s.MaxMTP || p.Seq > s.MaxSeq {
 				t.Fatalf("%s drew %s", name, p)
+			}
+		}
+	}
+}
+
+// TestDrawnPlansCompileValid: Check runs the compiled programs without validating them again,
+// so the compiler is held here to produce valid programs for the plans the fuzzer draws.
+func TestDrawnPlansCompileValid(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	for i := range 300 {
+		p := Draw(r, TinySpace())
+		c, err := simulate.Compile(p, nil)
+		if err != nil {
+			t.Fatalf("draw %d: plan %s: %v", i, p, err)
+		}
+		for _, prog := range c.Programs {
+			if err := prog.Validate(); err != nil {
+				t.Fatalf("draw %d: plan %s: rank %d: %v", i, p, prog.Rank, err)
 			}
 		}
 	}

@@ -38,20 +38,24 @@ func (f *Failure) Error() string {
 }
 
 // Check runs p (with its bug variant v, nil for none) through the oracle, the simulator and the verifier; nil when every tensor is
-// within tolerance. It compares on the calling goroutine (a campaign runs plans in parallel)
-// and skips the MD5s, which only a printed report needs.
+// within tolerance. It compares on the calling goroutine (a campaign runs plans in parallel),
+// skips the MD5s, which only a printed report needs, and does not validate the compiled
+// programs again (TestDrawnPlansCompileValid holds the compiler to that).
 func Check(p plan.Plan, v *simulate.Variant) *Failure { return check(p, v, 0, false) }
 
 // check is Check with at most maxDiagnosed block diagnoses (0: the verifier's default), and
-// with the tensors' MD5s when the report is to be printed.
-func check(p plan.Plan, v *simulate.Variant, maxDiagnosed int, hashes bool) *Failure {
-	opt := verify.Options{Workers: 1, MaxDiagnosed: maxDiagnosed, SkipHashes: !hashes}
-	rep, err := pipeline.Verify(p, v, opt)
+// with the tensors' MD5s and the programs' validation when the report is to be printed.
+func check(p plan.Plan, v *simulate.Variant, maxDiagnosed int, printed bool) *Failure {
+	opt := verify.Options{Workers: 1, MaxDiagnosed: maxDiagnosed, SkipHashes: !printed}
+	o, err := pipeline.Run(p, v, pipeline.Simulator{Unchecked: !printed}, pipeline.Options{Verify: opt})
+	if err == nil && o.RunErr != nil {
+		err = o.RunErr
+	}
 	switch {
 	case err != nil:
 		return &Failure{Plan: p, Err: err}
-	case !rep.Verified():
-		return &Failure{Plan: p, Report: rep}
+	case !o.Report.Verified():
+		return &Failure{Plan: p, Report: o.Report}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
+	"github.com/spcheck/spcheck/reports"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -80,6 +81,23 @@ func TestFingerprintBisect(t *testing.T) {
 	rd := fp.Redump()
 	if rd == nil || len(rd.Names) != 1 || rd.Names[0] != want[0].Name || len(rd.Commands) != 3 || !strings.Contains(rd.Commands[1], "--dump '"+want[0].Name+"'") {
 		t.Fatalf("targeted re-run %+v", rd)
+	}
+	var text, js strings.Builder
+	if err := reports.Text(&text, fp, reports.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reports.JSON(&js, fp); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"compared on fingerprints: ", verify.FingerprintCaveat[:40], "sampled elements", "--fingerprint --dump '" + want[0].Name + "' --out oracle.full", rd.Commands[2]} {
+		if !strings.Contains(strings.Join(strings.Fields(text.String()), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Fatalf("the text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	for _, want := range []string{`"redump":`, `"fingerprint":`, `"norm_dev_bound":`} {
+		if !strings.Contains(js.String(), want) {
+			t.Fatalf("the JSON report lacks %s", want)
+		}
 	}
 	again := fpRun(t, s, &trace.Dump{Fingerprint: true, Names: rd.Names})
 	first := again.First()

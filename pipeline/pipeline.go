@@ -172,6 +172,10 @@ type Simulator struct {
 	// Recompute traces every recomputed activation a second time and reports those whose
 	// recompute differs from their forward (Outcome.Recomputed), then drops the probes.
 	Recompute bool
+	// Unchecked runs the compiled programs without validating them again
+	// (simrt.RunUnchecked): the fuzzer's fast path, whose tests check that compiled programs
+	// validate.
+	Unchecked bool
 	// Dump, when set, stores the ranks' tensors as fingerprints as it says (trace.Dump).
 	Dump *trace.Dump
 }
@@ -189,7 +193,11 @@ func (s Simulator) execute(o *Outcome) error {
 		c.TraceRecomputed()
 	}
 	start := time.Now()
-	res, err := simrt.RunIn(o.Plan.DType, c.Programs, c.Init)
+	run := simrt.RunIn
+	if s.Unchecked {
+		run = simrt.RunUnchecked
+	}
+	res, err := run(o.Plan.DType, c.Programs, c.Init)
 	o.Wall = time.Since(start)
 	var re *simrt.Error
 	if errors.As(err, &re) && re.Kind != simrt.ErrProgram {

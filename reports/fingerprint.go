@@ -79,3 +79,54 @@ func redumpLines(r *verify.Report) []string {
 	}
 	return out
 }
+
+type jFingerprint struct {
+	RefFull  bool           `json:"reference_full"`
+	CandFull bool           `json:"candidate_full"`
+	Samples  int            `json:"samples"`
+	Estimate jnum           `json:"norm_dev_estimate"`
+	Bound    jnum           `json:"norm_dev_bound"`
+	Blocks   []jSketchBlock `json:"blocks"`
+	Ranks    []int          `json:"ranks"`
+	Caveat   string         `json:"caveat"`
+}
+
+type jSketchBlock struct {
+	Dim int `json:"dim"`
+	Lo  int `json:"lo"`
+	Hi  int `json:"hi"`
+}
+
+type jRedump struct {
+	Names    []string `json:"names"`
+	Commands []string `json:"commands"`
+	Notes    []string `json:"notes"`
+}
+
+func jFingerprintOf(res *verify.Result) *jFingerprint {
+	fc := res.Fingerprint
+	if fc == nil {
+		return nil
+	}
+	j := &jFingerprint{RefFull: fc.RefFull, CandFull: fc.CandFull, Samples: fc.Samples, Estimate: jnum(fc.Estimate),
+		Bound: jnum(fc.Bound), Blocks: []jSketchBlock{}, Ranks: orEmptyInts(fc.Ranks), Caveat: verify.FingerprintCaveat}
+	for _, b := range fc.Blocks {
+		j.Blocks = append(j.Blocks, jSketchBlock{Dim: b.Dim, Lo: b.Lo, Hi: b.Hi})
+	}
+	return j
+}
+
+func jRedumpOf(r *verify.Report) *jRedump {
+	rd := r.Redump()
+	if rd == nil {
+		return nil
+	}
+	return &jRedump{Names: rd.Names, Commands: rd.Commands, Notes: orEmpty(rd.Notes)}
+}
+
+func orEmptyInts(xs []int) []int {
+	if xs == nil {
+		return []int{}
+	}
+	return xs
+}

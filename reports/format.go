@@ -354,6 +354,8 @@ func blockCell(b verify.Block) string {
 		return "duplicate of " + blockName(b.Source) + ": " + v
 	case verify.Scaled:
 		return verify.FormatScale(b.Scale, b.ScaleName) + ": " + v
+	case verify.SlightlyOff:
+		return "slightly off (precision): " + v
 	}
 	return "garbage: " + v + " ≠ " + values(b.Expected, " ")
 }
@@ -454,6 +456,8 @@ func roleMark(res *verify.Result) string {
 	switch res.Role {
 	case verify.Root:
 		return " (first)"
+	case verify.Independent:
+		return " (root)"
 	case verify.Consequence:
 		return " (conseq.)"
 	}

@@ -16,7 +16,7 @@ import (
 // positions, log10 of the error in units of the tolerance, clamped so NaN and ±Inf still plot)
 // and its block table.
 func HTML(w io.Writer, r *verify.Report) error {
-	page := htmlPage{Title: "spcheck compare: " + headline(r), Verified: r.Verified(), Headline: headline(r),
+	page := htmlPage{Title: "spcheck compare: " + headline(r), Verified: r.Verified(), Headline: headline(r), Sentences: r.Sentences(),
 		Ref: traceLine(r.Ref), Cand: traceLine(r.Cand), Undiagnosed: r.Undiagnosed}
 	if n := r.Consequences(); n > 0 {
 		page.Follow = followWords(n)
@@ -41,7 +41,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 		for _, row := range d.Rows {
 			hr := htmlDiagRow{Label: rowLabel(row), Region: row.Region, Outside: fmt.Sprintf("%d/%d", row.Outside, row.Numel)}
 			for _, b := range row.Blocks {
-				hr.Cells = append(hr.Cells, htmlCell{Class: "b-" + string(b.Class), Text: blockCell(b)})
+				hr.Cells = append(hr.Cells, htmlCell{Class: "b-" + strings.ReplaceAll(string(b.Class), " ", "-"), Text: blockCell(b)})
 			}
 			hd.Rows = append(hd.Rows, hr)
 		}
@@ -55,6 +55,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 
 type htmlPage struct {
 	Title, Headline, Ref, Cand, Tol string
+	Sentences                       []string
 	Follow                          string
 	Verified                        bool
 	First                           []htmlFirst
@@ -176,14 +177,15 @@ h1{font-size:21px;margin:0 0 8px} h2{font-size:17px;margin:24px 0 6px} h3{font-s
 table{border-collapse:collapse;margin:6px 0} th,td{border:1px solid #d0d0d0;padding:3px 7px;font-size:12px;text-align:left;vertical-align:top}
 th{background:#f2f2f2} tr.failed td{background:#fdecea}
 .b-correct{background:#e6f4ea} .b-misplaced{background:#fff3cd} .b-duplicated{background:#ffe0b2}
-.b-scaled{background:#e3ecfd} .b-garbage{background:#fbd5d5}
+.b-scaled{background:#e3ecfd} .b-slightly-off{background:#fdf3d5} .b-garbage{background:#fbd5d5}
 .first{border-left:4px solid #b3261e;padding:4px 10px;background:#fff8f7}
 pre{background:#f6f6f6;padding:8px;overflow-x:auto}
 </style>
 </head>
 <body>
 <h1>spcheck compare: <span class="{{if .Verified}}pass{{else}}fail{{end}}">{{.Headline}}</span></h1>
-<div class="meta">reference: <span class="mono">{{.Ref}}</span><br>candidate: <span class="mono">{{.Cand}}</span>{{if .Tol}}<br>tolerance overrides: <span class="mono">{{.Tol}}</span>{{end}}{{range .Rules}}<br><span class="mono">{{.}}</span>{{end}}</div>
+{{range .Sentences}}<p class="explain"><b>{{.}}</b></p>
+{{end}}<div class="meta">reference: <span class="mono">{{.Ref}}</span><br>candidate: <span class="mono">{{.Cand}}</span>{{if .Tol}}<br>tolerance overrides: <span class="mono">{{.Tol}}</span>{{end}}{{range .Rules}}<br><span class="mono">{{.}}</span>{{end}}</div>
 {{range .First}}<div class="first"><b>First divergence:</b> {{.Line}}<br>{{.Detail}}{{range .Replicas}}<br>{{.}}{{end}}</div>
 {{end}}{{if .Follow}}<p>{{.Follow}} from it (consequences).</p>{{end}}
 <h2>Tensors</h2>

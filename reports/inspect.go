@@ -13,7 +13,8 @@ import (
 )
 
 // Inspect lists every tensor of a trace, rank by rank in file order: its order, name (with its
-// per-tensor coordinates), kind, shape, dtype, placement and the MD5 of its stored bytes.
+// per-tensor coordinates), kind, shape, dtype, placement and the MD5 of its stored bytes (for a
+// fingerprint, "fp" and its equality hash).
 func Inspect(w io.Writer, tr *trace.Trace) error {
 	p := newText(w)
 	m := tr.Files[0].Meta
@@ -27,15 +28,32 @@ func Inspect(w io.Writer, tr *trace.Trace) error {
 	var rows [][]string
 	for _, f := range tr.Files {
 		for _, e := range f.Entries {
-			raw, err := f.Raw(e)
+			hash, err := inspectHash(f, e)
 			if err != nil {
 				return err
 			}
 			rows = append(rows, []string{fmt.Sprint(f.Meta.Rank), fmt.Sprint(e.Meta.Order), e.Meta.Name + coordSuffix(e.Meta.Coord),
-				string(e.Meta.Kind), shapeString(e.Shape), e.DType.String(), dash(e.Meta.Place), tensor.MD5Bytes(raw)})
+				string(e.Meta.Kind), shapeString(e.Shape), e.DType.String(), dash(e.Meta.Place), hash})
 		}
 	}
 	return table(w, []string{"rank", "order", "name", "kind", "shape", "dtype", "placement", "md5"}, rows)
+}
+
+// inspectHash is the MD5 of a tensor's stored bytes, or for a fingerprint "fp " and its
+// equality hash (its record read and checked, so inspect reports a damaged one).
+func inspectHash(f *trace.File, e *trace.Entry) (string, error) {
+	if e.IsFingerprint() {
+		fp, err := f.Fingerprint(e)
+		if err != nil {
+			return "", err
+		}
+		return "fp " + fp.HashString(), nil
+	}
+	raw, err := f.Raw(e)
+	if err != nil {
+		return "", err
+	}
+	return tensor.MD5Bytes(raw), nil
 }
 
 // coordSuffix shows a tensor's per-tensor coordinates (e.g. its micro-batch) after its name.

@@ -47,6 +47,7 @@ type jReport struct {
 	Schema          string          `json:"schema"`
 	Version         string          `json:"spcheck_version"`
 	Verified        bool            `json:"verified"`
+	Explanations    []jExplanation  `json:"explanations"`
 	Command         string          `json:"command"`
 	Reproduce       []string        `json:"reproduce"`
 	Reference       jTrace          `json:"reference"`
@@ -60,6 +61,38 @@ type jReport struct {
 	Consequences    int             `json:"consequences"`
 	Undiagnosed     int             `json:"undiagnosed"`
 	Tensors         []jTensor       `json:"tensors"`
+	// Redump is the targeted re-run after a first divergence found on fingerprints (absent
+	// otherwise).
+	Redump *jRedump `json:"redump,omitempty"`
+	// PrecisionBias lists the per-rank precision findings (verify.RankBias; absent when none).
+	PrecisionBias []jBias `json:"precision_bias,omitempty"`
+}
+
+// jBias is one shard whose error is systematically larger than its TP peers'.
+type jBias struct {
+	Tensor string `json:"tensor"`
+	Ranks  []int  `json:"ranks"`
+	Cell   string `json:"cell"`
+	Err    jnum   `json:"err"`
+	Peers  jnum   `json:"peers"`
+	Ratio  jnum   `json:"ratio"`
+}
+
+// jExplanation is one root's explanation: the sentence a report opens with.
+type jExplanation struct {
+	Tensor    string   `json:"tensor"`
+	Role      string   `json:"role"`
+	Mechanism string   `json:"mechanism"`
+	Sentence  string   `json:"sentence"`
+	Evidence  []string `json:"evidence"`
+}
+
+func jExplanationOf(res *verify.Result) *jExplanation {
+	x := res.Explanation
+	if x == nil {
+		return nil
+	}
+	return &jExplanation{Tensor: res.Name, Role: string(res.Role), Mechanism: string(x.Mechanism), Sentence: x.Sentence, Evidence: orEmpty(x.Evidence)}
 }
 
 type jRule struct {
@@ -98,30 +131,33 @@ type jSide struct {
 }
 
 type jTensor struct {
-	Name      string      `json:"name"`
-	Kind      string      `json:"kind"`
-	Order     int         `json:"order"`
-	Verdict   string      `json:"verdict"`
-	Role      string      `json:"role"`
-	Failed    bool        `json:"failed"`
-	Reference *jSide      `json:"reference"`
-	Candidate *jSide      `json:"candidate"`
-	RTol      jnum        `json:"rtol"`
-	TolRule   *string     `json:"tol_rule"`
-	Numel     int         `json:"numel"`
-	MaxAbs    jnum        `json:"max_abs"`
-	MaxRel    jnum        `json:"max_rel"`
-	RMSRel    jnum        `json:"rms_rel"`
-	Outside   int         `json:"outside"`
-	NonFinite int         `json:"non_finite"`
-	TolUnits  jnum        `json:"tol_units"`
-	Worst     int         `json:"worst_index"`
-	Region    *jRegion    `json:"region"`
-	Ranks     []int       `json:"ranks"`
-	Replicas  jReplicas   `json:"replicas"`
-	Diagnosis *jDiagnosis `json:"diagnosis"`
-	Signature *jSignature `json:"signature"`
-	Note      string      `json:"note"`
+	Name        string        `json:"name"`
+	Kind        string        `json:"kind"`
+	Order       int           `json:"order"`
+	Verdict     string        `json:"verdict"`
+	Role        string        `json:"role"`
+	Failed      bool          `json:"failed"`
+	Reference   *jSide        `json:"reference"`
+	Candidate   *jSide        `json:"candidate"`
+	RTol        jnum          `json:"rtol"`
+	TolRule     *string       `json:"tol_rule"`
+	Numel       int           `json:"numel"`
+	MaxAbs      jnum          `json:"max_abs"`
+	MaxRel      jnum          `json:"max_rel"`
+	RMSRel      jnum          `json:"rms_rel"`
+	Outside     int           `json:"outside"`
+	NonFinite   int           `json:"non_finite"`
+	TolUnits    jnum          `json:"tol_units"`
+	Worst       int           `json:"worst_index"`
+	Region      *jRegion      `json:"region"`
+	Ranks       []int         `json:"ranks"`
+	Replicas    jReplicas     `json:"replicas"`
+	Diagnosis   *jDiagnosis   `json:"diagnosis"`
+	Signature   *jSignature   `json:"signature"`
+	Explanation *jExplanation `json:"explanation"`
+	Note        string        `json:"note"`
+	// Fingerprint is present when the tensor was compared on fingerprints.
+	Fingerprint *jFingerprint `json:"fingerprint,omitempty"`
 }
 
 type jSignature struct {
@@ -197,9 +233,9 @@ type jValues struct {
 func JSON(w io.Writer, r *verify.Report) error {
 	doc := jReport{Schema: Schema, Version: buildinfo.Version(), Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
 		Reference: jTraceOf(r.Ref), Candidate: jTraceOf(r.Cand), AllowMissing: r.AllowMissing,
-		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{},
+		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{}, Explanations: []jExplanation{},
 		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{},
-		Rules: []jRule{}, Ignored: []jIgnored{}}
+		Rules: []jRule{}, Ignored: []jIgnored{}, Redump: jRedumpOf(r)}
 	for _, u := range r.Rules {
 		j := jRule{Flag: u.Flag, Pattern: u.Pattern, Matched: u.Matched}
 		if u.Flag == "tol" {
@@ -215,6 +251,9 @@ func JSON(w io.Writer, r *verify.Report) error {
 		}
 		doc.Rules = append(doc.Rules, j)
 	}
+	for _, b := range r.Bias {
+		doc.PrecisionBias = append(doc.PrecisionBias, jBias{Tensor: b.Name, Ranks: b.Ranks, Cell: b.Cell, Err: jnum(b.Err), Peers: jnum(b.Peers), Ratio: jnum(b.Ratio())})
+	}
 	for _, t := range r.Ignored {
 		doc.Ignored = append(doc.Ignored, jIgnored{Name: t.Name, Kind: string(t.Kind), Order: t.Order, Pattern: t.Pattern})
 	}
@@ -226,6 +265,11 @@ func JSON(w io.Writer, r *verify.Report) error {
 	}
 	for _, res := range r.First() {
 		doc.FirstDivergence = append(doc.FirstDivergence, res.Name)
+	}
+	for _, res := range r.Roots() {
+		if x := jExplanationOf(res); x != nil {
+			doc.Explanations = append(doc.Explanations, *x)
+		}
 	}
 	for _, res := range r.Results {
 		doc.Tensors = append(doc.Tensors, jTensorOf(r, res))
@@ -282,6 +326,7 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 	if res.TolRule != "" {
 		t.TolRule = &res.TolRule
 	}
+	t.Fingerprint = jFingerprintOf(res)
 	if res.Lo != nil {
 		t.Region = &jRegion{Lo: res.Lo, Hi: res.Hi}
 	}
@@ -309,6 +354,7 @@ func jTensorOf(r *verify.Report, res *verify.Result) jTensor {
 		}
 		t.Diagnosis = jd
 	}
+	t.Explanation = jExplanationOf(res)
 	if s := res.Signature; s != nil {
 		js := &jSignature{Kind: string(s.Kind), Text: s.String(), Scale: jnum(s.Scale), ScaleName: s.ScaleName, Lost: s.Lost, Positions: s.Positions}
 		if s.Multiple {

@@ -84,6 +84,9 @@ func JUnit(w io.Writer, r *verify.Report) error {
 		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
 		{"command", r.Command}, {"verdict", headline(r)}, {"spcheck.version", buildinfo.Version()},
 	}
+	for _, sn := range r.Sentences() {
+		props = append(props, JUnitProperty{"explanation", sn})
+	}
 	for i, l := range ruleLines(r) {
 		props = append(props, JUnitProperty{fmt.Sprintf("rule.%d", i+1), l})
 	}

@@ -13,6 +13,12 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 	p := &printer{w: w}
 	p.line("## spcheck compare: %s", mdEscape(headline(r)))
 	p.line("")
+	for _, s := range r.Sentences() {
+		p.line("**%s**  ", mdEscape(s))
+	}
+	if len(r.Sentences()) > 0 {
+		p.line("")
+	}
 	p.line("- reference: %s", mdCode(traceLine(r.Ref)))
 	p.line("- candidate: %s", mdCode(traceLine(r.Cand)))
 	if len(r.Tol) > 0 {

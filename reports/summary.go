@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spcheck/spcheck/verify"
 )
@@ -13,6 +14,9 @@ import (
 func Summary(w io.Writer, r *verify.Report) error {
 	p := newText(w)
 	p.line("spcheck compare: %s", headline(r))
+	for _, s := range r.Sentences() {
+		p.line("%s", s)
+	}
 	for _, l := range ruleLines(r) {
 		p.line("%s", l)
 	}
@@ -43,9 +47,12 @@ func rootLines(p *printer, r *verify.Report) {
 	}
 }
 
-// oneLine is a failing tensor's one-line diagnosis: its signature when it was diagnosed, else
-// its numbers.
+// oneLine is a failing tensor's one-line diagnosis: its explanation (without the name) when it
+// was diagnosed, else its signature, else its numbers.
 func oneLine(res *verify.Result) string {
+	if x := res.Explanation; x != nil {
+		return strings.TrimPrefix(x.Sentence, res.Name+": ")
+	}
 	if res.Signature != nil {
 		return res.Signature.String()
 	}

@@ -16,6 +16,9 @@ import (
 func Text(w io.Writer, r *verify.Report, o Options) error {
 	p := newText(w)
 	p.line("spcheck compare: %s", headline(r))
+	for _, s := range r.Sentences() {
+		p.line("%s", s)
+	}
 	p.line("reference: %s", traceLine(r.Ref))
 	p.line("candidate: %s", traceLine(r.Cand))
 	if len(r.Tol) > 0 {

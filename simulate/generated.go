@@ -111,9 +111,11 @@ func (g Generated) Tensor(seed uint64) (*tensor.Dense, error) {
 // not replaced (by a bug variant) into dir/GeneratedDir; it returns those symbols.
 func (c *Compiled) writeGenerated(dir string, r int) (map[string]bool, error) {
 	m := generatedManifest{Format: GeneratedFormat, Version: GeneratedVersion, Tensors: map[string]Generated{}}
-	for sym, g := range c.Generated[r] {
-		if t := c.Init[r][sym]; t == nil || t == c.genInit[r][sym] {
-			m.Tensors[sym] = g
+	if r < len(c.Generated) { // programs built by hand (bugs' worked examples) generate nothing
+		for sym, g := range c.Generated[r] {
+			if t := c.Init[r][sym]; t == nil || t == c.genInit[r][sym] {
+				m.Tensors[sym] = g
+			}
 		}
 	}
 	js, err := json.MarshalIndent(m, "", " ")

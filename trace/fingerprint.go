@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 
@@ -36,8 +37,9 @@ const (
 	maxSketchBlocks = 1 << 16
 )
 
-// Hash lane constants: lane k of an element (g, bits) is splitmix64(bits XOR splitmix64(g + laneK)).
-var hashLanes = [2]uint64{0, 0xD1B54A32D192ED03}
+// hashLane1 derives the second lane of an element's equality hash from its first:
+// lane0 = splitmix64(bits XOR splitmix64(g)), lane1 = splitmix64(lane0 XOR hashLane1).
+const hashLane1 = 0xD1B54A32D192ED03
 
 // FingerprintMeta is the "fingerprint" object of a tensor's metadata. The tensor key then stores
 // the record (F64, 1-D): Σx, Σx², Σ|x|, max|x|, then Samples global flat indices, then Samples
@@ -72,11 +74,13 @@ type Fingerprint struct {
 	SumSq     float64 // Σx²
 	SumAbs    float64 // Σ|x|
 	MaxAbs    float64 // max |x|
-	Numel     int64   // real (unpadded) elements covered
-	Index     []int64 // sampled global flat indices, ascending
-	Value     []float64
-	Blocks    []int       // per dim of the global shape
-	Sketch    [][]float64 // per dim: Blocks[d] sums, then Blocks[d] sums of squares
+	// Numel is the number of real (unpadded) elements covered: set by ComputeFingerprint, and by
+	// the verifier for the pieces it reads.
+	Numel  int64
+	Index  []int64 // sampled global flat indices, ascending
+	Value  []float64
+	Blocks []int       // per dim of the global shape
+	Sketch [][]float64 // per dim: Blocks[d] sums, then Blocks[d] sums of squares
 }
 
 // HashString prints the equality hash as FingerprintMeta.Hash does.
@@ -88,13 +92,21 @@ func (fp *Fingerprint) HashString() string {
 }
 
 // SampleKey is the counter-based generator that draws a tensor's sample: element g (global flat
-// index) of a tensor of n elements is sampled when Bits(g) mod n < S — tensor.NewRNG(0, name),
-// the RNG every executor already implements.
+// index) of a tensor of n elements is sampled when Bits(g) < SampleThreshold(n, S) —
+// tensor.NewRNG(0, name), the RNG every executor already implements.
 func SampleKey(name string) tensor.RNG { return tensor.NewRNG(0, name) }
 
-// elementHash is lane k of the equality hash of element g with canonical bits b.
-func elementHash(k int, g, b uint64) uint64 {
-	return tensor.SplitMix64(b ^ tensor.SplitMix64(g+hashLanes[k]))
+// SampleThreshold is ⌊S·2⁶⁴/n⌋, the bound under which Bits(g) selects element g: each element
+// with probability S/n, every one when n ≤ S. A smaller S selects a subset of a larger one's.
+func SampleThreshold(n, samples int) uint64 {
+	if n <= samples {
+		return math.MaxUint64
+	}
+	if samples <= 0 {
+		return 0
+	}
+	q, _ := bits.Div64(uint64(samples), 0, uint64(n))
+	return q
 }
 
 // sketchBlocks is the number of sketch blocks of a dim of n rows.
@@ -114,11 +126,18 @@ func ComputeFingerprint(name string, dt tensor.DType, raw []byte, local, global 
 		fp.Blocks[d] = sketchBlocks(g)
 		fp.Sketch[d] = make([]float64, 2*fp.Blocks[d])
 	}
-	n := uint64(tensor.Numel(global))
+	if nd == 0 { // a scalar: one element, its own row
+		global, local, spans = []int{1}, []int{1}, [][]Span{{{Lo: 0, Hi: 1}}}
+		defer func() { fp.Blocks, fp.Sketch = []int{}, [][]float64{} }()
+		fp.Blocks, fp.Sketch = []int{1}, [][]float64{make([]float64, 2)}
+		nd = 1
+	}
+	thr := SampleThreshold(tensor.Numel(global), samples)
 	key := SampleKey(name)
 	// Per dim: the global row and sketch block of every real local row.
 	rows := make([][]int, nd)
 	blocks := make([][]int, nd)
+	box := make([]int, nd)
 	for d := range global {
 		for _, s := range spans[d] {
 			for r := s.Lo; r < s.Hi; r++ {
@@ -126,48 +145,70 @@ func ComputeFingerprint(name string, dt tensor.DType, raw []byte, local, global 
 				blocks[d] = append(blocks[d], blockOf(r, global[d], fp.Blocks[d]))
 			}
 		}
-	}
-	gStrides, lStrides := tensor.Strides(global), tensor.Strides(local)
-	es := dt.Size()
-	idx := make([]int, nd)
-	box := make([]int, nd)
-	for d := range box {
-		box[d] = len(rows[d])
-		if box[d] == 0 {
+		if box[d] = len(rows[d]); box[d] == 0 {
 			return fp
 		}
 	}
+	gStrides, lStrides := tensor.Strides(global), tensor.Strides(local)
+	last := nd - 1
+	lastRows, lastBlocks, lastSketch, lastB := rows[last], blocks[last], fp.Sketch[last], fp.Blocks[last]
+	es := dt.Size()
+	idx := make([]int, nd)
 	for {
-		var g, l int
-		for d, i := range idx {
-			g += rows[d][i] * gStrides[d]
-			l += i * lStrides[d]
+		// One row of the last dim: its outer coordinates are fixed.
+		var gBase, lBase int
+		for d := 0; d < last; d++ {
+			gBase += rows[d][idx[d]] * gStrides[d]
+			lBase += idx[d] * lStrides[d]
 		}
-		b := raw[l*es : (l+1)*es]
-		bits := canonicalBits(b)
-		fp.Hash[0] += elementHash(0, uint64(g), bits)
-		fp.Hash[1] += elementHash(1, uint64(g), bits)
-		fp.Numel++
-		v := dt.Value(b)
-		if key.Bits(uint64(g))%n < uint64(samples) {
-			fp.Index = append(fp.Index, int64(g))
-			fp.Value = append(fp.Value, v)
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			fp.NonFinite++
-		} else {
+		var rowSum, rowSq float64
+		for i, r := range lastRows {
+			at := (lBase + i) * es
+			b := raw[at : at+es]
+			var bitsV uint64
+			var v float64
+			switch dt {
+			case tensor.F64:
+				bitsV = binary.LittleEndian.Uint64(b)
+				v = math.Float64frombits(bitsV)
+			case tensor.F32:
+				bitsV = uint64(binary.LittleEndian.Uint32(b))
+				v = float64(math.Float32frombits(uint32(bitsV)))
+			default:
+				bitsV = canonicalBits(b)
+				v = dt.Value(b)
+			}
+			g := uint64(gBase + r)
+			h0 := tensor.SplitMix64(bitsV ^ tensor.SplitMix64(g))
+			fp.Hash[0] += h0
+			fp.Hash[1] += tensor.SplitMix64(h0 ^ hashLane1)
+			if key.Bits(g) < thr {
+				fp.Index = append(fp.Index, int64(g))
+				fp.Value = append(fp.Value, v)
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				fp.NonFinite++
+				continue
+			}
+			sq := float64(v * v)
 			a := math.Abs(v)
 			fp.Sum += v
-			fp.SumSq += float64(v * v)
+			fp.SumSq += sq
 			fp.SumAbs += a
 			fp.MaxAbs = max(fp.MaxAbs, a)
-			for d, i := range idx {
-				k := blocks[d][i]
-				fp.Sketch[d][k] += v
-				fp.Sketch[d][fp.Blocks[d]+k] += float64(v * v)
-			}
+			k := lastBlocks[i]
+			lastSketch[k] += v
+			lastSketch[lastB+k] += sq
+			rowSum += v
+			rowSq += sq
 		}
-		d := nd - 1
+		fp.Numel += int64(len(lastRows))
+		for d := 0; d < last; d++ {
+			k := blocks[d][idx[d]]
+			fp.Sketch[d][k] += rowSum
+			fp.Sketch[d][fp.Blocks[d]+k] += rowSq
+		}
+		d := last - 1
 		for ; d >= 0; d-- {
 			if idx[d]++; idx[d] < box[d] {
 				break

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -245,4 +246,27 @@ func editFingerprint(t *testing.T, b []byte, edit func(fm, tm map[string]any), r
 	out.Write(h)
 	out.Write(data)
 	return out.Bytes()
+}
+
+// goldenFingerprint is the fingerprint of act/z = float32(i/7) over [64, 40] with a NaN at
+// [3, 5], 64 samples: python/tests/test_fingerprint.py checks its numpy implementation against
+// the same numbers, so the Go and Python producers cannot drift apart.
+const (
+	goldenHash  = "fc42eccdac623f6e3549499258a24c7b"
+	goldenFirst = "[39 73 90 95 116]"
+)
+
+// TestFingerprintGolden: the fingerprint definition is fixed (producers in other languages and
+// traces on disk rely on it).
+func TestFingerprintGolden(t *testing.T) {
+	x := make([]float64, 64*40)
+	for i := range x {
+		x[i] = float64(float32(i) / 7)
+	}
+	x[3*40+5] = math.NaN()
+	raw := tensor.Encode(tensor.F32, x)
+	fp := ComputeFingerprint("act/z", tensor.F32, raw, []int{64, 40}, []int{64, 40}, oneRun([]int{64, 40}), 64)
+	if got := fp.HashString(); got != goldenHash || fmt.Sprint(fp.Index[:5]) != goldenFirst || fp.NonFinite != 1 {
+		t.Fatalf("hash %s, first samples %v, nonfinite %d; want %s %s 1", got, fp.Index[:5], fp.NonFinite, goldenHash, goldenFirst)
+	}
 }

@@ -15,11 +15,12 @@ import (
 type BlockClass string
 
 const (
-	Correct    BlockClass = "correct"    // its own reference block, within tolerance
-	Misplaced  BlockClass = "misplaced"  // another position's reference block
-	Duplicated BlockClass = "duplicated" // another position's reference block that is also held elsewhere
-	Scaled     BlockClass = "scaled"     // c × its own reference block
-	Garbage    BlockClass = "garbage"    // none of the above
+	Correct     BlockClass = "correct"      // its own reference block, within tolerance
+	Misplaced   BlockClass = "misplaced"    // another position's reference block
+	Duplicated  BlockClass = "duplicated"   // another position's reference block that is also held elsewhere
+	Scaled      BlockClass = "scaled"       // c × its own reference block
+	SlightlyOff BlockClass = "slightly off" // its own reference block within PrecisionUnits tolerances, or × a factor within PrecisionFactor of 1: precision, not lost
+	Garbage     BlockClass = "garbage"      // none of the above
 )
 
 // Block levels of a diagnosis.
@@ -108,6 +109,7 @@ type diagRow struct {
 	Row
 	actual, expected []float64
 	region           string
+	lo, box          []int // the piece's global origin and extent; nil when segmented
 }
 
 // diagnose explains how res's candidate differs from its reference, given both assembled (the
@@ -139,6 +141,8 @@ func (c *comparer) diagnose(res *Result, refRaw, candRaw []byte) (*Diagnosis, *S
 	}
 	d.Findings = findings(rows, d, best)
 	candAll := tensor.Decode(cl.dtype, candRaw, make([]float64, 0, tensor.Numel(cl.shape)))
+	e := &explainer{res: res, rows: rows, d: d, ref: refAll, cand: candAll, shape: res.RefShape, rtol: rtol, floor: floor, cl: cl}
+	res.Explanation = e.explain()
 	return d, signatureOf(res.Verdict, res.Kind, res.RefShape, d, rows, refAll, candAll, rtol, floor), nil
 }
 
@@ -146,7 +150,7 @@ func (c *comparer) diagnose(res *Result, refRaw, candRaw []byte) (*Diagnosis, *S
 // has one row, its assembled sum.
 func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]diagRow, error) {
 	if cl.partial {
-		r := diagRow{Row: Row{Rank: -1, Region: regionString(zeros(len(cl.shape)), cl.shape)}}
+		r := diagRow{Row: Row{Rank: -1, Region: regionString(zeros(len(cl.shape)), cl.shape)}, lo: zeros(len(cl.shape)), box: cl.shape}
 		r.actual = tensor.Decode(cl.dtype, candRaw, nil)
 		r.expected = refAll
 		return []diagRow{r}, nil
@@ -165,6 +169,9 @@ func (c *comparer) diagRows(cl *layout, refAll []float64, candRaw []byte) ([]dia
 			}
 			cbuf = compactBox(buf, p.entry.Shape, box, es, cbuf)
 			r := diagRow{Row: Row{Rank: p.rank, Coord: meshCoord(cl, p), Region: cel.region()}}
+			if !cel.segmented {
+				r.lo, r.box = cel.lo, box
+			}
 			r.actual = tensor.Decode(cl.dtype, cbuf, nil)
 			r.expected = expected
 			rows = append(rows, r)
@@ -318,6 +325,9 @@ func matchBlocks(rows []diagRow, k int, rtol, floor float64, names map[float64]s
 			} else if c, ok := scaleOf(a, o.vals, rtol, floor); ok {
 				b.Class, b.Scale, b.ScaleName = Scaled, c, names[c]
 				o.sc++
+			} else if slightlyOff(a, o.vals, rtol, floor) {
+				b.Class = SlightlyOff
+				o.hits++
 			} else {
 				b.Class = Garbage
 				m.garbage += hi - lo
@@ -468,40 +478,26 @@ func planInt(planStr, key string) (int, bool) {
 }
 
 // scaleNames names the factors a plan makes likely: the size of each mesh axis and the plan's
-// planQuantities (with 1/x and -x for each), e.g. 2 → "tp".
+// planQuantities (with 1/x and -x for each), e.g. 2 → "tp", synonyms merged (the mesh's mb axis
+// is the plan's microbatches). A factor that two quantities equal stays unnamed: "×2 (dp|tp)"
+// names nothing (the explanation decides between them by which tensors are scaled).
 func scaleNames(l *layout, info TraceInfo) map[float64]string {
-	type q struct {
-		name string
-		v    int
-	}
-	var qs []q
-	for i, a := range l.mesh.Axes {
-		qs = append(qs, q{a, l.mesh.Shape[i]})
-	}
-	for _, key := range planQuantities {
-		if v, ok := planInt(info.Plan, key); ok {
-			qs = append(qs, q{key, v})
-		}
-	}
+	qs := meshQuantities(l.mesh, info.Plan)
 	names := map[float64]string{}
+	ambiguous := map[float64]bool{}
 	add := func(v float64, name string) {
-		cur := names[v]
-		for _, s := range strings.Split(cur, "|") {
-			if s == name {
-				return
-			}
-		}
-		if cur != "" {
-			name = cur + "|" + name
+		if cur, ok := names[v]; ok && cur != name {
+			ambiguous[v] = true
 		}
 		names[v] = name
 	}
 	for _, x := range qs {
-		if x.v > 1 {
-			add(float64(x.v), x.name)
-			add(1/float64(x.v), "1/"+x.name)
-			add(-float64(x.v), "-"+x.name)
-		}
+		add(float64(x.v), x.name)
+		add(1/float64(x.v), "1/"+x.name)
+		add(-float64(x.v), "-"+x.name)
+	}
+	for v := range ambiguous {
+		delete(names, v)
 	}
 	return names
 }
@@ -548,6 +544,9 @@ func findings(rows []diagRow, d *Diagnosis, m matching) []string {
 		}
 	} else if counts[Scaled] > 0 {
 		fs = append(fs, fmt.Sprintf("%s scaled copies of their reference", Plural(counts[Scaled], "block")+map[bool]string{true: " is", false: " are"}[counts[Scaled] == 1]))
+	}
+	if n := counts[SlightlyOff]; n > 0 {
+		fs = append(fs, fmt.Sprintf("%s slightly off (precision), not wrong", Plural(n, "block")+map[bool]string{true: " is", false: " are"}[n == 1]))
 	}
 	if counts[Garbage] > 0 {
 		fs = append(fs, fmt.Sprintf("%s no reference block", Plural(counts[Garbage], "block")+map[bool]string{true: " matches", false: " match"}[counts[Garbage] == 1]))

@@ -24,6 +24,21 @@
 //     matched against every reference block: correct, misplaced, duplicated, scaled (×c,
 //     named after a mesh axis when it is one) or garbage; reference blocks found nowhere are
 //     lost. Rows of the table are ranks, as in PaddleFleet#589's hand-drawn one.
+//   - Explanation (diagnose_explain.go, diagnose_scale.go, diagnose_rows.go, diagnose_roots.go):
+//     hypotheses tested in order against the full values, the first that holds named in one
+//     sentence (Explanation.Sentence, what every report says first): non-finite values on either
+//     side or both; copies that sum or average to the reference (unreduced partial results, over
+//     the axes on which they differ); a constant factor, exact when a simple rational, per piece,
+//     per micro-batch or per sample, named after a plan quantity only when unambiguous;
+//     the reference's rows along any dim at other positions (each slice looked up by its bits,
+//     then among the reference slices of nearby sum — sorted, a bounded probe — so matching is
+//     near-linear, never all pairs), shifts, rotations, reversals and duplicates named, what no
+//     rank holds lost; a transposed block; the pieces read under another shard dim; the overlap
+//     of a shape mismatch (padding, truncation, a reshape); precision (a few tolerances, a factor
+//     near 1, one rank's larger error); garbage only when nothing holds. A later failure is a
+//     consequence only if it can depend on a root (inputs, parameters and anything after a
+//     parameter gradient cannot) and shows no structural mechanism of its own; otherwise it is
+//     an independent root (Role Independent), diagnosed and listed by Report.Roots.
 //   - Signature (signature.go): the shape of the divergence, worked out once from the diagnosis
 //     and the full values, so every report and every caller (the catalogue included) reads the
 //     same answer: identical receivers (every piece holds the same data though the reference

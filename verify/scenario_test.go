@@ -180,8 +180,9 @@ func TestReplicaMismatch(t *testing.T) {
 		t.Errorf("ranks off %v, want both (3 and 7 are both wrong)", r.Ranks)
 	}
 	avg := result(t, rep, "grad/layers.0.norm2.weight")
-	if avg.Verdict != verify.Diverged || avg.Role != verify.Consequence {
-		t.Fatalf("AVG grad: %s %s", avg.Verdict, avg.Role)
+	// A parameter gradient feeds nothing later in the step: the second grad is a root of its own.
+	if avg.Verdict != verify.Diverged || avg.Role != verify.Independent {
+		t.Fatalf("AVG grad: %s %s, want diverged, an independent root", avg.Verdict, avg.Role)
 	}
 	if b := avg.Diagnosis.Rows[0].Blocks[0]; b.Class != verify.Scaled || b.Scale != 0.5 || b.ScaleName != "1/tp" {
 		t.Errorf("AVG grad block %+v, want scaled ×1/2 (1/tp)", b)

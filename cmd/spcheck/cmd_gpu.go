@@ -28,9 +28,10 @@ func runGPU(args []string, stdout, stderr io.Writer) int {
 		"executor (DIR/cuda: one trace file per rank), writes the oracle's trace (DIR/oracle) and\n"+
 		"compares the two. With --ref gpu the reference is instead the same model run unsplit in\n"+
 		"float64 on one GPU (cuda/gputraces.ReferencePlan; DIR/ref/emit, DIR/ref/cuda), for models\n"+
-		"too large for the CPU oracle; it is compared with the per-dtype default tolerances or\n"+
-		"--tol (measuring low-precision noise needs the CPU simulator). The plan's dtype is fp32,\n"+
-		"bf16 or fp64. Exit 0: every tensor within\n"+
+		"too large for the CPU oracle. Either reference is compared with the noise of the plan's\n"+
+		"single-device run in its dtype, measured on the CPU simulator, unless --tol is given\n"+
+		"(pass --tol where the model is too large for the CPU). The plan's dtype is fp32, bf16\n"+
+		"or fp64. Exit 0: every tensor within\n"+
 		"tolerance; 1: some differ, or the executor failed (its message names the rank and op);\n"+
 		"2: bad input.", stderr)
 	execPath := fs.String("exec", "cuda/build/spexec", "the executor binary (make -C cuda)")
@@ -124,7 +125,10 @@ func gpuReferenceRun(p plan.Plan, v *simulate.Variant, x pipeline.CUDA, opt veri
 	}
 	o.Ref = r.Cand
 	opt.Command = fmt.Sprintf("spcheck compare %s %s", rx.CandDir(), x.CandDir())
-	if o.Report, err = verify.Compare(o.Ref, o.Cand, opt); err != nil {
+	if opt, err = pipeline.WithNoise(p, o.Ref, opt); err == nil {
+		o.Report, err = verify.Compare(o.Ref, o.Cand, opt)
+	}
+	if err != nil {
 		o.Close()
 		return nil, err
 	}

@@ -61,3 +61,66 @@ func TestGPUCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUReferenceFlag: with --ref gpu the reference is a second executor run of the plan's
+// float64 single-device form (gputraces.ReferencePlan), emitted with its parameters described
+// (generate/), and --dump reaches both runs. The stand-in executor hands the simulator's world-1
+// float64 trace to the one-rank reference run and the tp=2 trace to the candidate.
+func TestGPUReferenceFlag(t *testing.T) {
+	const planStr = "tp=2,sp=megatron,mtp=0,layers=1,dtype=fp32"
+	cand, ref := t.TempDir(), t.TempDir()
+	for _, r := range scenario.Cases(t, []struct{ reason, plan, out string }{
+		{"the candidate's trace", planStr, cand},
+		{"the reference's: the single-device float64 run", "mtp=0,layers=1,dtype=fp64", ref},
+	}) {
+		if code := run([]string{"run", "--plan", r.plan, "--out", r.out}, &bytes.Buffer{}, &bytes.Buffer{}); code != exitOK {
+			t.Fatalf("spcheck run %s: exit %d", r.plan, code)
+		}
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "args.log")
+	script := `#!/bin/sh
+echo "$@" >> "` + log + `"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --emit) emit="$2"; shift 2;;
+    --out) out="$2"; shift 2;;
+    *) shift;;
+  esac
+done
+[ -f "$emit/generate/rank-00000.json" ] || { echo "no generate manifest in $emit" >&2; exit 2; }
+src="` + cand + `"
+if [ ! -f "$emit/programs/rank-00001.json" ]; then
+  grep -q 'tp=1,.*dtype=fp64' "$emit/programs/rank-00000.json" || { echo "the one-rank run is not the float64 reference" >&2; exit 2; }
+  src="` + ref + `"
+fi
+mkdir -p "$out" && cp "$src"/*.safetensors "$out"/
+`
+	exe := filepath.Join(dir, "spexec")
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range scenario.Cases(t, []struct {
+		reason   string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"the GPU float64 reference stands in for the oracle", []string{"--ref", "gpu", "--dump", "loss/*,grad/*"}, exitOK, "VERIFIED: 2 ranks"},
+		{"an unknown reference is bad input", []string{"--ref", "cpu"}, exitBadInput, `--ref "cpu": want oracle or gpu`},
+	}) {
+		var out, errb bytes.Buffer
+		args := append([]string{"gpu", "--plan", planStr, "--work", t.TempDir(), "--exec", exe}, tc.args...)
+		code := run(args, &out, &errb)
+		if code != tc.wantCode || !strings.Contains(out.String()+errb.String(), tc.want) {
+			t.Errorf("%s: exit %d (want %d), output:\n%s%s", tc.reason, code, tc.wantCode, out.String(), errb.String())
+		}
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := strings.Count(string(b), "--dump loss/* --dump grad/*"); runs != 2 {
+		t.Errorf("--dump reached %d executor runs, want 2 (candidate and reference):\n%s", runs, b)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -74,14 +75,36 @@ var llamaCands = []llamaRun{
 
 var (
 	llamaOnce sync.Once
-	llamaDirs map[string]string // run name ("ref" for the reference) → trace dir
+	llamaDone chan struct{}     // closed when the launches have finished
+	llamaDirs map[string]string // run name → trace dir
 	llamaErr  error
 )
+
+// startLlama begins the launches in the background, once. TestMain calls it before the tests
+// run when the tests that need them are selected, so that they overlap the Debian example's
+// launches (both spend most of their time starting processes, not computing).
+func startLlama(root string) {
+	llamaOnce.Do(func() {
+		llamaDone = make(chan struct{})
+		go func() {
+			defer close(llamaDone)
+			llamaDirs, llamaErr = launchLlama(root, llamaCands)
+		}()
+	})
+}
+
+// llamaSelected reports whether the -run pattern selects a test that needs the launches.
+func llamaSelected(run string) bool {
+	re, err := regexp.Compile(run)
+	return run == "" || err == nil && (re.MatchString("TestLlamaVerdicts") || re.MatchString("TestRowParallelOutputGradient") || re.MatchString("TestLlamaUnreducedFacts"))
+}
 
 func llamaTraces(t *testing.T) map[string]string {
 	t.Helper()
 	testenv.Need(t, "TORCH2", llamaMissing())
-	llamaOnce.Do(func() { llamaDirs, llamaErr = launchLlama(repoRoot(t), scenario.Cases(t, llamaCands)) })
+	scenario.Cases(t, llamaCands) // every launch says why it is there
+	startLlama(repoRoot(t))
+	<-llamaDone
 	if llamaErr != nil {
 		t.Fatalf("the Llama examples failed: %v", llamaErr)
 	}
@@ -91,11 +114,10 @@ func llamaTraces(t *testing.T) map[string]string {
 // launchLlama runs the reference and every candidate. The examples import spcheck_dump as
 // installed in the environment (pip install ./python), not from the source tree.
 func launchLlama(root string, runs []llamaRun) (map[string]string, error) {
-	dir, err := os.MkdirTemp("", "spcheck-llama-")
+	dir, err := tempDir("spcheck-llama-")
 	if err != nil {
 		return nil, err
 	}
-	tempDirs = append(tempDirs, dir)
 	examples := filepath.Join(root, "python", "examples")
 	py := torch2Python()
 	dirs := map[string]string{}
@@ -112,11 +134,12 @@ func launchLlama(root string, runs []llamaRun) (map[string]string, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			args := []string{filepath.Base(c.script), "--out", out}
-			if c.bug != "" {
-				args = append([]string{"-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"}, append(args, "--bug", c.bug)...)
+			script, cwd := filepath.Base(c.script), filepath.Join(examples, filepath.Dir(c.script))
+			if c.bug == "" {
+				_, errs[i] = runPython(py, cwd, script, "--out", out)
+			} else {
+				errs[i] = runRanks(py, cwd, 2, script, "--out", out, "--bug", c.bug)
 			}
-			_, errs[i] = runPython(py, filepath.Join(examples, filepath.Dir(c.script)), args...)
 		}()
 	}
 	wg.Wait()

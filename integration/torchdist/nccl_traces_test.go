@@ -64,6 +64,7 @@ func checkNCCLPartialReplicas(t *testing.T, first *verify.Result) {
 	if len(first.CandReplicas) != 1 || !slices.EqualFunc(first.CandReplicas[0].Groups, want, slices.Equal) {
 		t.Errorf("replica groups %+v, want one disagreement with groups %v", first.CandReplicas, want)
 	}
+	checkUnreduced(t, first)
 }
 
 // TestNCCLNormGradFacts: in the no-norm-allreduce run the TP ranks' norm-weight grads are the

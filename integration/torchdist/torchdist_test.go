@@ -2,8 +2,11 @@ package torchdist
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,15 +85,59 @@ func repoRoot(t *testing.T) string {
 func runPython(interp, dir string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
+	return runIn(ctx, interp, dir, nil, args...)
+}
+
+// runIn runs the interpreter in dir with extra environment variables until ctx is done.
+func runIn(ctx context.Context, interp, dir string, env []string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, interp, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	ownProcessGroup(cmd)
 	cmd.WaitDelay = waitDelay
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s %s (in %s): %v\n%s", interp, strings.Join(args, " "), dir, err, out)
+		return "", fmt.Errorf("%s %s (in %s, %s): %v\n%s", interp, strings.Join(args, " "), dir, strings.Join(env, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// runRanks runs world processes of a torch.distributed script in dir, with the environment
+// torchrun would give them (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): no launcher process
+// importing torch a third time. The first failure stops the other ranks (which would
+// otherwise wait in a collective until the timeout).
+func runRanks(interp, dir string, world int, args ...string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	errs := make([]error, world)
+	var wg sync.WaitGroup
+	for r := range world {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := []string{fmt.Sprintf("RANK=%d", r), fmt.Sprintf("LOCAL_RANK=%d", r), fmt.Sprintf("WORLD_SIZE=%d", world),
+				fmt.Sprintf("LOCAL_WORLD_SIZE=%d", world), "MASTER_ADDR=127.0.0.1", fmt.Sprintf("MASTER_PORT=%d", port)}
+			if _, errs[r] = runIn(ctx, interp, dir, env, args...); errs[r] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// freePort returns a TCP port on the loopback interface that nothing listens on now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // runs holds the traces of the example's launches, shared by the tests of this package (each
@@ -126,11 +173,10 @@ func exampleRuns(t *testing.T) *runs {
 }
 
 func launchAll(root string) (*runs, error) {
-	dir, err := os.MkdirTemp("", "spcheck-torchdist-")
+	dir, err := tempDir("spcheck-torchdist-")
 	if err != nil {
 		return nil, err
 	}
-	tempDirs = append(tempDirs, dir)
 	example := filepath.Join("python", "examples", "megatron_block.py")
 	r := &runs{ref: filepath.Join(dir, "ref"), cand: map[string]string{}}
 	if _, err := runPython(systemPython, root, example, "--out", r.ref); err != nil {
@@ -150,11 +196,31 @@ func launchAll(root string) (*runs, error) {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if root, err := filepath.Abs(filepath.Join("..", "..")); err == nil && llamaMissing() == "" && llamaSelected(flag.Lookup("test.run").Value.String()) {
+		startLlama(root)
+	}
 	code := m.Run()
+	if llamaDone != nil {
+		<-llamaDone // its processes write into a temporary directory removed below
+	}
 	for _, d := range tempDirs {
 		os.RemoveAll(d)
 	}
 	os.Exit(code)
+}
+
+var tempDirsMu sync.Mutex
+
+// tempDir makes a temporary directory that TestMain removes.
+func tempDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err == nil {
+		tempDirsMu.Lock()
+		tempDirs = append(tempDirs, dir)
+		tempDirsMu.Unlock()
+	}
+	return dir, err
 }
 
 func open(t *testing.T, dir string) *trace.Trace {
@@ -314,6 +380,16 @@ func checkPartialReplicas(t *testing.T, first *verify.Result) {
 	want := [][]int{{rankOf(1, 0)}, {rankOf(1, 1)}}
 	if len(first.CandReplicas) != 1 || !slices.EqualFunc(first.CandReplicas[0].Groups, want, slices.Equal) {
 		t.Errorf("replica groups %+v, want one disagreement with groups %v", first.CandReplicas, want)
+	}
+	checkUnreduced(t, first)
+}
+
+// checkUnreduced: the verifier explains the disagreeing copies as what they are, the summands of
+// the reference: unreduced partial sums over tp.
+func checkUnreduced(t *testing.T, first *verify.Result) {
+	t.Helper()
+	if x := first.Explanation; x == nil || x.Mechanism != verify.MechUnreduced || !strings.Contains(x.Sentence, "unreduced partial sums over tp") {
+		t.Errorf("explanation %+v, want unreduced partial sums over tp", x)
 	}
 }
 

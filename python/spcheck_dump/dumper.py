@@ -5,6 +5,7 @@ import os
 import sys
 
 from . import fileformat, names, placement
+from . import fingerprint as fingerprints
 from .encode import encode, is_dtensor
 from .errors import DumpError
 
@@ -47,13 +48,19 @@ class Dumper:
     order: "sequence" (per-rank recording order), "layers" (names.LayerOrder: equal across
       pipeline stages and the reference), or a callable(name, kind) -> int.
     repeat: what a second record of the same key in one step does: "error", "first", "last".
+    fingerprint: the stats-only mode: write each tensor as its fingerprint (hash, norms, a sample
+      on global indices, block sketches; docs/trace-format.md) except those named in dump or
+      matching dump_regex, kept in full — the bisect workflow's first run (fingerprints
+      everywhere) and its targeted re-run (the tensors spcheck compare names, in full).
+      samples: the sample size each tensor's fingerprint aims at.
     """
 
     def __init__(self, out_dir, *, mesh=None, coord=None, rank=None, world=None,
                  producer="torch", plan="", seed=None, extra=None, steps=(0,),
                  microbatches=None, select_microbatches=None, mb_dim=None, stage_axis="pp",
                  rename=(), order="sequence", layer_pattern=names.DEFAULT_LAYER_PATTERN,
-                 repeat="error"):
+                 repeat="error", fingerprint=False, dump=(), dump_regex=None,
+                 samples=fingerprints.DEFAULT_SAMPLES):
         if repeat not in ("error", "first", "last"):
             raise DumpError(f"repeat={repeat!r}: want 'error', 'first' or 'last'")
         self.out_dir = os.fspath(out_dir)
@@ -73,6 +80,9 @@ class Dumper:
         self.rules = names.compile_rules(rename)
         self._order_factory = _order_factory(order, layer_pattern)
         self.repeat = repeat
+        # Stats-only mode: every tensor but those dump/dump_regex name is written as its
+        # fingerprint (spcheck_dump.fingerprint, docs/trace-format.md "Fingerprints").
+        self._fingerprint = fingerprints.Policy(dump, dump_regex, samples) if fingerprint else None
         self.meta = {"format": fileformat.FORMAT, "version": fileformat.VERSION,
                      "rank": self.rank, "world": self.world,
                      "mesh": {"axes": list(self.mesh), "shape": list(self.mesh.values())},
@@ -287,7 +297,10 @@ class Dumper:
         # The step, so that `spcheck compare --step N` can check a one-step dump is step N.
         meta = dict(self.meta, tensors=self._metas,
                     extra=dict(self.meta.get("extra", {}), step=str(self._step)))
-        path = fileformat.write(self.directory(), self.rank, meta, self._tensors)
+        tensors = self._tensors
+        if self._fingerprint is not None:
+            meta, tensors = fingerprints.apply(meta, tensors, self._fingerprint)
+        path = fileformat.write(self.directory(), self.rank, meta, tensors)
         self._reset()
         return path
 

@@ -1,9 +1,11 @@
 package ir
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // InsertFrees appends, after the last op that reads each symbol, a free of it, so an executor's
@@ -11,7 +13,7 @@ import (
 // symbols sent in a p2p batch count as read by it. It is idempotent on a program whose frees
 // are already in place.
 func InsertFrees(p *Program) {
-	last := map[string]int{}
+	last := make(map[string]int, len(p.Inputs)+len(p.Ops))
 	note := func(s string, i int) { last[s] = i }
 	for _, s := range p.Inputs {
 		note(s, -1)
@@ -33,15 +35,34 @@ func InsertFrees(p *Program) {
 			note(t.Sym, i)
 		}
 	}
-	freeAfter := map[int][]string{}
-	for s, i := range last {
-		freeAfter[i] = append(freeAfter[i], s)
+	// The frees, ordered by the op they follow, then by symbol.
+	type free struct {
+		after int
+		sym   string
 	}
-	out := make([]Op, 0, len(p.Ops)+len(freeAfter))
+	frees := make([]free, 0, len(last))
+	for s, i := range last {
+		frees = append(frees, free{i, s})
+	}
+	slices.SortFunc(frees, func(a, b free) int {
+		if c := cmp.Compare(a.after, b.after); c != 0 {
+			return c
+		}
+		return strings.Compare(a.sym, b.sym)
+	})
+	syms := make([]string, len(frees))
+	for k, f := range frees {
+		syms[k] = f.sym
+	}
+	out := make([]Op, 0, len(p.Ops)+len(frees))
+	next := 0
 	emit := func(i int) {
-		if syms := freeAfter[i]; len(syms) > 0 {
-			slices.Sort(syms)
-			out = append(out, Op{Op: OpFree, In: syms})
+		from := next
+		for next < len(frees) && frees[next].after == i {
+			next++
+		}
+		if next > from {
+			out = append(out, Op{Op: OpFree, In: syms[from:next:next]})
 		}
 	}
 	emit(-1)
