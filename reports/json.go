@@ -62,6 +62,18 @@ type jReport struct {
 	// Redump is the targeted re-run after a first divergence found on fingerprints (absent
 	// otherwise).
 	Redump *jRedump `json:"redump,omitempty"`
+	// PrecisionBias lists the per-rank precision findings (verify.RankBias; absent when none).
+	PrecisionBias []jBias `json:"precision_bias,omitempty"`
+}
+
+// jBias is one shard whose error is systematically larger than its TP peers'.
+type jBias struct {
+	Tensor string `json:"tensor"`
+	Ranks  []int  `json:"ranks"`
+	Cell   string `json:"cell"`
+	Err    jnum   `json:"err"`
+	Peers  jnum   `json:"peers"`
+	Ratio  jnum   `json:"ratio"`
 }
 
 // jExplanation is one root's explanation: the sentence a report opens with.
@@ -235,6 +247,9 @@ func JSON(w io.Writer, r *verify.Report) error {
 			j.Warning = &w
 		}
 		doc.Rules = append(doc.Rules, j)
+	}
+	for _, b := range r.Bias {
+		doc.PrecisionBias = append(doc.PrecisionBias, jBias{Tensor: b.Name, Ranks: b.Ranks, Cell: b.Cell, Err: jnum(b.Err), Peers: jnum(b.Peers), Ratio: jnum(b.Ratio())})
 	}
 	for _, t := range r.Ignored {
 		doc.Ignored = append(doc.Ignored, jIgnored{Name: t.Name, Kind: string(t.Kind), Order: t.Order, Pattern: t.Pattern})

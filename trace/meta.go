@@ -62,6 +62,10 @@ type TensorMeta struct {
 	Place string         `json:"place,omitempty"` // placement grammar, e.g. "tp=shard(0)"
 	Shape []int          `json:"shape,omitempty"` // global (logical) shape, if known
 	Coord map[string]int `json:"coord,omitempty"` // coordinates on per-tensor axes (e.g. mb)
+	// Reduce, optional, is the reduction length of the op that produced the tensor (the
+	// contraction length of a GEMM: hidden, ffn, tokens, vocab). Without a noise reference the
+	// verifier's low-precision tolerance grows with it (fp32 accumulation error grows as √n).
+	Reduce int `json:"reduce,omitempty"`
 	// Fingerprint, when set, says the tensor is stored as a fingerprint record instead of its
 	// data (fingerprint.go, docs/trace-format.md "Fingerprints").
 	Fingerprint *FingerprintMeta `json:"fingerprint,omitempty"`

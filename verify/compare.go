@@ -503,7 +503,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		candDT = refDT
 	}
 	var normTol float64
-	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT)
+	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT, max(reduceOf(p.ref), reduceOf(p.cand)))
 	if i := c.opt.ruleFor(p.name); i >= 0 {
 		res.TolRule = c.opt.TolRules[i].Pattern.String()
 	}
@@ -533,8 +533,14 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		candRaw = w.candBuf
 		w.candScale = w.a.partialScale(l, w.candScale)
 	}
+	sameBytes := p.ref != nil && p.cand != nil && !fp && refDT == candDT && bytes.Equal(refRaw, candRaw)
 	if !c.opt.SkipHashes && !fp {
-		res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
+		if sameBytes { // one hash serves both sides
+			res.RefMD5 = md5Hex(refRaw)
+			res.CandMD5 = res.RefMD5
+		} else {
+			res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
+		}
 	}
 	if p.ref != nil && p.cand != nil && p.ref.kind != p.cand.kind {
 		res.Note = fmt.Sprintf("kind is %s in the reference, %s in the candidate", p.ref.kind, p.cand.kind)
@@ -553,7 +559,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		res.Verdict = ShapeMismatch
 		return res, nil
 	}
-	identical := refDT == candDT && bytes.Equal(refRaw, candRaw)
+	identical := sameBytes
 	if identical && !hasNonFinite(refDT, refRaw) {
 		res.Numel = tensor.Numel(res.RefShape)
 	} else {
@@ -586,6 +592,14 @@ func joinNote(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// reduceOf is l's reduction-length hint (0 for a missing side).
+func reduceOf(l *layout) int {
+	if l == nil {
+		return 0
+	}
+	return l.reduce
 }
 
 func dtypeOf(l *layout) tensor.DType {

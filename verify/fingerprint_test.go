@@ -167,3 +167,26 @@ func withAt(x []float64, i int, v float64) []float64 {
 	y[i] = v
 	return y
 }
+
+// TestFingerprintDiff: the bitwise A/B diff compares equality hashes where a side is
+// fingerprinted, a full side fingerprinted by the verifier: equal exactly when the bytes are.
+func TestFingerprintDiff(t *testing.T) {
+	x := fpData()
+	for _, c := range []struct {
+		reason string
+		b      *trace.Trace
+		equal  bool
+	}{
+		{"the same tensor, sharded and fingerprinted", fpTP(t, x, "tp=shard(1)", nil), true},
+		{"one bit of one element changed", fpTP(t, x, "tp=shard(1)", func(p []float64) { p[3] = math.Nextafter(p[3], 10) }), false},
+	} {
+		d, err := Diff(fpTrace(t, x, false), c.b, Options{}, trace.Activation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := d.Entries[0]
+		if e.Equal() != c.equal || !strings.HasPrefix(e.MD5A, "fp:") || !strings.HasPrefix(e.MD5B, "fp:") {
+			t.Fatalf("%s: %s vs %s, equal %v", c.reason, e.MD5A, e.MD5B, e.Equal())
+		}
+	}
+}
