@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/pipeline"
 	"github.com/spcheck/spcheck/plan"
@@ -127,5 +128,54 @@ func TestAlternativesAreValidAndDistinct(t *testing.T) {
 	}
 	if len(alts) != MaxPlans {
 		t.Fatalf("%d alternatives for a model that tp 2 and 4 both split, want %d", len(alts), MaxPlans)
+	}
+}
+
+// TestCalibrateLowPrecision: for a bf16 plan the recomputations run in bf16 and give every
+// compared tensor a noise scale, at least the single-device run's; a correct bf16 candidate
+// verifies under it, and a candidate with one gradient scaled by 2 does not.
+func TestCalibrateLowPrecision(t *testing.T) {
+	p, err := plan.Parse("hidden=16,heads=4,ffn=32,seq=8,dtype=bf16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Calibrate(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Noise == nil || len(res.Plans) == 0 || res.RTol != nil {
+		t.Fatalf("bf16 calibration: noise %d tensors, %d plans, rtol %v; want noise scales from recomputations", len(res.Noise), len(res.Plans), res.RTol)
+	}
+	ref, err := pipeline.Reference(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single, err := pipeline.Noise(p, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range single {
+		if c := res.Noise[name]; c.Elem < n.Elem || c.Norm < n.Norm {
+			t.Errorf("%s: calibrated noise %+v below the single-device run's %+v", name, c, n)
+		}
+	}
+	q := p
+	q.TP, q.SP = 2, plan.SPMegatron
+	for _, c := range []struct {
+		bug  string
+		pass bool
+	}{{"", true}, {"sp-norm-grad-avg", false}} {
+		q.Bug = c.bug
+		v, err := bugs.VariantOf(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := pipeline.Verify(q, v, verify.Options{Noise: res.Noise, SkipHashes: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verified() != c.pass {
+			t.Errorf("bug %q: verified %v under the calibrated noise, want %v", c.bug, rep.Verified(), c.pass)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/tensor"
 )
 
@@ -44,10 +45,10 @@ func (g gemmCase) operands() (a []float64, lda int, b []float64, ldb int, c []fl
 	return
 }
 
-func gemmCases() []gemmCase {
+func gemmCases(t testing.TB) []gemmCase {
 	var cs []gemmCase
 	for _, tt := range [][2]bool{{false, false}, {true, false}, {false, true}} {
-		for _, s := range []struct {
+		for _, s := range scenario.Cases(t, []struct {
 			reason  string
 			m, n, k int
 		}{
@@ -62,7 +63,7 @@ func gemmCases() []gemmCase {
 			{"short and wide", 5, 1000, 90},
 			{"the attention shape, one head", 512, 512, 64},
 			{"several k blocks with a tail", 100, 96, 1100},
-		} {
+		}) {
 			cs = append(cs, gemmCase{reason: s.reason, tA: tt[0], tB: tt[1], m: s.m, n: s.n, k: s.k, alpha: 1})
 		}
 		cs = append(cs,
@@ -80,7 +81,7 @@ func TestBlockedGemmMatchesGonum(t *testing.T) {
 	}
 	defer func(w int) { blkMinWork = w }(blkMinWork)
 	blkMinWork = 0 // the tiny-k cases too
-	for _, g := range gemmCases() {
+	for _, g := range gemmCases(t) {
 		a, lda, b, ldb, want, ldc := g.operands()
 		gemmGonum(g.tA, g.tB, g.m, g.n, g.k, g.alpha, a, lda, b, ldb, 0, want, ldc)
 		for _, procs := range []int{1, 2} {
@@ -119,7 +120,7 @@ func TestBlockedGemmDeclines(t *testing.T) {
 		t.Skip("no AVX-512")
 	}
 	base := gemmCase{reason: "decline", m: 100, n: 100, k: 100, alpha: 1}
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason string
 		g      gemmCase
 		edit   func(a, b []float64) ([]float64, []float64)
@@ -130,7 +131,7 @@ func TestBlockedGemmDeclines(t *testing.T) {
 		{"alpha 0", gemmCase{reason: "a0", m: 100, n: 100, k: 100}, nil},
 		{"below the work threshold", gemmCase{reason: "tiny", m: 8, n: 8, k: 8, alpha: 1}, nil},
 		{"short B", base, func(a, b []float64) ([]float64, []float64) { return a, b[:len(b)-1] }},
-	} {
+	}) {
 		g := c.g
 		a, lda, b, ldb, got, ldc := g.operands()
 		if c.edit != nil {

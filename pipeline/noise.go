@@ -19,21 +19,39 @@ func SingleDevice(p plan.Plan) plan.Plan {
 	return q
 }
 
+// Reordered is a second correct split of p's model in p's dtype that sums in another order than
+// the single device: tp=2 where the heads and the FFN divide, else two pipeline stages, else
+// none (ok false).
+func Reordered(p plan.Plan) (plan.Plan, bool) {
+	q := SingleDevice(p)
+	q.TP = 2
+	if q.Validate() == nil {
+		return q, true
+	}
+	q.TP, q.PP = 1, 2
+	return q, q.Validate() == nil
+}
+
 // NoiseRun is the correct single-device run of p's model in p's dtype (SingleDevice(p) on the
 // simulator, which rounds where the GPU does): the noise reference of a low-precision plan.
-func NoiseRun(p plan.Plan) (*trace.Trace, error) {
-	o, err := Execute(SingleDevice(p), nil, Simulator{})
+func NoiseRun(p plan.Plan) (*trace.Trace, error) { return correctRun(SingleDevice(p)) }
+
+// correctRun runs q (a correct plan) on the simulator.
+func correctRun(q plan.Plan) (*trace.Trace, error) {
+	o, err := Execute(q, nil, Simulator{})
 	if err == nil && o.RunErr != nil {
 		err = o.RunErr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: the single-device %s run of %q: %w", p.DType, p.String(), err)
+		return nil, fmt.Errorf("pipeline: the correct %s run %q: %w", q.DType, q.String(), err)
 	}
 	return o.Cand, nil
 }
 
-// Noise is the noise scale of every tensor of a low-precision plan: how far NoiseRun(p) lies
-// from ref, p's float64 oracle trace (Reference). It is nil for a float64 plan, whose tolerance
+// Noise is the noise scale of every tensor of a low-precision plan: how far NoiseRun(p) and the
+// Reordered(p) run lie from ref, p's float64 oracle trace (Reference), the larger per tensor:
+// the single device rounds least, a split adds the rounding of partial sums that a parallel
+// candidate has too (rows that are exactly zero on one device are noise under a split). It is nil for a float64 plan, whose tolerance
 // is a constant or calibrated (package calibrate).
 func Noise(p plan.Plan, ref *trace.Trace) (verify.NoiseScales, error) {
 	opt, err := WithNoise(p, ref, verify.Options{})
@@ -56,5 +74,16 @@ func WithNoise(p plan.Plan, ref *trace.Trace, opt verify.Options) (verify.Option
 		return opt, err
 	}
 	opt.NoiseRun = run
+	if q, ok := Reordered(p); ok {
+		again, err := correctRun(q)
+		if err != nil {
+			return opt, err
+		}
+		n, err := verify.MeasureNoise(ref, again, verify.Options{Rename: opt.Rename})
+		if err != nil {
+			return opt, err
+		}
+		opt.Noise = opt.Noise.Merge(n)
+	}
 	return opt, nil
 }

@@ -25,6 +25,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 		page.Tol = r.Tol.String()
 	}
 	page.Rules = ruleLines(r)
+	page.Version = versionLine()
 	for _, res := range r.First() {
 		page.First = append(page.First, htmlFirst{Line: firstLine(res), Detail: detailLine(res), Replicas: append(signatureLines(res), replicaLines(res)...)})
 	}
@@ -40,7 +41,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 		for _, row := range d.Rows {
 			hr := htmlDiagRow{Label: rowLabel(row), Region: row.Region, Outside: fmt.Sprintf("%d/%d", row.Outside, row.Numel)}
 			for _, b := range row.Blocks {
-				hr.Cells = append(hr.Cells, htmlCell{Class: "b-" + string(b.Class), Text: blockCell(b)})
+				hr.Cells = append(hr.Cells, htmlCell{Class: "b-" + strings.ReplaceAll(string(b.Class), " ", "-"), Text: blockCell(b)})
 			}
 			hd.Rows = append(hd.Rows, hr)
 		}
@@ -63,6 +64,7 @@ type htmlPage struct {
 	Diags                           []htmlDiag
 	Repro                           []string
 	Rules                           []string
+	Version                         string
 }
 
 type htmlFirst struct {
@@ -175,7 +177,7 @@ h1{font-size:21px;margin:0 0 8px} h2{font-size:17px;margin:24px 0 6px} h3{font-s
 table{border-collapse:collapse;margin:6px 0} th,td{border:1px solid #d0d0d0;padding:3px 7px;font-size:12px;text-align:left;vertical-align:top}
 th{background:#f2f2f2} tr.failed td{background:#fdecea}
 .b-correct{background:#e6f4ea} .b-misplaced{background:#fff3cd} .b-duplicated{background:#ffe0b2}
-.b-scaled{background:#e3ecfd} .b-garbage{background:#fbd5d5}
+.b-scaled{background:#e3ecfd} .b-slightly-off{background:#fdf3d5} .b-garbage{background:#fbd5d5}
 .first{border-left:4px solid #b3261e;padding:4px 10px;background:#fff8f7}
 pre{background:#f6f6f6;padding:8px;overflow-x:auto}
 </style>
@@ -204,6 +206,7 @@ pre{background:#f6f6f6;padding:8px;overflow-x:auto}
 {{if .Repro}}<h2>Reproduce</h2>
 <pre>{{range .Repro}}{{.}}
 {{end}}</pre>{{end}}
+<footer class="meta">{{.Version}}</footer>
 </body>
 </html>
 `))

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/spcheck/spcheck/internal/buildinfo"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -44,6 +45,7 @@ func jnums(v []float64) []jnum {
 
 type jReport struct {
 	Schema          string          `json:"schema"`
+	Version         string          `json:"spcheck_version"`
 	Verified        bool            `json:"verified"`
 	Explanations    []jExplanation  `json:"explanations"`
 	Command         string          `json:"command"`
@@ -62,6 +64,18 @@ type jReport struct {
 	// Redump is the targeted re-run after a first divergence found on fingerprints (absent
 	// otherwise).
 	Redump *jRedump `json:"redump,omitempty"`
+	// PrecisionBias lists the per-rank precision findings (verify.RankBias; absent when none).
+	PrecisionBias []jBias `json:"precision_bias,omitempty"`
+}
+
+// jBias is one shard whose error is systematically larger than its TP peers'.
+type jBias struct {
+	Tensor string `json:"tensor"`
+	Ranks  []int  `json:"ranks"`
+	Cell   string `json:"cell"`
+	Err    jnum   `json:"err"`
+	Peers  jnum   `json:"peers"`
+	Ratio  jnum   `json:"ratio"`
 }
 
 // jExplanation is one root's explanation: the sentence a report opens with.
@@ -101,6 +115,7 @@ type jTrace struct {
 	World    int               `json:"world"`
 	Mesh     string            `json:"mesh"`
 	Producer string            `json:"producer"`
+	ProdVer  string            `json:"producer_version"`
 	Plan     string            `json:"plan"`
 	Seed     uint64            `json:"seed"`
 	Extra    map[string]string `json:"extra"`
@@ -216,7 +231,7 @@ type jValues struct {
 
 // JSON renders r as the documented, stable JSON document.
 func JSON(w io.Writer, r *verify.Report) error {
-	doc := jReport{Schema: Schema, Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
+	doc := jReport{Schema: Schema, Version: buildinfo.Version(), Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
 		Reference: jTraceOf(r.Ref), Candidate: jTraceOf(r.Cand), AllowMissing: r.AllowMissing,
 		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{}, Explanations: []jExplanation{},
 		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{},
@@ -235,6 +250,9 @@ func JSON(w io.Writer, r *verify.Report) error {
 			j.Warning = &w
 		}
 		doc.Rules = append(doc.Rules, j)
+	}
+	for _, b := range r.Bias {
+		doc.PrecisionBias = append(doc.PrecisionBias, jBias{Tensor: b.Name, Ranks: b.Ranks, Cell: b.Cell, Err: jnum(b.Err), Peers: jnum(b.Peers), Ratio: jnum(b.Ratio())})
 	}
 	for _, t := range r.Ignored {
 		doc.Ignored = append(doc.Ignored, jIgnored{Name: t.Name, Kind: string(t.Kind), Order: t.Order, Pattern: t.Pattern})
@@ -278,7 +296,7 @@ func jTraceOf(t verify.TraceInfo) jTrace {
 	if extra == nil {
 		extra = map[string]string{}
 	}
-	return jTrace{Dir: t.Dir, World: t.World, Mesh: t.Mesh, Producer: t.Producer, Plan: t.Plan, Seed: t.Seed,
+	return jTrace{Dir: t.Dir, World: t.World, Mesh: t.Mesh, Producer: t.Producer, ProdVer: t.ProducerVersion, Plan: t.Plan, Seed: t.Seed,
 		Extra: extra, Tensors: t.Tensors, Bytes: t.Bytes}
 }
 

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"math"
+	"math/rand"
 	"slices"
 	"testing"
 
@@ -182,5 +183,26 @@ func TestRNGDependsOnlyOnSeedNameIndex(t *testing.T) {
 	}
 	if got := SplitMix64(0); got != 0xe220a8397b1dcdaf {
 		t.Fatalf("SplitMix64(0) = %#x, want the reference 0xe220a8397b1dcdaf", got)
+	}
+}
+
+// TestDecodeIntoMatchesValue: the per-dtype decode loops give, for every bit pattern drawn,
+// the value DType.Value gives element by element (NaN payloads compared as NaN).
+func TestDecodeIntoMatchesValue(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	raw := make([]byte, 8*1000)
+	r.Read(raw)
+	for _, d := range []DType{F64, F32, BF16, F16, I64, I32} {
+		n := len(raw) / d.Size()
+		got := Decode(d, raw, []float64{42})
+		if len(got) != n+1 || got[0] != 42 {
+			t.Fatalf("%v: Decode appended %d values after the kept prefix %v, want %d", d, len(got)-1, got[:1], n)
+		}
+		for i, v := range got[1:] {
+			want := d.Value(raw[i*d.Size():])
+			if v != want && !(math.IsNaN(v) && math.IsNaN(want)) {
+				t.Fatalf("%v element %d: decoded %v, Value gives %v", d, i, v, want)
+			}
+		}
 	}
 }

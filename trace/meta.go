@@ -62,6 +62,10 @@ type TensorMeta struct {
 	Place string         `json:"place,omitempty"` // placement grammar, e.g. "tp=shard(0)"
 	Shape []int          `json:"shape,omitempty"` // global (logical) shape, if known
 	Coord map[string]int `json:"coord,omitempty"` // coordinates on per-tensor axes (e.g. mb)
+	// Reduce, optional, is the reduction length of the op that produced the tensor (the
+	// contraction length of a GEMM: hidden, ffn, tokens, vocab). Without a noise reference the
+	// verifier's low-precision tolerance grows with it (fp32 accumulation error grows as √n).
+	Reduce int `json:"reduce,omitempty"`
 	// Fingerprint, when set, says the tensor is stored as a fingerprint record instead of its
 	// data (fingerprint.go, docs/trace-format.md "Fingerprints").
 	Fingerprint *FingerprintMeta `json:"fingerprint,omitempty"`
@@ -69,17 +73,20 @@ type TensorMeta struct {
 
 // Meta is the file-level metadata document.
 type Meta struct {
-	Format   string                `json:"format"`
-	Version  int                   `json:"version"`
-	Rank     int                   `json:"rank"`
-	World    int                   `json:"world"`
-	Mesh     Mesh                  `json:"mesh"`
-	Coord    map[string]int        `json:"coord,omitempty"`
-	Producer string                `json:"producer,omitempty"` // oracle, simulate, cuda, torch, …
-	Plan     string                `json:"plan,omitempty"`     // plan string that reproduces it
-	Seed     uint64                `json:"seed,omitempty"`
-	Extra    map[string]string     `json:"extra,omitempty"` // device, driver, versions, …
-	Tensors  map[string]TensorMeta `json:"tensors"`
+	Format   string         `json:"format"`
+	Version  int            `json:"version"`
+	Rank     int            `json:"rank"`
+	World    int            `json:"world"`
+	Mesh     Mesh           `json:"mesh"`
+	Coord    map[string]int `json:"coord,omitempty"`
+	Producer string         `json:"producer,omitempty"` // oracle, simulate, cuda, torch, …
+	// ProducerVersion is the version of the program that wrote the file: spcheck's oracle and
+	// simulator record buildinfo.Version, a framework dumper may record its own.
+	ProducerVersion string                `json:"producer_version,omitempty"`
+	Plan            string                `json:"plan,omitempty"` // plan string that reproduces it
+	Seed            uint64                `json:"seed,omitempty"`
+	Extra           map[string]string     `json:"extra,omitempty"` // device, driver, versions, …
+	Tensors         map[string]TensorMeta `json:"tensors"`
 }
 
 // maxAxes and maxAxisSize bound what a sane mesh can claim.

@@ -324,13 +324,10 @@ func TestAddRefAndStreaming(t *testing.T) {
 	big := tensor.NewRNG(1, "big").NormalTensor(1, 3, 40000) // 120000 elements: two chunks
 	for _, d := range []tensor.DType{tensor.F64, tensor.F32, tensor.BF16, tensor.F16} {
 		eager, lazy := NewWriter(sampleMeta(0)), NewWriter(sampleMeta(0))
-		for _, w := range []struct {
-			w   *Writer
-			add func(string, TensorMeta, tensor.DType, *tensor.Dense) error
-		}{{eager, eager.Add}, {lazy, lazy.AddRef}} {
-			must(t, w.add("big", TensorMeta{Name: "act/big", Kind: Activation, Order: 1}, d, big))
-			must(t, w.add("empty", TensorMeta{Name: "act/empty", Kind: Activation, Order: 2}, d, tensor.New(0, 3)))
-			must(t, w.add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 3}, d, tensor.Scalar(0.25)))
+		for _, add := range []func(string, TensorMeta, tensor.DType, *tensor.Dense) error{eager.Add, lazy.AddRef} {
+			must(t, add("big", TensorMeta{Name: "act/big", Kind: Activation, Order: 1}, d, big))
+			must(t, add("empty", TensorMeta{Name: "act/empty", Kind: Activation, Order: 2}, d, tensor.New(0, 3)))
+			must(t, add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 3}, d, tensor.Scalar(0.25)))
 		}
 		want, err := eager.Bytes()
 		must(t, err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 	vt "github.com/spcheck/spcheck/verify/verifytest"
@@ -47,11 +48,12 @@ const (
 // writeBenchTrace writes one trace of total bytes under dir, streaming generated fp32 values. In
 // the candidate (perturb), every fourth tensor is 1 ulp off everywhere: close, not identical, so
 // the element-wise comparison runs on a quarter of the data.
-func writeBenchTrace(b *testing.B, dir string, total int64, perturb bool) {
-	perTensor := total / benchTensors        // bytes of one logical tensor
-	cols := 1024                             // elements per row
-	rows := int(perTensor / 4 / int64(cols)) // global rows
-	rows -= rows % benchRanks                // even shards
+func writeBenchTrace(b *testing.B, dir string, total int64, perturb bool, dt tensor.DType) {
+	sz := dt.Size()
+	perTensor := total / benchTensors                // bytes of one logical tensor
+	cols := 1024                                     // elements per row
+	rows := int(perTensor / int64(sz) / int64(cols)) // global rows
+	rows -= rows % benchRanks                        // even shards
 	pieceElems := rows * cols / benchRanks
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
@@ -70,8 +72,8 @@ func writeBenchTrace(b *testing.B, dir string, total int64, perturb bool) {
 				place, local = "tp=shard(1)", []int{rows, cols / benchRanks}
 			}
 			meta.Tensors[key] = trace.TensorMeta{Name: "act/" + key, Kind: trace.Activation, Order: i, Place: place, Shape: []int{rows, cols}}
-			n := int64(pieceElems) * 4
-			header[key] = map[string]any{"dtype": "F32", "shape": local, "data_offsets": []int64{off, off + n}}
+			n := int64(pieceElems) * int64(sz)
+			header[key] = map[string]any{"dtype": dt.String(), "shape": local, "data_offsets": []int64{off, off + n}}
 			off += n
 		}
 		doc, _ := json.Marshal(meta)
@@ -90,17 +92,24 @@ func writeBenchTrace(b *testing.B, dir string, total int64, perturb bool) {
 		state := uint64(rank)*0x9E3779B97F4A7C15 + 1
 		for i := 0; i < benchTensors; i++ {
 			for left := pieceElems; left > 0; {
-				m := min(left, len(buf)/4)
+				m := min(left, len(buf)/sz)
 				for j := 0; j < m; j++ {
 					state = state*6364136223846793005 + 1442695040888963407
 					v := math.Float32frombits(0x3f800000|uint32(state>>41)) - 1.5
 					bits := math.Float32bits(v)
+					if dt == tensor.BF16 {
+						bits >>= 16 // truncated: any bf16 value will do
+					}
 					if perturb && i%4 == 0 {
 						bits ^= 1
 					}
-					binary.LittleEndian.PutUint32(buf[4*j:], bits)
+					if dt == tensor.BF16 {
+						binary.LittleEndian.PutUint16(buf[2*j:], uint16(bits))
+					} else {
+						binary.LittleEndian.PutUint32(buf[4*j:], bits)
+					}
 				}
-				if _, err := f.Write(buf[:4*m]); err != nil {
+				if _, err := f.Write(buf[:sz*m]); err != nil {
 					b.Fatal(err)
 				}
 				left -= m
@@ -125,17 +134,23 @@ func dirBytes(b *testing.B, dir string) (int64, []string) {
 	return n, paths
 }
 
-// BenchmarkCompareLarge compares two 8-rank fp32 traces (default 1 GiB each, 2 GiB in all;
-// -verify.bench-gib sets the size) end to end — open, reassemble, MD5 both sides, compare — and
+// BenchmarkCompareLarge compares two 8-rank traces, fp32 and bf16 (default 1 GiB each, 2 GiB
+// in all; -verify.bench-gib sets the size) end to end — open, reassemble, MD5 both sides, compare — and
 // reports, measured in the same run on the same files: throughput, peak heap against the
 // largest logical tensor, and md5sum's time over the same files (one process, and two in
 // parallel). Run it alone: go test ./verify -run '^$' -bench CompareLarge -benchtime 3x
 func BenchmarkCompareLarge(b *testing.B) {
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16} {
+		b.Run(dt.String(), func(b *testing.B) { benchCompareLarge(b, dt) })
+	}
+}
+
+func benchCompareLarge(b *testing.B, dt tensor.DType) {
 	dir := b.TempDir()
 	total := int64(*benchGiB * (1 << 30))
 	refDir, candDir := filepath.Join(dir, "ref"), filepath.Join(dir, "cand")
-	writeBenchTrace(b, refDir, total, false)
-	writeBenchTrace(b, candDir, total, true)
+	writeBenchTrace(b, refDir, total, false, dt)
+	writeBenchTrace(b, candDir, total, true, dt)
 	refBytes, refPaths := dirBytes(b, refDir)
 	candBytes, candPaths := dirBytes(b, candDir)
 	all := refBytes + candBytes

@@ -17,9 +17,10 @@ const (
 	// BiasRatio: a shard is biased when its rms error (per element relative to |ref| + rms(ref),
 	// in units of the noise run's error on the same region when there is one) is at least this
 	// multiple of the median of its TP peers'. Over 90 correct low-precision sweep plans the
-	// largest ratio was 3.0 (docs/tolerance.md); the catalogue's tp-rank-bf16-grad-accumulation
-	// gives 14.7 on the LM head's gradient.
-	BiasRatio = 5
+	// largest ratio was 3.0; over 773 random ones, 5.4 (an fp16 q-projection gradient summed
+	// over 5 tokens: short reductions make the statistic noisy). The catalogue's
+	// tp-rank-bf16-grad-accumulation gives 14.7 on the LM head's gradient.
+	BiasRatio = 8
 	// BiasMinNumel: shards smaller than this are not compared (their rms error is too noisy a
 	// statistic).
 	BiasMinNumel = 256

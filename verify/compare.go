@@ -85,11 +85,13 @@ type TraceInfo struct {
 	World    int
 	Mesh     string
 	Producer string
-	Plan     string
-	Seed     uint64
-	Extra    map[string]string
-	Tensors  int   // logical tensors
-	Bytes    int64 // stored tensor bytes over all ranks
+	// ProducerVersion is the version of the program that wrote the trace (trace.Meta), if recorded.
+	ProducerVersion string
+	Plan            string
+	Seed            uint64
+	Extra           map[string]string
+	Tensors         int   // logical tensors
+	Bytes           int64 // stored tensor bytes over all ranks
 }
 
 // Result is the comparison of one logical tensor.
@@ -399,7 +401,7 @@ type worker struct {
 
 func traceInfo(tl *traceLayout) TraceInfo {
 	m := tl.tr.Files[0].Meta
-	return TraceInfo{Dir: tl.tr.Dir, World: m.World, Mesh: m.Mesh.String(), Producer: m.Producer, Plan: m.Plan,
+	return TraceInfo{Dir: tl.tr.Dir, World: m.World, Mesh: m.Mesh.String(), Producer: m.Producer, ProducerVersion: m.ProducerVersion, Plan: m.Plan,
 		Seed: m.Seed, Extra: m.Extra, Tensors: len(tl.tensors), Bytes: tl.stored}
 }
 
@@ -503,7 +505,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		candDT = refDT
 	}
 	var normTol float64
-	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT)
+	res.RTol, normTol = c.opt.tolFor(p.name, refDT, candDT, max(reduceOf(p.ref), reduceOf(p.cand)))
 	if i := c.opt.ruleFor(p.name); i >= 0 {
 		res.TolRule = c.opt.TolRules[i].Pattern.String()
 	}
@@ -533,8 +535,14 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		candRaw = w.candBuf
 		w.candScale = w.a.partialScale(l, w.candScale)
 	}
+	sameBytes := p.ref != nil && p.cand != nil && !fp && refDT == candDT && bytes.Equal(refRaw, candRaw)
 	if !c.opt.SkipHashes && !fp {
-		res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
+		if sameBytes { // one hash serves both sides
+			res.RefMD5 = md5Hex(refRaw)
+			res.CandMD5 = res.RefMD5
+		} else {
+			res.RefMD5, res.CandMD5 = w.hashBoth(refRaw, candRaw, p.ref != nil, p.cand != nil)
+		}
 	}
 	if p.ref != nil && p.cand != nil && p.ref.kind != p.cand.kind {
 		res.Note = fmt.Sprintf("kind is %s in the reference, %s in the candidate", p.ref.kind, p.cand.kind)
@@ -553,7 +561,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 		res.Verdict = ShapeMismatch
 		return res, nil
 	}
-	identical := refDT == candDT && bytes.Equal(refRaw, candRaw)
+	identical := sameBytes
 	if identical && !hasNonFinite(refDT, refRaw) {
 		res.Numel = tensor.Numel(res.RefShape)
 	} else {
@@ -586,6 +594,14 @@ func joinNote(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// reduceOf is l's reduction-length hint (0 for a missing side).
+func reduceOf(l *layout) int {
+	if l == nil {
+		return 0
+	}
+	return l.reduce
 }
 
 func dtypeOf(l *layout) tensor.DType {

@@ -15,11 +15,12 @@ import (
 type BlockClass string
 
 const (
-	Correct    BlockClass = "correct"    // its own reference block, within tolerance
-	Misplaced  BlockClass = "misplaced"  // another position's reference block
-	Duplicated BlockClass = "duplicated" // another position's reference block that is also held elsewhere
-	Scaled     BlockClass = "scaled"     // c × its own reference block
-	Garbage    BlockClass = "garbage"    // none of the above
+	Correct     BlockClass = "correct"      // its own reference block, within tolerance
+	Misplaced   BlockClass = "misplaced"    // another position's reference block
+	Duplicated  BlockClass = "duplicated"   // another position's reference block that is also held elsewhere
+	Scaled      BlockClass = "scaled"       // c × its own reference block
+	SlightlyOff BlockClass = "slightly off" // its own reference block within PrecisionUnits tolerances, or × a factor within PrecisionFactor of 1: precision, not lost
+	Garbage     BlockClass = "garbage"      // none of the above
 )
 
 // Block levels of a diagnosis.
@@ -324,6 +325,9 @@ func matchBlocks(rows []diagRow, k int, rtol, floor float64, names map[float64]s
 			} else if c, ok := scaleOf(a, o.vals, rtol, floor); ok {
 				b.Class, b.Scale, b.ScaleName = Scaled, c, names[c]
 				o.sc++
+			} else if slightlyOff(a, o.vals, rtol, floor) {
+				b.Class = SlightlyOff
+				o.hits++
 			} else {
 				b.Class = Garbage
 				m.garbage += hi - lo
@@ -540,6 +544,9 @@ func findings(rows []diagRow, d *Diagnosis, m matching) []string {
 		}
 	} else if counts[Scaled] > 0 {
 		fs = append(fs, fmt.Sprintf("%s scaled copies of their reference", Plural(counts[Scaled], "block")+map[bool]string{true: " is", false: " are"}[counts[Scaled] == 1]))
+	}
+	if n := counts[SlightlyOff]; n > 0 {
+		fs = append(fs, fmt.Sprintf("%s slightly off (precision), not wrong", Plural(n, "block")+map[bool]string{true: " is", false: " are"}[n == 1]))
 	}
 	if counts[Garbage] > 0 {
 		fs = append(fs, fmt.Sprintf("%s no reference block", Plural(counts[Garbage], "block")+map[bool]string{true: " matches", false: " match"}[counts[Garbage] == 1]))

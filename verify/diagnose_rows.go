@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spcheck/spcheck/tensor"
@@ -27,14 +29,16 @@ const (
 	sliceZeros = -2 // all zeros where the reference is not
 )
 
-// sliceIndex is the reference's slices along one dim over one extent of the other dims.
+// sliceIndex is the reference's slices along one dim over one extent of the other dims: their
+// sums, sorted, and the values themselves read on demand (no copy per slice).
 type sliceIndex struct {
-	vals    [][]float64
-	sums    []float64
-	order   []int // slice indices by sum
-	maxAbs  float64
-	exact   map[string]int
-	nonzero []bool
+	box          []float64 // the reference over the extent, the dim whole
+	size         []int
+	d            int
+	sums, absums []float64
+	order        []int // slice indices by sum
+	maxAbs       float64
+	buf          []float64
 }
 
 // gatherBox copies the box [lo, lo+size) of a row-major tensor of the given shape.
@@ -44,50 +48,51 @@ func gatherBox(src []float64, shape, lo, size []int) []float64 {
 	return out
 }
 
-// sliceOf is slice j along dim d of a row-major box of the given size.
-func sliceOf(box []float64, size []int, d, j int) []float64 {
+// sliceOf is slice j along dim d of a row-major box of the given size, in buf when it is not
+// contiguous.
+func sliceOf(box []float64, size []int, d, j int, buf []float64) []float64 {
 	outer, inner := tensor.Numel(size[:d]), tensor.Numel(size[d+1:])
 	if outer == 1 {
 		return box[j*inner : (j+1)*inner]
 	}
-	out := make([]float64, 0, outer*inner)
+	buf = buf[:0]
 	for o := 0; o < outer; o++ {
 		at := (o*size[d] + j) * inner
-		out = append(out, box[at:at+inner]...)
+		buf = append(buf, box[at:at+inner]...)
 	}
-	return out
+	return buf
 }
 
 func newSliceIndex(ref []float64, shape, lo, size []int, d int) *sliceIndex {
 	lo2, size2 := slices.Clone(lo), slices.Clone(size)
 	lo2[d], size2[d] = 0, shape[d]
-	box := gatherBox(ref, shape, lo2, size2)
-	ix := &sliceIndex{exact: map[string]int{}}
-	for j := 0; j < shape[d]; j++ {
-		v := sliceOf(box, size2, d, j)
-		var s, a float64
-		for _, x := range v {
-			s += x
-			a += math.Abs(x)
+	ix := &sliceIndex{box: gatherBox(ref, shape, lo2, size2), size: size2, d: d,
+		sums: make([]float64, shape[d]), absums: make([]float64, shape[d]), order: make([]int, shape[d])}
+	n, inner := shape[d], tensor.Numel(size2[d+1:])
+	for at := 0; at < len(ix.box); at += inner {
+		j := at / inner % n
+		for _, x := range ix.box[at : at+inner] {
+			ix.sums[j] += x
+			ix.absums[j] += math.Abs(x)
 		}
-		ix.vals = append(ix.vals, v)
-		ix.sums = append(ix.sums, s)
-		ix.maxAbs = max(ix.maxAbs, a)
-		ix.nonzero = append(ix.nonzero, a > 0)
-		if k := bitsKey(v); a > 0 {
-			if _, seen := ix.exact[k]; !seen {
-				ix.exact[k] = j
-			}
-		}
-		ix.order = append(ix.order, j)
 	}
-	sort.SliceStable(ix.order, func(a, b int) bool { return ix.sums[ix.order[a]] < ix.sums[ix.order[b]] })
+	for j := range ix.order {
+		ix.order[j] = j
+		ix.maxAbs = max(ix.maxAbs, ix.absums[j])
+	}
+	slices.SortStableFunc(ix.order, func(a, b int) int { return cmp.Compare(ix.sums[a], ix.sums[b]) })
 	return ix
+}
+
+// vals is reference slice j (valid until the next call).
+func (ix *sliceIndex) vals(j int) []float64 {
+	ix.buf = sliceOf(ix.box, ix.size, ix.d, j, ix.buf)
+	return ix.buf
 }
 
 // find is the reference slice that v holds (own first), sliceZeros or sliceNone.
 func (ix *sliceIndex) find(v []float64, own int, rtol, floor float64) int {
-	if own >= 0 && own < len(ix.vals) && closeValues(v, ix.vals[own], rtol, floor) {
+	if own >= 0 && own < len(ix.sums) && closeValues(v, ix.vals(own), rtol, floor) {
 		return own
 	}
 	var s, a float64
@@ -101,13 +106,10 @@ func (ix *sliceIndex) find(v []float64, own int, rtol, floor float64) int {
 	if !isFinite(s) {
 		return sliceNone
 	}
-	if j, ok := ix.exact[bitsKey(v)]; ok {
-		return j
-	}
 	bound := rtol * (ix.maxAbs + float64(len(v))*floor)
 	lo := sort.Search(len(ix.order), func(k int) bool { return ix.sums[ix.order[k]] >= s-bound })
 	for k, probes := lo, 0; k < len(ix.order) && probes < maxProbe && ix.sums[ix.order[k]] <= s+bound; k, probes = k+1, probes+1 {
-		if j := ix.order[k]; ix.nonzero[j] && closeValues(v, ix.vals[j], rtol, floor) {
+		if j := ix.order[k]; ix.absums[j] > 0 && closeValues(v, ix.vals(j), rtol, floor) {
 			return j
 		}
 	}
@@ -126,33 +128,38 @@ type dimMatch struct {
 // say anything (fewer than 2 elements) or a piece is segmented.
 func (e *explainer) matchDim(d int) *dimMatch {
 	m := &dimMatch{d: d, hits: make([][]int, len(e.rows))}
-	idx := map[string]*sliceIndex{}
-	held := map[string]map[int]bool{}
-	covered := map[string]map[int]bool{}
+	type extent struct {
+		key           string
+		ix            *sliceIndex
+		held, covered []bool // per reference index: held by some piece, covered by some piece's extent
+	}
+	var exts []*extent // few: one per extent of the other dims
+	var cbuf []float64
 	for i, r := range e.rows {
 		if r.box == nil || tensor.Numel(r.box)/max(r.box[d], 1) < 2 {
 			return nil
 		}
-		lo, size := slices.Clone(r.lo), slices.Clone(r.box)
-		lo[d], size[d] = 0, 0
-		key := fmt.Sprint(lo, size)
-		ix := idx[key]
-		if ix == nil {
-			ix = newSliceIndex(e.ref, e.shape, r.lo, r.box, d)
-			idx[key], held[key], covered[key] = ix, map[int]bool{}, map[int]bool{}
+		key := otherKey(r.lo, r.box, d)
+		var x *extent
+		for _, y := range exts {
+			if y.key == key {
+				x = y
+				break
+			}
+		}
+		if x == nil {
+			x = &extent{key: key, ix: newSliceIndex(e.ref, e.shape, r.lo, r.box, d), held: make([]bool, e.shape[d]), covered: make([]bool, e.shape[d])}
+			exts = append(exts, x)
 		}
 		hits := make([]int, r.box[d])
 		for j := range hits {
 			g := r.lo[d] + j
-			covered[key][g] = true
-			v := sliceOf(r.actual, r.box, d, j)
-			h := g
-			if !closeValues(v, ix.vals[g], e.rtol, e.floor) {
-				h = ix.find(v, g, e.rtol, e.floor)
-			}
+			x.covered[g] = true
+			cbuf = sliceOf(r.actual, r.box, d, j, cbuf)
+			h := x.ix.find(cbuf, g, e.rtol, e.floor)
 			hits[j] = h
 			if h >= 0 {
-				held[key][h] = true
+				x.held[h] = true
 			}
 			if r.OK() {
 				continue
@@ -168,9 +175,9 @@ func (e *explainer) matchDim(d int) *dimMatch {
 		}
 		m.hits[i] = hits
 	}
-	for key, ix := range idx {
-		for j := range ix.vals {
-			if covered[key][j] && ix.nonzero[j] && !held[key][j] {
+	for _, x := range exts {
+		for j := range x.ix.sums {
+			if x.covered[j] && x.ix.absums[j] > 0 && !x.held[j] {
 				m.lost = append(m.lost, j)
 			}
 		}
@@ -178,6 +185,20 @@ func (e *explainer) matchDim(d int) *dimMatch {
 	slices.Sort(m.lost)
 	m.lost = slices.Compact(m.lost)
 	return m
+}
+
+// otherKey identifies a piece's extent in every dim but d.
+func otherKey(lo, box []int, d int) string {
+	b := make([]byte, 0, 8*len(lo))
+	for i := range lo {
+		if i != d {
+			b = strconv.AppendInt(b, int64(lo[i]), 10)
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(box[i]), 10)
+		}
+		b = append(b, ',')
+	}
+	return string(b)
 }
 
 // dimLabel names dim d for a mapping: b and s for a [batch, seq, …] tensor, else d0, d1, ….
@@ -207,16 +228,18 @@ func (e *explainer) rearranged(x *Explanation) bool {
 	lab := e.dimLabel(best.d)
 	type pair struct{ g, src int }
 	var pairs []pair
-	held := map[string]map[int]bool{} // the other dims' extent and a reference index → the positions holding it
+	type srcKey struct {
+		other string // the other dims' extent
+		src   int    // a reference index along the dim
+	}
+	held := map[srcKey]map[int]bool{} // → the positions holding it
 	var groups []string               // each distinct row description, in row order
 	ranksOf := map[string][]int{}
 	for i, r := range e.rows {
 		if r.OK() {
 			continue
 		}
-		lo, size := slices.Clone(r.lo), slices.Clone(r.box)
-		lo[best.d], size[best.d] = 0, 0
-		other := fmt.Sprint(lo, size)
+		other := otherKey(r.lo, r.box, best.d)
 		hits := best.hits[i]
 		var runs []string
 		for j := 0; j < len(hits); {
@@ -232,7 +255,7 @@ func (e *explainer) rearranged(x *Explanation) bool {
 			for q := j; q < k; q++ {
 				if src := hits[q]; src >= 0 {
 					pairs = append(pairs, pair{r.lo[best.d] + q, src})
-					key := other + fmt.Sprint(src)
+					key := srcKey{other, src}
 					if held[key] == nil {
 						held[key] = map[int]bool{}
 					}
@@ -267,9 +290,7 @@ func (e *explainer) rearranged(x *Explanation) bool {
 	var dups []int
 	for key, gs := range held {
 		if len(gs) > 1 {
-			var src int
-			fmt.Sscan(key[strings.LastIndex(key, "]")+1:], &src)
-			dups = append(dups, src)
+			dups = append(dups, key.src)
 		}
 	}
 	slices.Sort(dups)
@@ -377,7 +398,7 @@ func (e *explainer) transposed(x *Explanation) bool {
 		return false
 	}
 	x.Mechanism = MechTransposed
-	x.body = fmt.Sprintf("%s holding the reference transposed (last two dims swapped)", strings.TrimSuffix(strings.TrimSuffix(who(ranks), " is"), " are"))
+	x.body = fmt.Sprintf("%s hold their reference transposed (last two dims swapped)", strings.TrimSuffix(strings.TrimSuffix(who(ranks), " is"), " are"))
 	return true
 }
 

@@ -27,6 +27,7 @@ import (
 //	run plan=PLAN mutate=M[;M…]     the plan on the simulator with its programs mutated, so every
 //	                                downstream tensor is a true consequence; M is one of
 //	                                drop:ROLE@K      the K-th collective of ROLE (per rank) becomes a copy
+//	                                twice:ROLE@K     the K-th collective of ROLE runs twice (reduced twice)
 //	                                reverse:ROLE@K   the K-th collective of ROLE gathers in reversed rank order
 //	                                scale:OP=c1,c2…  the i-th OP's "scale" attribute times ci (the last repeats)
 //
@@ -120,13 +121,13 @@ func mutation(spec string) (*simulate.Variant, error) {
 			return nil, fmt.Errorf("mutation %q: want KIND:ARG", m)
 		}
 		switch kind {
-		case "drop", "reverse":
+		case "drop", "reverse", "twice":
 			role, ks, ok := strings.Cut(arg, "@")
 			k, err := strconv.Atoi(ks)
 			if !ok || err != nil {
 				return nil, fmt.Errorf("mutation %q: want %s:ROLE@K", m, kind)
 			}
-			steps = append(steps, nthCollective(role, k, kind == "drop"))
+			steps = append(steps, nthCollective(role, k, kind))
 		case "scale":
 			op, vs, ok := strings.Cut(arg, "=")
 			if !ok {
@@ -169,8 +170,9 @@ func ratio(s string) (float64, error) {
 }
 
 // nthCollective rewrites the k-th op of role in every program: dropped (a copy of its input:
-// the collective never ran) or with its group's ranks reversed (pieces gathered out of order).
-func nthCollective(role string, k int, drop bool) func(c *simulate.Compiled) error {
+// the collective never ran), run twice on its own result, or with its group's ranks reversed
+// (pieces gathered out of order).
+func nthCollective(role string, k int, how string) func(c *simulate.Compiled) error {
 	return func(c *simulate.Compiled) error {
 		found := false
 		for _, prog := range c.Programs {
@@ -184,8 +186,15 @@ func nthCollective(role string, k int, drop bool) func(c *simulate.Compiled) err
 					return nil, false
 				}
 				found = true
-				if drop {
+				switch how {
+				case "drop":
 					return []ir.Op{{Op: ir.OpCopy, In: o.In[:1], Out: o.Out, Role: o.Role}}, true
+				case "twice":
+					first, second := o, o
+					mid := o.Out[0] + ".once"
+					first.Out = []string{mid}
+					second.In = append([]string{mid}, o.In[1:]...)
+					return []ir.Op{first, second}, true
 				}
 				g := *o.Group
 				g.Ranks = slices.Clone(g.Ranks)
@@ -436,6 +445,19 @@ var traceScenarios = map[string]func() vt.Scenario{
 			AddAll("g", vt.Meta("grad/layers.0.attn_norm.weight", trace.ParamGrad, 30, "", 16), tensor.F64, []int{16}, half...).
 			AddAll("i", vt.Meta("input/mtp.1.ids", trace.Input, 31, "", 2, S), tensor.F64, []int{2, S}, swapped...)
 		return vt.Scenario{Name: "two-bugs", Ref: ref, Cand: cand}
+	},
+	// Every sample of a batch scaled by its own factor (a per-sequence loss normalised by the
+	// wrong token count): b0 ×9/7, b1 ×9/2.
+	"per-sample": func() vt.Scenario {
+		a := ramp(2*S*H, 18)
+		c := slices.Clone(a)
+		for i := range c {
+			c[i] *= []float64{9.0 / 7, 9.0 / 2}[i/(S*H)]
+		}
+		tm := vt.Meta("agrad/layers.0.output", trace.ActivationGrad, 110, "", 2, S, H)
+		ref := vt.Single("ref", refProv).Add(0, "a", tm, tensor.F64, []int{2, S, H}, a...)
+		cand := vt.TP("cand", 2, prov).AddAll("a", tm, tensor.F64, []int{2, S, H}, c...)
+		return vt.Scenario{Name: "per-sample", Ref: ref, Cand: cand}
 	},
 	// Micro-batch pieces of an activation grad, scaled per micro-batch (a loss normalised per
 	// micro-batch by its own token count: 9/7 on mb0, 9/2 on mb1).

@@ -123,6 +123,7 @@ func (l *layout) cellRuns(c *cell, fn func(global, local, n int)) {
 type layout struct {
 	name    string
 	kind    trace.Kind
+	reduce  int // the producer's reduction-length hint (trace.TensorMeta.Reduce), 0 if none
 	order   int
 	dtype   tensor.DType
 	place   trace.Placement
@@ -177,7 +178,7 @@ func layoutOf(tr *trace.Trace, rules *Rules) (*traceLayout, error) {
 			}
 			l := tl.byName[name]
 			if l == nil {
-				l = &layout{name: name, kind: e.Meta.Kind, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir, keys: keys, fp: e.IsFingerprint()}
+				l = &layout{name: name, kind: e.Meta.Kind, reduce: e.Meta.Reduce, order: e.Meta.Order, dtype: e.DType, place: e.Placement, mesh: mesh, dir: tr.Dir, keys: keys, fp: e.IsFingerprint()}
 				tl.byName[name] = l
 				tl.tensors = append(tl.tensors, l)
 			} else if err := l.agrees(p); err != nil {

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"encoding/binary"
 	"math"
 
 	"github.com/spcheck/spcheck/tensor"
@@ -30,27 +29,8 @@ func (m Metrics) Pass() bool { return m.Outside == 0 }
 // decodeChunk is how many elements are decoded at a time: both sides' chunks stay in L1/L2.
 const decodeChunk = 4096
 
-// decodeInto decodes n elements of dtype d from b into dst (len n).
-func decodeInto(d tensor.DType, b []byte, dst []float64) {
-	le := binary.LittleEndian
-	switch d {
-	case tensor.F32:
-		b = b[:4*len(dst)]
-		for i := range dst {
-			dst[i] = float64(math.Float32frombits(le.Uint32(b[4*i:])))
-		}
-	case tensor.F64:
-		b = b[:8*len(dst)]
-		for i := range dst {
-			dst[i] = math.Float64frombits(le.Uint64(b[8*i:]))
-		}
-	default:
-		sz := d.Size()
-		for i := range dst {
-			dst[i] = d.Value(b[i*sz:])
-		}
-	}
-}
+// decodeInto decodes len(dst) elements of dtype d from b.
+func decodeInto(d tensor.DType, b []byte, dst []float64) { tensor.DecodeInto(d, b, dst) }
 
 // sumSquares is Σv² and the count over the finite values of a raw tensor.
 func sumSquares(d tensor.DType, raw []byte, buf []float64) (sum float64, finite int) {

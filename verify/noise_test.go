@@ -98,3 +98,43 @@ func sqrt(x float64) float64 {
 	}
 	return z
 }
+
+// TestReduceHintGrowsTheFallback: without a noise reference an fp32 tensor's tolerance grows
+// with the reduction length its producer records (trace.TensorMeta.Reduce): a 2e-5 relative
+// error, the fp32 accumulation noise of a 4096-term sum, passes with the hint and fails
+// without it; a 1e-3 error fails either way.
+func TestReduceHintGrowsTheFallback(t *testing.T) {
+	ref := tensor.NewRNG(4, "verify/reduce").NormalTensor(1, 64, 64).RoundAll(tensor.F32)
+	for _, c := range []struct {
+		reason string
+		reduce int
+		rel    float64
+		pass   bool
+	}{
+		{"no hint: the constant fp32 rtol", 0, 2e-5, false},
+		{"a 4096-term reduction", 4096, 2e-5, true},
+		{"a 4096-term reduction, an error of 1e-3", 4096, 1e-3, false},
+	} {
+		mk := func(name string, v []float64) *trace.Trace {
+			m := vt.Meta("act/x", trace.Activation, 1, "")
+			m.Reduce = c.reduce
+			tr, err := vt.Single(name, vt.Provenance{}).Add(0, "x", m, tensor.F32, []int{64, 64}, v...).Trace()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tr
+		}
+		cand := make([]float64, len(ref.Data))
+		for i, v := range ref.Data {
+			cand[i] = v * (1 + c.rel)
+		}
+		rep, err := verify.Compare(mk("ref", ref.Data), mk("cand", cand), verify.Options{SkipHashes: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verified() != c.pass {
+			r := rep.Results[0]
+			t.Errorf("%s: verified %v (rtol %.3g, worst %.2f×, normwise %.3g of %.3g), want %v", c.reason, rep.Verified(), r.RTol, r.TolUnits, r.NormDev, r.NormTol, c.pass)
+		}
+	}
+}

@@ -54,13 +54,13 @@ func TestRuleTakesPrecedence(t *testing.T) {
 	opt, _ := ruleOptions(t, "^a=0.5", "a=0.25")
 	opt.Tol = Tolerances{tensor.BF16: 0.1}
 	opt.Noise = NoiseScales{"ab": {Elem: 1, Norm: 1}, "b": {Elem: 1e-3, Norm: 1e-3}}
-	if r, n := opt.tolFor("ab", tensor.BF16, tensor.BF16); r != 0.5 || n != NormOfRTol*0.5 {
+	if r, n := opt.tolFor("ab", tensor.BF16, tensor.BF16, 0); r != 0.5 || n != NormOfRTol*0.5 {
 		t.Errorf("ab: rtol %g norm %g, want the first rule's 0.5", r, n)
 	}
-	if r, _ := opt.tolFor("ba", tensor.BF16, tensor.BF16); r != 0.25 {
+	if r, _ := opt.tolFor("ba", tensor.BF16, tensor.BF16, 0); r != 0.25 {
 		t.Errorf("ba: rtol %g, want the second rule's 0.25", r)
 	}
-	if r, _ := opt.tolFor("b", tensor.BF16, tensor.BF16); r != 0.1 {
+	if r, _ := opt.tolFor("b", tensor.BF16, tensor.BF16, 0); r != 0.1 {
 		t.Errorf("b: rtol %g, want the dtype override 0.1", r)
 	}
 }

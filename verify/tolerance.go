@@ -27,6 +27,12 @@ const (
 	RTolF16 = 1e-3
 	// RTolBF16 is torch.testing.assert_close's bfloat16 rtol, about 4·u for u = 2⁻⁸.
 	RTolBF16 = 1.6e-2
+	// AccumRTol is the per-√term growth of the fallback rtol of an fp32/bf16/fp16 tensor whose
+	// reduction length n is known: GEMMs and reductions accumulate in fp32 (cuBLAS
+	// CUBLAS_COMPUTE_32F, the kernels' fp32 accumulators), whose probabilistic error bound grows
+	// as √n·u₃₂ (Higham & Mary, as above); RTolF32 (≈10·u₃₂) per √n. For fp32 storage it
+	// dominates past a few hundred terms; for bf16/fp16 the storage rounding dominates.
+	AccumRTol = RTolF32
 	// RTolInt: integer tensors (token ids, counts) must match exactly.
 	RTolInt = 0
 )
@@ -116,8 +122,10 @@ func (t Tolerances) String() string {
 // dtypes' rtols (a bf16 candidate is judged at bf16 precision against an fp64 oracle), float64
 // ones calibrated where Options.Calibrated says, scaled by √depth for a known reduction depth > 1:
 // the probabilistic bound on the error of a sum of n terms grows as √n·u (Higham & Mary, SIAM J.
-// Sci. Comput. 41(5), 2019); its normwise bound is NormOfRTol of it.
-func (o *Options) tolFor(name string, ref, cand tensor.DType) (rtol, norm float64) {
+// Sci. Comput. 41(5), 2019); an fp32, bf16 or fp16 tensor whose producer gives the reduction
+// length n of the op that made it (trace.TensorMeta.Reduce) adds AccumRTol·√n for the fp32
+// accumulation inside that op. Its normwise bound is NormOfRTol of the rtol.
+func (o *Options) tolFor(name string, ref, cand tensor.DType, reduce int) (rtol, norm float64) {
 	if i := o.ruleFor(name); i >= 0 {
 		return o.TolRules[i].RTol, NormOfRTol * o.TolRules[i].RTol
 	}
@@ -142,6 +150,9 @@ func (o *Options) tolFor(name string, ref, cand tensor.DType) (rtol, norm float6
 			if n := o.Depth(name); n > 1 {
 				r *= math.Sqrt(float64(n))
 			}
+		}
+		if reduce > 1 && d != tensor.F64 && d.IsFloat() {
+			r += AccumRTol * math.Sqrt(float64(reduce))
 		}
 		return r
 	}

@@ -11,7 +11,7 @@ const (
 	Extra           Verdict = "extra"            // in the candidate, not in the reference
 	ShapeMismatch   Verdict = "shape mismatch"   // global shapes differ
 	ReplicaMismatch Verdict = "replica mismatch" // copies that must agree do not
-	NonFinite       Verdict = "non-finite"       // NaN/Inf where the other side is finite, or elsewhere
+	NonFinite       Verdict = "non-finite"       // NaN/Inf on either side, or on both (a NaN in the reference is a bug too)
 )
 
 // Verdicts lists every verdict in the order reports count them.

@@ -69,7 +69,10 @@ func TestGPUCommand(t *testing.T) {
 func TestGPUReferenceFlag(t *testing.T) {
 	const planStr = "tp=2,sp=megatron,mtp=0,layers=1,dtype=fp32"
 	cand, ref := t.TempDir(), t.TempDir()
-	for _, r := range []struct{ plan, out string }{{planStr, cand}, {"mtp=0,layers=1,dtype=fp64", ref}} {
+	for _, r := range scenario.Cases(t, []struct{ reason, plan, out string }{
+		{"the candidate's trace", planStr, cand},
+		{"the reference's: the single-device float64 run", "mtp=0,layers=1,dtype=fp64", ref},
+	}) {
 		if code := run([]string{"run", "--plan", r.plan, "--out", r.out}, &bytes.Buffer{}, &bytes.Buffer{}); code != exitOK {
 			t.Fatalf("spcheck run %s: exit %d", r.plan, code)
 		}

@@ -2,8 +2,6 @@
 
 #include <cublas_v2.h>
 
-#include <fnmatch.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -332,12 +330,6 @@ void Interp::run_trace(const IrOp& o) {
 }
 
 }  // namespace
-
-bool dump_matches(const std::vector<std::string>& globs, const std::string& name) {
-  for (const auto& gl : globs)
-    if (fnmatch(gl.c_str(), name.c_str(), 0) == 0) return true;
-  return false;
-}
 
 TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const StFile& init,
                          const std::map<std::string, GenTensor>& gen, const ExecConfig& cfg, ExecTimes* times) {

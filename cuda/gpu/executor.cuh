@@ -53,8 +53,6 @@ struct ExecTimes {
 TraceWriter execute_rank(const Gpu& g, RankComms& comms, const Program& p, const StFile& init,
                          const std::map<std::string, GenTensor>& gen, const ExecConfig& cfg, ExecTimes* times);
 
-// dump_matches reports whether a logical tensor name matches one of the glob patterns.
-bool dump_matches(const std::vector<std::string>& globs, const std::string& name);
 
 // device_facts describes the GPU, driver and libraries for Meta.Extra.
 std::map<std::string, std::string> device_facts(int device);

@@ -1,5 +1,7 @@
 #include "trace.hpp"
 
+#include <fnmatch.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -214,6 +216,12 @@ std::string TraceWriter::write_dir(const std::string& dir) const {
   if (spill_ && std::fflush(spill_) != 0) fail(spill_path_, ": write error");
   write_safetensors(path, md, tensors_, spill_path_);
   return path;
+}
+
+bool dump_matches(const std::vector<std::string>& globs, const std::string& name) {
+  for (const auto& gl : globs)
+    if (fnmatch(gl.c_str(), name.c_str(), 0) == 0) return true;
+  return false;
 }
 
 TraceMeta read_trace_meta(const StFile& f) {

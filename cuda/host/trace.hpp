@@ -81,6 +81,10 @@ class TraceWriter {
   uint64_t spill_off_ = 0;
 };
 
+// dump_matches reports whether a logical tensor name matches one of the glob patterns
+// (fnmatch without flags: `*` also matches `/`, so grad/* is every parameter grad).
+bool dump_matches(const std::vector<std::string>& globs, const std::string& name);
+
 // read_trace_meta reads a trace file's metadata document.
 TraceMeta read_trace_meta(const StFile& f);
 

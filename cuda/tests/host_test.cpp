@@ -162,6 +162,18 @@ TEST(trace_writer_is_byte_identical_to_go) {
   rmdir(dir);
 }
 
+TEST(dump_globs_select_logical_names) {
+  std::vector<std::string> g = {"loss/*", "grad/layers.7.*", "act/layers.?.output"};
+  CHECK(dump_matches(g, "loss/main"));
+  CHECK(dump_matches(g, "grad/layers.7.attn.q.weight"));
+  CHECK(dump_matches(g, "act/layers.3.output"));
+  CHECK(!dump_matches(g, "grad/layers.17.attn.q.weight"));
+  CHECK(!dump_matches(g, "agrad/layers.7.output"));
+  CHECK(!dump_matches(g, "act/layers.12.output"));
+  CHECK(!dump_matches({}, "loss/main"));
+  CHECK(dump_matches({"grad/*"}, "grad/layers.0.mlp.up.weight"));
+}
+
 TEST(trace_writer_refuses) {
   TraceMeta m;
   m.mesh_axes = {"tp"};

@@ -17,7 +17,7 @@ var lowprecN = flag.Int("simtest.lowprec", 0, "run the low-precision sweep over 
 func TestLowPrecisionSweep(t *testing.T) {
 	n := *lowprecN
 	if n == 0 {
-		n = 9
+		n = 6
 		if testing.Short() {
 			n = 3
 		}
@@ -40,6 +40,9 @@ func TestLowPrecisionSweep(t *testing.T) {
 				start := time.Now()
 				x, name, err := CheckExcess(plans[i])
 				res[i] = out{x, name, err, time.Since(start)}
+				if *lowprecN > 0 { // a long sweep reports as it goes
+					fmt.Printf("plan %d %s: %.3f ×tol on %s (%v) err=%v\n", i, plans[i].DType, x, name, time.Since(start).Round(time.Millisecond), err != nil)
+				}
 			}
 		}()
 	}
@@ -65,5 +68,48 @@ func TestLowPrecisionSweep(t *testing.T) {
 			w := worst[d.String()]
 			fmt.Printf("%s: worst %.3f ×tol on %s in plan %s\n", d, w.x, w.name, worstPlan[d.String()])
 		}
+	}
+}
+
+var sweepLowPrec = flag.Bool("simtest.sweep-lowprec", false, "run all 288 plans of Sweep in low precision (TestSweepLowPrecision); default: every 24th")
+
+// TestSweepLowPrecision: the acceptance sweep's plans, each executed in fp32, bf16 or fp16 in
+// turn, verify at the noise-referenced tolerance and report no per-rank bias.
+func TestSweepLowPrecision(t *testing.T) {
+	plans := Sweep()
+	if !*sweepLowPrec {
+		plans = every(plans, 24)
+	}
+	for i := range plans {
+		plans[i].DType = LowPrecisionDTypes[i%len(LowPrecisionDTypes)]
+	}
+	errs := make([]error, len(plans))
+	excess := make([]float64, len(plans))
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				excess[i], _, errs[i] = CheckExcess(plans[i])
+			}
+		}()
+	}
+	for i := range plans {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	worst := map[string]float64{}
+	for i, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+		d := plans[i].DType.String()
+		worst[d] = max(worst[d], excess[i])
+	}
+	if *sweepLowPrec {
+		fmt.Printf("288-plan sweep in low precision: worst ×tol %v\n", worst)
 	}
 }

@@ -15,6 +15,7 @@ type Ranks struct {
 	Name  string
 	metas []trace.Meta
 	adds  [][]added
+	dump  *trace.Dump
 }
 
 type added struct {
@@ -60,6 +61,12 @@ func TP(name string, tp int, prov Provenance) *Ranks {
 	return New(name, trace.Mesh{Axes: []string{"tp"}, Shape: []int{tp}}, tp, prov)
 }
 
+// SetDump makes every rank store its tensors as d says (fingerprints; trace.Writer.SetDump).
+func (r *Ranks) SetDump(d *trace.Dump) *Ranks {
+	r.dump = d
+	return r
+}
+
 // SetCoord sets a rank's file-level coordinates.
 func (r *Ranks) SetCoord(rank int, coord map[string]int) *Ranks {
 	r.metas[rank].Coord = coord
@@ -85,6 +92,7 @@ func (r *Ranks) Files() ([][]byte, error) {
 	out := make([][]byte, len(r.metas))
 	for rank, m := range r.metas {
 		w := trace.NewWriter(m)
+		w.SetDump(r.dump)
 		for _, a := range r.adds[rank] {
 			if err := w.Add(a.key, a.tm, a.dt, a.t); err != nil {
 				return nil, err
