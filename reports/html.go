@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"html/template"
+	"image/color"
 	"io"
 	"math"
 	"strings"
@@ -26,13 +27,14 @@ func HTML(w io.Writer, r *verify.Report) error {
 	}
 	page.Rules = ruleLines(r)
 	page.Version = versionLine()
-	for _, res := range r.First() {
-		page.First = append(page.First, htmlFirst{Line: firstLine(res), Detail: detailLine(res), Replicas: append(signatureLines(res), replicaLines(res)...)})
+	for _, res := range roots(r) {
+		page.Roots = append(page.Roots, rootPanel(res))
 	}
-	for _, res := range r.Results {
+	for _, res := range failuresFirst(r) {
 		page.Rows = append(page.Rows, htmlResult{Order: res.Order, Name: res.Name, Kind: string(res.Kind),
 			Verdict: string(res.Verdict) + roleMark(res), Failed: r.Failed(res), MaxAbs: num(res.MaxAbs), MaxRel: num(res.MaxRel),
-			Outside: fmt.Sprintf("%d/%d", res.Outside, res.Numel), Units: num(res.TolUnits), RefMD5: res.RefMD5, CandMD5: res.CandMD5})
+			Outside: fmt.Sprintf("%d/%d", res.Outside, res.Numel), Units: num(res.TolUnits), RefMD5: res.RefMD5, CandMD5: res.CandMD5,
+			UnitsKey: sortKey(res.TolUnits), AbsKey: sortKey(res.MaxAbs), RelKey: sortKey(res.MaxRel), OutKey: res.Outside})
 	}
 	for i, res := range diagnosed(r) {
 		d := res.Diagnosis
@@ -58,7 +60,7 @@ type htmlPage struct {
 	Sentences                       []string
 	Follow                          string
 	Verified                        bool
-	First                           []htmlFirst
+	Roots                           []htmlRoot
 	Undiagnosed                     int
 	Rows                            []htmlResult
 	Diags                           []htmlDiag
@@ -67,15 +69,44 @@ type htmlPage struct {
 	Version                         string
 }
 
-type htmlFirst struct {
-	Line, Detail string
-	Replicas     []string
-}
-
 type htmlResult struct {
 	Order                                                                int
 	Name, Kind, Verdict, MaxAbs, MaxRel, Outside, Units, RefMD5, CandMD5 string
 	Failed                                                               bool
+	UnitsKey, AbsKey, RelKey                                             string // sortable numbers (NaN last)
+	OutKey                                                               int
+}
+
+// sortKey is x for the page's sort: "Infinity" for ±Inf and NaN, so they sort as the worst.
+func sortKey(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "Infinity"
+	}
+	return fmt.Sprint(x)
+}
+
+// roots lists the first divergence, then the other failures that are no consequence of it.
+func roots(r *verify.Report) []*verify.Result {
+	out := r.First()
+	for _, res := range r.Results {
+		if r.Failed(res) && res.Role != verify.Root && res.Role != verify.Consequence {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// failuresFirst lists r's tensors with the failures first, each group in execution order.
+func failuresFirst(r *verify.Report) []*verify.Result {
+	var fail, pass []*verify.Result
+	for _, res := range r.Results {
+		if r.Failed(res) {
+			fail = append(fail, res)
+		} else {
+			pass = append(pass, res)
+		}
+	}
+	return append(fail, pass...)
 }
 
 type htmlDiag struct {
@@ -104,9 +135,15 @@ const (
 // heatColor maps a clamped log10 error (HeatMin…HeatMax, 0 = the tolerance) to a colour: greens
 // within tolerance, yellow through dark red beyond it.
 func heatColor(v float64) string {
-	lerp := func(a, b [3]float64, t float64) string {
+	c := heatRGB(v)
+	return fmt.Sprintf("rgb(%d,%d,%d)", c.R, c.G, c.B)
+}
+
+// heatRGB is heatColor's colour.
+func heatRGB(v float64) color.RGBA {
+	lerp := func(a, b [3]float64, t float64) color.RGBA {
 		t = math.Max(0, math.Min(1, t))
-		return fmt.Sprintf("rgb(%d,%d,%d)", int(a[0]+(b[0]-a[0])*t), int(a[1]+(b[1]-a[1])*t), int(a[2]+(b[2]-a[2])*t))
+		return color.RGBA{uint8(a[0] + (b[0]-a[0])*t), uint8(a[1] + (b[1]-a[1])*t), uint8(a[2] + (b[2]-a[2])*t), 255}
 	}
 	if v <= 0 {
 		return lerp([3]float64{232, 245, 233}, [3]float64{102, 187, 106}, (v-verify.HeatMin)/(0-verify.HeatMin))
@@ -179,27 +216,46 @@ th{background:#f2f2f2} tr.failed td{background:#fdecea}
 .b-correct{background:#e6f4ea} .b-misplaced{background:#fff3cd} .b-duplicated{background:#ffe0b2}
 .b-scaled{background:#e3ecfd} .b-slightly-off{background:#fdf3d5} .b-garbage{background:#fbd5d5}
 .first{border-left:4px solid #b3261e;padding:4px 10px;background:#fff8f7}
-pre{background:#f6f6f6;padding:8px;overflow-x:auto}
+pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
+.scroll{overflow-x:auto;max-width:100%} td.name{word-break:break-all}
+.panels{display:flex;flex-wrap:wrap;gap:14px;margin:8px 0} figure{margin:0} figcaption{font-size:12px;color:#444}
+img.heat2d{image-rendering:pixelated;border:1px solid #bbb;display:block}
+.root{margin:10px 0 18px} .meta,.first,p{overflow-wrap:anywhere}
+th[data-sort]{cursor:pointer} th.asc::after{content:" ▲"} th.desc::after{content:" ▼"}
 </style>
 </head>
 <body>
 <h1>spcheck compare: <span class="{{if .Verified}}pass{{else}}fail{{end}}">{{.Headline}}</span></h1>
 {{range .Sentences}}<p class="explain"><b>{{.}}</b></p>
 {{end}}<div class="meta">reference: <span class="mono">{{.Ref}}</span><br>candidate: <span class="mono">{{.Cand}}</span>{{if .Tol}}<br>tolerance overrides: <span class="mono">{{.Tol}}</span>{{end}}{{range .Rules}}<br><span class="mono">{{.}}</span>{{end}}</div>
-{{range .First}}<div class="first"><b>First divergence:</b> {{.Line}}<br>{{.Detail}}{{range .Replicas}}<br>{{.}}{{end}}</div>
+{{range .Roots}}<section class="root"><div class="first"><b>Root:</b> {{.Line}}<br>{{.Detail}}{{range .Signature}}<br><b>{{.}}</b>{{end}}</div>
+{{if .Units}}<div class="meta">{{.Axes}}</div>
+<div class="panels">
+<figure><img class="heat2d" src="{{.Units}}" width="{{.W}}" height="{{.H}}" alt="error / tol"><figcaption>|cand − ref| / tol (green within, red beyond)</figcaption></figure>
+<figure><img class="heat2d" src="{{.Ref}}" width="{{.W}}" height="{{.H}}" alt="reference"><figcaption>reference</figcaption></figure>
+<figure><img class="heat2d" src="{{.Cand}}" width="{{.W}}" height="{{.H}}" alt="candidate"><figcaption>candidate</figcaption></figure>
+<figure>{{.Hist}}<figcaption>elements per decade of error / tol</figcaption></figure>
+</div>
+<div class="meta">{{.Scale}}</div>{{end}}
+</section>
 {{end}}{{if .Follow}}<p>{{.Follow}} from it (consequences).</p>{{end}}
 <h2>Tensors</h2>
-<table>
-<tr><th>order</th><th>name</th><th>kind</th><th>verdict</th><th>max abs</th><th>max rel</th><th>outside</th><th>×tol</th><th>ref md5</th><th>cand md5</th></tr>
-{{range .Rows}}<tr{{if .Failed}} class="failed"{{end}}><td>{{.Order}}</td><td class="mono">{{.Name}}</td><td>{{.Kind}}</td><td>{{.Verdict}}</td><td>{{.MaxAbs}}</td><td>{{.MaxRel}}</td><td>{{.Outside}}</td><td>{{.Units}}</td><td class="mono" title="{{.RefMD5}}">{{slice12 .RefMD5}}</td><td class="mono" title="{{.CandMD5}}">{{slice12 .CandMD5}}</td></tr>
-{{end}}</table>
+<p class="meta">Failures first. Filter by name, kind or verdict; click a column to sort.</p>
+<input id="filter" type="search" placeholder="filter, e.g. agrad/ or diverged" aria-label="filter tensors"> <span id="shown" class="meta"></span>
+<div class="scroll">
+<table id="tensors">
+<thead><tr><th data-sort="order" data-num="1">order</th><th data-sort="name">name</th><th data-sort="kind">kind</th><th data-sort="verdict">verdict</th><th data-sort="abs" data-num="1">max abs</th><th data-sort="rel" data-num="1">max rel</th><th data-sort="out" data-num="1">outside</th><th data-sort="units" data-num="1">×tol</th><th>ref md5</th><th>cand md5</th></tr></thead>
+<tbody>
+{{range .Rows}}<tr{{if .Failed}} class="failed"{{end}} data-order="{{.Order}}" data-name="{{.Name}}" data-kind="{{.Kind}}" data-verdict="{{.Verdict}}" data-abs="{{.AbsKey}}" data-rel="{{.RelKey}}" data-out="{{.OutKey}}" data-units="{{.UnitsKey}}"><td>{{.Order}}</td><td class="mono name">{{.Name}}</td><td>{{.Kind}}</td><td>{{.Verdict}}</td><td>{{.MaxAbs}}</td><td>{{.MaxRel}}</td><td>{{.Outside}}</td><td>{{.Units}}</td><td class="mono" title="{{.RefMD5}}">{{slice12 .RefMD5}}</td><td class="mono" title="{{.CandMD5}}">{{slice12 .CandMD5}}</td></tr>
+{{end}}</tbody></table>
+</div>
 {{range .Diags}}<h2 id="{{.ID}}">Diagnosis: <span class="mono">{{.Name}}</span> ({{.Verdict}})</h2>
 <div class="meta">{{.Title}}</div>
-<div class="heat">{{.Heatmap}}</div>
-<table>
+<div class="heat scroll">{{.Heatmap}}</div>
+<div class="scroll"><table>
 <tr><th>rank</th><th>region</th><th>outside</th>{{range .Headers}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr><td>{{.Label}}</td><td class="mono">{{.Region}}</td><td>{{.Outside}}</td>{{range .Cells}}<td class="{{.Class}} mono">{{.Text}}</td>{{end}}</tr>
-{{end}}</table>
+{{end}}</table></div>
 {{if .Lost}}<p class="mono">{{.Lost}}</p>{{end}}
 {{if .Findings}}<ul>{{range .Findings}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{end}}{{if .Undiagnosed}}<p>{{.Undiagnosed}} later failures have no block diagnosis: they follow from the ones above.</p>{{end}}
@@ -207,6 +263,30 @@ pre{background:#f6f6f6;padding:8px;overflow-x:auto}
 <pre>{{range .Repro}}{{.}}
 {{end}}</pre>{{end}}
 <footer class="meta">{{.Version}}</footer>
+<script>
+// Filter and sort the tensor table; the state lives in the URL's hash (#filter=…&sort=…&dir=…)
+// so that a link reproduces a view (and a headless browser can be driven by it).
+(function(){
+var table=document.getElementById("tensors"); if(!table)return;
+var body=table.tBodies[0], input=document.getElementById("filter"), shown=document.getElementById("shown");
+var rows=Array.prototype.slice.call(body.rows), state={filter:"",sort:"",dir:"asc"};
+function read(){var h=location.hash.replace(/^#/,"").split("&");h.forEach(function(kv){var p=kv.split("=");if(p.length==2&&p[0]in state)state[p[0]]=decodeURIComponent(p[1]);});}
+function apply(){
+ var f=state.filter.toLowerCase(),n=0;
+ rows.forEach(function(r){var hit=!f||(r.dataset.name+" "+r.dataset.kind+" "+r.dataset.verdict).toLowerCase().indexOf(f)>=0;r.hidden=!hit;if(hit)n++;});
+ if(state.sort){var th=table.querySelector('th[data-sort="'+state.sort+'"]'),num=th&&th.dataset.num,k=state.sort,s=state.dir=="desc"?-1:1;
+  rows.sort(function(a,b){var x=a.dataset[k],y=b.dataset[k];if(num){x=parseFloat(x);y=parseFloat(y);return s*((x>y)-(x<y));}return s*x.localeCompare(y);});
+  rows.forEach(function(r){body.appendChild(r);});
+  Array.prototype.forEach.call(table.tHead.rows[0].cells,function(c){c.classList.remove("asc","desc");if(c.dataset.sort==k)c.classList.add(state.dir);});}
+ shown.textContent=n+" of "+rows.length+" tensors shown"; input.value=state.filter;
+ document.body.dataset.shown=n; document.body.dataset.first=(rows.filter(function(r){return !r.hidden;})[0]||{dataset:{}}).dataset.name||"";
+}
+input.addEventListener("input",function(){state.filter=input.value;apply();});
+Array.prototype.forEach.call(table.tHead.rows[0].cells,function(c){if(!c.dataset.sort)return;c.addEventListener("click",function(){state.dir=(state.sort==c.dataset.sort&&state.dir=="asc")?"desc":"asc";state.sort=c.dataset.sort;apply();});});
+read();apply();
+document.body.dataset.overflow=String(document.documentElement.scrollWidth>window.innerWidth);
+})();
+</script>
 </body>
 </html>
 `))

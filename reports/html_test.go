@@ -3,17 +3,25 @@ package reports_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spcheck/spcheck/bugs"
 	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/internal/testenv"
+	"github.com/spcheck/spcheck/pipeline"
+	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/reports"
+	"github.com/spcheck/spcheck/trace"
+	"github.com/spcheck/spcheck/verify"
 	"github.com/spcheck/spcheck/verify/verifytest"
 )
 
@@ -87,6 +95,151 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		const heatPixels = 5000 // one 380×20 heatmap half-row is 7600 pixels
 		if got := red >= heatPixels && green >= heatPixels; got != c.wantHeat {
 			t.Errorf("%s: %d red and %d green pixels, heatmap shown = %v, want %v", c.reason, red, green, got, c.wantHeat)
+		}
+	}
+}
+
+// chromiumArgs are the flags of every headless run: no network, a private profile.
+func chromiumArgs(dir string) []string {
+	return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + filepath.Join(dir, "profile"), "--window-size=1200,900"}
+}
+
+// dumpDOM loads url in headless Chromium, runs the page's script and returns the DOM.
+func dumpDOM(t *testing.T, chromium, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, chromium, append(chromiumArgs(t.TempDir()), "--dump-dom", url)...).Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v", err)
+	}
+	return string(out)
+}
+
+// catalogueReport is the report of a catalogue bug run on the simulator against the oracle.
+func catalogueReport(t *testing.T, planStr string) *verify.Report {
+	t.Helper()
+	p, err := plan.Parse(planStr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := bugs.VariantOf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := pipeline.Verify(p, v, verify.Options{Command: pipeline.VerifyCommand(p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// gpuReport compares a recorded GPU run (testdata/gpu) with the oracle of the plan it records,
+// as spcheck compare does: tolerance from the noise of the plan's single-device run.
+func gpuReport(t *testing.T, dir string) *verify.Report {
+	t.Helper()
+	cand, err := trace.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cand.Close() })
+	p, err := plan.Parse(cand.Files[0].Meta.Plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := pipeline.Reference(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := pipeline.WithNoise(p, ref, verify.Options{Command: "spcheck compare ref/ " + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify.Compare(ref, cand, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+var (
+	external = regexp.MustCompile(`(src|href)="(https?:|//|/)|url\(|@import|fetch\(|XMLHttpRequest`)
+	heat2D   = regexp.MustCompile(`<img class="heat2d" src="data:image/png;base64,`)
+	bodyData = regexp.MustCompile(`<body data-shown="(\d+)" data-first="([^"]*)" data-overflow="(\w+)"`)
+)
+
+// TestHTMLTriage renders the triage report of a catalogue bug and of a real GPU run in headless
+// Chromium: the 2-D heatmaps of each root are there (reference, candidate, error), the page
+// does not overflow horizontally at 1200 px, nothing outside the file is referenced, the
+// size stays bounded; and the tensor table's script filters and sorts (driven through the
+// URL's hash, the same functions the input box and the column headers call).
+func TestHTMLTriage(t *testing.T) {
+	chromium := testenv.Program(t, "CHROMIUM", "chromium", "apt-get install -y chromium")
+	dir := t.TempDir()
+	for _, c := range scenario.Cases(t, []struct {
+		name, filter, sort string
+		rep                func() *verify.Report
+		reason             string
+	}{
+		{name: "catalogue-partial-p2p", filter: "grad/", sort: "units",
+			rep: func() *verify.Report {
+				return catalogueReport(t, "tp=2,pp=2,sp=megatron,partial_p2p=true,mtp=0,bug=partial-p2p-under-sp")
+			},
+			reason: "a catalogue bug: one root, 72 consequences"},
+		{name: "gpu-sp-norm-grad", filter: "norm", sort: "units",
+			rep: func() *verify.Report {
+				return gpuReport(t, filepath.Join("..", "testdata", "gpu", "bug_sp_norm_grad_not_reduced_tp2_fp32"))
+			},
+			reason: "a real GPU run (fp32, two H200s) with the SP norm-grad bug"},
+	}) {
+		var b bytes.Buffer
+		rep := c.rep()
+		if err := reports.HTML(&b, rep); err != nil {
+			t.Fatal(err)
+		}
+		html := b.String()
+		path := filepath.Join(dir, c.name+".html")
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d bytes of HTML, %d roots", c.name, len(html), len(rep.First()))
+		if n := len(heat2D.FindAllString(html, -1)); n < 3*len(rep.First()) || n == 0 {
+			t.Errorf("%s: %d heatmap images for %d roots, want 3 each", c.name, n, len(rep.First()))
+		}
+		if external.MatchString(html) {
+			t.Errorf("%s: the page references something outside the file", c.name)
+		}
+		const maxHTML = 2 << 20
+		if len(html) > maxHTML {
+			t.Errorf("%s: %d bytes of HTML, more than %d", c.name, len(html), maxHTML)
+		}
+		m := bodyData.FindStringSubmatch(dumpDOM(t, chromium, "file://"+path))
+		if m == nil {
+			t.Fatalf("%s: the page's script did not run (no data-shown on body)", c.name)
+		}
+		if m[3] != "false" {
+			t.Errorf("%s: the page overflows horizontally at 1200 px", c.name)
+		}
+		if m[1] != fmt.Sprint(len(rep.Results)) || m[2] != rep.First()[0].Name {
+			t.Errorf("%s: unfiltered page shows %s tensors first %q, want %d, the root %q first (failures first)", c.name, m[1], m[2], len(rep.Results), rep.First()[0].Name)
+		}
+		// Filter and sort by ×tol, descending: the shown rows are those whose name, kind or
+		// verdict holds the filter, the worst first.
+		m = bodyData.FindStringSubmatch(dumpDOM(t, chromium, "file://"+path+"#filter="+c.filter+"&sort="+c.sort+"&dir=desc"))
+		want, worst, worstUnits := 0, "", -1.0
+		for _, res := range rep.Results {
+			if !strings.Contains(strings.ToLower(res.Name+" "+string(res.Kind)+" "+string(res.Verdict)), c.filter) {
+				continue
+			}
+			want++
+			if u := res.TolUnits; u > worstUnits || math.IsInf(u, 1) && !math.IsInf(worstUnits, 1) {
+				worst, worstUnits = res.Name, u
+			}
+		}
+		if m == nil || m[1] != fmt.Sprint(want) || m[2] != worst {
+			t.Errorf("%s: filtered on %q, sorted by ×tol: got %v, want %d shown, %q first", c.name, c.filter, m, want, worst)
 		}
 	}
 }

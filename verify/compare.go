@@ -117,6 +117,9 @@ type Result struct {
 	CandReplicas []Disagreement
 	Diagnosis    *Diagnosis
 	Signature    *Signature // the shape of the divergence (diagnosed tensors)
+	// Heatmap is the element error of a root (a diagnosed failure that is no consequence) as a
+	// bounded 2-D picture (heatmap.go), for the HTML report; nil for other tensors.
+	Heatmap *Heatmap
 	// Explanation is the mechanism that explains the divergence, in one sentence (diagnosed
 	// tensors, shape mismatches included).
 	Explanation *Explanation
@@ -707,6 +710,7 @@ func (c *comparer) diagnoseFailures(rep *Report) error {
 		}
 		if res.Role != Consequence {
 			roots = append(roots, res)
+			res.Heatmap = heatmapOf(res, w.refBuf, w.candBuf)
 		}
 		if res.Diagnosis == nil {
 			continue
