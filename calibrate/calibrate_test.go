@@ -161,10 +161,11 @@ func TestCalibrateLowPrecision(t *testing.T) {
 	}
 	q := p
 	q.TP, q.SP = 2, plan.SPMegatron
-	for _, c := range []struct {
-		bug  string
-		pass bool
-	}{{"", true}, {"sp-norm-grad-avg", false}} {
+	for _, c := range scenario.Cases(t, []struct {
+		bug    string
+		pass   bool
+		reason string
+	}{{"", true, "a correct tp=2 run"}, {"sp-norm-grad-avg", false, "a ×1/2 gradient"}}) {
 		q.Bug = c.bug
 		v, err := bugs.VariantOf(q)
 		if err != nil {
