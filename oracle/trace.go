@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/spcheck/spcheck/internal/buildinfo"
 	"github.com/spcheck/spcheck/nn"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/tensor"
@@ -77,7 +78,7 @@ func TraceWriterDump(p plan.Plan, res *Result, d *trace.Dump) (*trace.Writer, er
 // not plan keys, for readers that re-implement the model.
 func Meta(p plan.Plan) trace.Meta {
 	return trace.Meta{Rank: 0, World: 1, Mesh: trace.Mesh{Axes: []string{}, Shape: []int{}},
-		Producer: Producer, Plan: p.String(), Seed: p.Seed,
+		Producer: Producer, ProducerVersion: buildinfo.Version(), Plan: p.String(), Seed: p.Seed,
 		Extra: map[string]string{
 			"rmsnorm_eps":  strconv.FormatFloat(nn.RMSNormEps, 'g', -1, 64),
 			"rope":         "rotate_half",

@@ -71,6 +71,14 @@ type Executor interface {
 // single-device run (Noise) unless opt.Verify carries noise scales or tolerance overrides. The error is for bad input (an invalid plan, an unreadable
 // trace); a run the executor refuses is Outcome.RunErr, with no report.
 func Run(p plan.Plan, v *simulate.Variant, ex Executor, opt Options) (*Outcome, error) {
+	// Refuse what cannot fit before the executor runs, not after.
+	if _, sim := ex.(Simulator); sim {
+		if err := CheckMemory(p, true); err != nil {
+			return nil, err
+		}
+	} else if err := oracle.CheckMemory(p, opt.RefDir == ""); err != nil {
+		return nil, err
+	}
 	o, err := Execute(p, v, ex)
 	if err != nil || o.RunErr != nil {
 		return o, err
@@ -184,6 +192,9 @@ type Simulator struct {
 func (Simulator) Command(p plan.Plan) string { return VerifyCommand(p) }
 
 func (s Simulator) execute(o *Outcome) error {
+	if err := CheckMemory(o.Plan, false); err != nil {
+		return err
+	}
 	if err := o.compile(); err != nil {
 		return err
 	}

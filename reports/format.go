@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/spcheck/spcheck/internal/buildinfo"
+	"github.com/spcheck/spcheck/trace"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -223,7 +225,7 @@ func counts(r *verify.Report) string {
 
 // traceLine describes one side: "oracle, world 1, plan 'hidden=16', seed 1".
 func traceLine(t verify.TraceInfo) string {
-	s := fmt.Sprintf("%s — %s, world %d", t.Dir, dash(t.Producer), t.World)
+	s := fmt.Sprintf("%s — %s, world %d", t.Dir, producer(t), t.World)
 	if t.Mesh != "" {
 		s += " [" + t.Mesh + "]"
 	}
@@ -234,6 +236,19 @@ func traceLine(t verify.TraceInfo) string {
 		s += fmt.Sprintf(", seed %d", t.Seed)
 	}
 	return s + fmt.Sprintf(", %s, %s", verify.Plural(t.Tensors, "tensor"), verify.FormatBytes(t.Bytes))
+}
+
+// producer names who wrote a trace and, when recorded, its version: "oracle (v1.2.3)".
+func producer(t verify.TraceInfo) string {
+	if t.ProducerVersion == "" {
+		return dash(t.Producer)
+	}
+	return fmt.Sprintf("%s (%s)", dash(t.Producer), t.ProducerVersion)
+}
+
+// versionLine closes every report: which spcheck wrote it.
+func versionLine() string {
+	return fmt.Sprintf("spcheck %s, trace format %s/%d", buildinfo.Version(), trace.Format, trace.Version)
 }
 
 func dash(s string) string {

@@ -25,6 +25,7 @@ func HTML(w io.Writer, r *verify.Report) error {
 		page.Tol = r.Tol.String()
 	}
 	page.Rules = ruleLines(r)
+	page.Version = versionLine()
 	for _, res := range r.First() {
 		page.First = append(page.First, htmlFirst{Line: firstLine(res), Detail: detailLine(res), Replicas: append(signatureLines(res), replicaLines(res)...)})
 	}
@@ -63,6 +64,7 @@ type htmlPage struct {
 	Diags                           []htmlDiag
 	Repro                           []string
 	Rules                           []string
+	Version                         string
 }
 
 type htmlFirst struct {
@@ -204,6 +206,7 @@ pre{background:#f6f6f6;padding:8px;overflow-x:auto}
 {{if .Repro}}<h2>Reproduce</h2>
 <pre>{{range .Repro}}{{.}}
 {{end}}</pre>{{end}}
+<footer class="meta">{{.Version}}</footer>
 </body>
 </html>
 `))

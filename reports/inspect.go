@@ -9,6 +9,7 @@ import (
 
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/trace"
+	"github.com/spcheck/spcheck/verify"
 )
 
 // Inspect lists every tensor of a trace, rank by rank in file order: its order, name (with its
@@ -17,7 +18,7 @@ import (
 func Inspect(w io.Writer, tr *trace.Trace) error {
 	p := newText(w)
 	m := tr.Files[0].Meta
-	p.line("trace %s: world %d, mesh [%s], producer %s", tr.Dir, m.World, m.Mesh, m.Producer)
+	p.line("trace %s: world %d, mesh [%s], producer %s", tr.Dir, m.World, m.Mesh, producer(verify.TraceInfo{Producer: m.Producer, ProducerVersion: m.ProducerVersion}))
 	if m.Plan != "" {
 		p.line("plan: %s", m.Plan)
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/spcheck/spcheck/internal/buildinfo"
 	"github.com/spcheck/spcheck/tensor"
 	"github.com/spcheck/spcheck/verify"
 )
@@ -44,6 +45,7 @@ func jnums(v []float64) []jnum {
 
 type jReport struct {
 	Schema          string          `json:"schema"`
+	Version         string          `json:"spcheck_version"`
 	Verified        bool            `json:"verified"`
 	Explanations    []jExplanation  `json:"explanations"`
 	Command         string          `json:"command"`
@@ -113,6 +115,7 @@ type jTrace struct {
 	World    int               `json:"world"`
 	Mesh     string            `json:"mesh"`
 	Producer string            `json:"producer"`
+	ProdVer  string            `json:"producer_version"`
 	Plan     string            `json:"plan"`
 	Seed     uint64            `json:"seed"`
 	Extra    map[string]string `json:"extra"`
@@ -228,7 +231,7 @@ type jValues struct {
 
 // JSON renders r as the documented, stable JSON document.
 func JSON(w io.Writer, r *verify.Report) error {
-	doc := jReport{Schema: Schema, Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
+	doc := jReport{Schema: Schema, Version: buildinfo.Version(), Verified: r.Verified(), Command: r.Command, Reproduce: orEmpty(r.Reproduce()),
 		Reference: jTraceOf(r.Ref), Candidate: jTraceOf(r.Cand), AllowMissing: r.AllowMissing,
 		TolOverrides: map[string]jnum{}, Counts: map[string]int{}, FirstDivergence: []string{}, Explanations: []jExplanation{},
 		Consequences: r.Consequences(), Undiagnosed: r.Undiagnosed, Tensors: []jTensor{},
@@ -293,7 +296,7 @@ func jTraceOf(t verify.TraceInfo) jTrace {
 	if extra == nil {
 		extra = map[string]string{}
 	}
-	return jTrace{Dir: t.Dir, World: t.World, Mesh: t.Mesh, Producer: t.Producer, Plan: t.Plan, Seed: t.Seed,
+	return jTrace{Dir: t.Dir, World: t.World, Mesh: t.Mesh, Producer: t.Producer, ProdVer: t.ProducerVersion, Plan: t.Plan, Seed: t.Seed,
 		Extra: extra, Tensors: t.Tensors, Bytes: t.Bytes}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/spcheck/spcheck/internal/buildinfo"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -81,7 +82,7 @@ func JUnit(w io.Writer, r *verify.Report) error {
 		{"reference", traceLine(r.Ref)}, {"candidate", traceLine(r.Cand)},
 		{"reference.plan", r.Ref.Plan}, {"reference.seed", fmt.Sprint(r.Ref.Seed)},
 		{"candidate.plan", r.Cand.Plan}, {"candidate.seed", fmt.Sprint(r.Cand.Seed)},
-		{"command", r.Command}, {"verdict", headline(r)},
+		{"command", r.Command}, {"verdict", headline(r)}, {"spcheck.version", buildinfo.Version()},
 	}
 	for _, sn := range r.Sentences() {
 		props = append(props, JUnitProperty{"explanation", sn})

@@ -117,6 +117,8 @@ func Markdown(w io.Writer, r *verify.Report, o Options) error {
 			p.line("```")
 		}
 	}
+	p.line("")
+	p.line("<sub>%s</sub>", mdEscape(versionLine()))
 	return p.err
 }
 

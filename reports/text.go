@@ -76,6 +76,7 @@ func Text(w io.Writer, r *verify.Report, o Options) error {
 			}
 		}
 	}
+	p.line("\n%s", versionLine())
 	return p.err
 }
 

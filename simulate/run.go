@@ -7,6 +7,7 @@ import (
 	goruntime "runtime"
 	"sync"
 
+	"github.com/spcheck/spcheck/internal/buildinfo"
 	"github.com/spcheck/spcheck/plan"
 	"github.com/spcheck/spcheck/simulate/runtime"
 	"github.com/spcheck/spcheck/tensor"
@@ -76,7 +77,7 @@ func (c *Compiled) TraceFiles(res *runtime.Result) ([][]byte, error) {
 func (c *Compiled) traceWriter(r int, traced []runtime.Traced) (*trace.Writer, error) {
 	prog := c.Programs[r]
 	w := trace.NewWriter(trace.Meta{Rank: r, World: prog.World, Mesh: c.l.mesh(), Coord: maps.Clone(prog.Coord),
-		Producer: Producer, Plan: c.Plan.String(), Seed: c.Plan.Seed})
+		Producer: Producer, ProducerVersion: buildinfo.Version(), Plan: c.Plan.String(), Seed: c.Plan.Seed})
 	w.SetDump(c.Dump)
 	for _, t := range traced {
 		dt := c.Plan.DType

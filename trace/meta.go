@@ -73,17 +73,20 @@ type TensorMeta struct {
 
 // Meta is the file-level metadata document.
 type Meta struct {
-	Format   string                `json:"format"`
-	Version  int                   `json:"version"`
-	Rank     int                   `json:"rank"`
-	World    int                   `json:"world"`
-	Mesh     Mesh                  `json:"mesh"`
-	Coord    map[string]int        `json:"coord,omitempty"`
-	Producer string                `json:"producer,omitempty"` // oracle, simulate, cuda, torch, …
-	Plan     string                `json:"plan,omitempty"`     // plan string that reproduces it
-	Seed     uint64                `json:"seed,omitempty"`
-	Extra    map[string]string     `json:"extra,omitempty"` // device, driver, versions, …
-	Tensors  map[string]TensorMeta `json:"tensors"`
+	Format   string         `json:"format"`
+	Version  int            `json:"version"`
+	Rank     int            `json:"rank"`
+	World    int            `json:"world"`
+	Mesh     Mesh           `json:"mesh"`
+	Coord    map[string]int `json:"coord,omitempty"`
+	Producer string         `json:"producer,omitempty"` // oracle, simulate, cuda, torch, …
+	// ProducerVersion is the version of the program that wrote the file: spcheck's oracle and
+	// simulator record buildinfo.Version, a framework dumper may record its own.
+	ProducerVersion string                `json:"producer_version,omitempty"`
+	Plan            string                `json:"plan,omitempty"` // plan string that reproduces it
+	Seed            uint64                `json:"seed,omitempty"`
+	Extra           map[string]string     `json:"extra,omitempty"` // device, driver, versions, …
+	Tensors         map[string]TensorMeta `json:"tensors"`
 }
 
 // maxAxes and maxAxisSize bound what a sane mesh can claim.

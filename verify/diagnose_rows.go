@@ -398,7 +398,7 @@ func (e *explainer) transposed(x *Explanation) bool {
 		return false
 	}
 	x.Mechanism = MechTransposed
-	x.body = fmt.Sprintf("%s holding the reference transposed (last two dims swapped)", strings.TrimSuffix(strings.TrimSuffix(who(ranks), " is"), " are"))
+	x.body = fmt.Sprintf("%s hold their reference transposed (last two dims swapped)", strings.TrimSuffix(strings.TrimSuffix(who(ranks), " is"), " are"))
 	return true
 }
 

@@ -128,7 +128,7 @@ func (e *explainer) scaled(x *Explanation) bool {
 	}
 	if near {
 		x.Mechanism = MechPrecision
-		x.body = fmt.Sprintf("slightly off (precision): %s its reference", factorList(wrong))
+		x.body = fmt.Sprintf("slightly off (precision), not wrong: %s its reference", factorList(wrong))
 		return true
 	}
 	x.Mechanism = MechScaled

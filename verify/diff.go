@@ -9,6 +9,7 @@ import (
 )
 
 // DiffEntry is one logical tensor of an A/B diff.
+// MD5A and MD5B are "fp:" and the equality hash when a side was stored as fingerprints.
 type DiffEntry struct {
 	Name  string
 	Kind  trace.Kind
@@ -75,6 +76,12 @@ func Diff(a, b *trace.Trace, opt Options, kinds ...trace.Kind) (*DiffReport, err
 	err = c.forEach(pairs, func(i int, w *worker) error {
 		p := pairs[i]
 		e := DiffEntry{Name: p.name, Order: p.order}
+		if p.hasFingerprint() {
+			var err error
+			e.Kind, e.Shape, e.MD5A, e.MD5B, err = c.equalityHashes(p, w)
+			d.Entries[i] = e
+			return err
+		}
 		var raws [2][]byte
 		for side, l := range []*layout{p.ref, p.cand} {
 			if l == nil {

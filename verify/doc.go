@@ -22,8 +22,8 @@
 //   - Diagnosis (diagnose.go): for a failing tensor, each candidate rank's local piece is split
 //     into blocks (whole shards, or flat 1/tp chunks — the unit of Paddle's partial P2P) and
 //     matched against every reference block: correct, misplaced, duplicated, scaled (×c,
-//     named after a mesh axis when it is one) or garbage; reference blocks found nowhere are
-//     lost. Rows of the table are ranks, as in PaddleFleet#589's hand-drawn one.
+//     named after a mesh axis when it is one), slightly off (precision) or garbage; reference
+//     blocks found nowhere are lost. Rows of the table are ranks, as in PaddleFleet#589's hand-drawn one.
 //   - Explanation (diagnose_explain.go, diagnose_scale.go, diagnose_rows.go, diagnose_roots.go):
 //     hypotheses tested in order against the full values, the first that holds named in one
 //     sentence (Explanation.Sentence, what every report says first): non-finite values on either

@@ -536,3 +536,27 @@ func (r *Report) Redump() *Redump {
 	rd.Commands = append(rd.Commands, fmt.Sprintf("spcheck compare %s %s", dirs[0], dirs[1]))
 	return rd
 }
+
+// equalityHashes is Diff's pair of hashes when a side is fingerprinted: both sides' equality
+// hashes ("fp:" and 32 hex digits; a side stored in full is fingerprinted here), equal exactly
+// when the canonical bytes are. "" for a side that lacks the tensor.
+func (c *comparer) equalityHashes(p pair, w *worker) (kind trace.Kind, shape []int, a, b string, err error) {
+	var hs [2]string
+	for side, l := range []*layout{p.ref, p.cand} {
+		if l == nil {
+			continue
+		}
+		kind, shape = l.kind, l.shape
+		var fp *trace.Fingerprint
+		if l.fp {
+			fp, _, err = c.logicalFingerprint(l, DefaultRTol(l.dtype))
+		} else {
+			fp, _, err = c.fullFingerprint(l, &trace.Fingerprint{}, DefaultRTol(l.dtype), w, &w.refBuf)
+		}
+		if err != nil {
+			return "", nil, "", "", err
+		}
+		hs[side] = "fp:" + fp.HashString()
+	}
+	return kind, shape, hs[0], hs[1], nil
+}

@@ -284,6 +284,18 @@ func writeReport(path string, stdout io.Writer, render func(io.Writer) error) er
 
 // progressWriter is stderr when it is an interactive terminal outside CI, else nil: progress
 // lines are for people watching, not for logs.
+// startLine tells a terminal (w, from progressWriter) what a long run is about to do and the
+// memory it needs at least, so that minutes without output are not mistaken for a hang.
+func startLine(w io.Writer, cmd string, p plan.Plan, withReference bool) {
+	need := pipeline.SimulatorMemory(p)
+	what := "simulating"
+	if withReference {
+		need += pipeline.ReferenceMemory(p)
+		what = "simulating, then the oracle, then comparing"
+	}
+	fmt.Fprintf(w, "spcheck %s: %s plan '%s' (%d ranks, at least %s of memory)…\n", cmd, what, p.Short(), p.World(), verify.FormatBytes(need))
+}
+
 func progressWriter(stderr io.Writer) io.Writer {
 	f, ok := stderr.(*os.File)
 	if !ok || os.Getenv("CI") != "" {

@@ -45,6 +45,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "run", err)
 	}
+	if w := progressWriter(stderr); w != nil {
+		startLine(w, "run", p, false)
+	}
 	o, err := pipeline.Execute(p, v, pipeline.Simulator{Out: *out, Dump: dump})
 	if err == nil {
 		err = o.RunErr

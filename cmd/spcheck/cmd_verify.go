@@ -43,6 +43,9 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if err = tol.apply(&opt, false); err != nil {
 		return fail(stderr, "verify", err)
 	}
+	if opt.Progress = progressWriter(stderr); opt.Progress != nil {
+		startLine(opt.Progress, "verify", p, true)
+	}
 	rep, err := pipeline.Verify(p, v, opt)
 	if err != nil {
 		return fail(stderr, "verify", err)

@@ -27,6 +27,7 @@ import (
 //	                     names with stage-local indices; "padleak": an activation longer in
 //	                     the candidate; "widths": a parameter wider in the candidate) to
 //	                     $TMP/NAME/ref and /cand
+//	env KEY VALUE        set an environment variable for the rest of the file
 //	write PATH           write the input lines to PATH
 //	rm PATH              remove a file
 //	steps DIR STEP0 STEP1  make DIR a two-step dump (step-000000/, step-000001/) of two traces
@@ -88,6 +89,10 @@ func (s *script) run(t *testing.T, b *scenario.Block) string {
 			}
 		}
 		b.Fatalf(t, "no verifytest scenario %q", args[0])
+	case "env":
+		need(2)
+		t.Setenv(args[0], args[1])
+		return ""
 	case "write":
 		need(1)
 		if err := os.WriteFile(args[0], []byte(b.Input), 0o644); err != nil {

@@ -1,6 +1,7 @@
 package torchdist
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spcheck/spcheck/internal/scenario"
 	"github.com/spcheck/spcheck/internal/testenv"
@@ -68,6 +70,9 @@ var llamaCands = []llamaRun{
 	{"llama/hf_tp.py", "loss-over-tp", "the loss divided by the TP size"},
 	{"llama/pipeline.py", bugNone, "GPipe, 2 stages, 2 micro-batches"},
 	{"llama/pipeline.py", "unscaled-grads", "scale_grads=False with mean losses"},
+	{"hf_packed.py", "", "the single-process reference of the fused-MLP Phi-3"},
+	{"hf_packed.py", bugNone, "HF's packed_colwise: a _StridedShard weight, segmented shards"},
+	{"hf_packed.py", "colwise-not-packed", "a fused gate_up weight sharded as plain colwise"},
 	{"tp_mlp.py", "", "the single-process reference of the TP MLP"},
 	{"tp_mlp.py", bugNone, "a row-parallel output recorded before its all-reduce"},
 	{"tp_mlp.py", "allreduce-backward", "an all-reduce whose backward all-reduces again"},
@@ -96,7 +101,7 @@ func startLlama(root string) {
 // llamaSelected reports whether the -run pattern selects a test that needs the launches.
 func llamaSelected(run string) bool {
 	re, err := regexp.Compile(run)
-	return run == "" || err == nil && (re.MatchString("TestLlamaVerdicts") || re.MatchString("TestRowParallelOutputGradient") || re.MatchString("TestLlamaUnreducedFacts"))
+	return run == "" || err == nil && slices.ContainsFunc([]string{"TestLlamaVerdicts", "TestRowParallelOutputGradient", "TestLlamaUnreducedFacts", "TestPackedShards"}, re.MatchString)
 }
 
 func llamaTraces(t *testing.T) map[string]string {
@@ -136,15 +141,21 @@ func launchLlama(root string, runs []llamaRun) (map[string]string, error) {
 			defer func() { <-sem }()
 			script, cwd := filepath.Base(c.script), filepath.Join(examples, filepath.Dir(c.script))
 			if c.bug == "" {
-				_, errs[i] = runPython(py, cwd, script, "--out", out)
+				ctx, cancel := context.WithTimeout(context.Background(), llamaTimeout)
+				defer cancel()
+				_, errs[i] = runIn(ctx, py, cwd, nil, script, "--out", out)
 			} else {
-				errs[i] = runRanks(py, cwd, 2, script, "--out", out, "--bug", c.bug)
+				errs[i] = runRanks(llamaTimeout, py, cwd, 2, script, "--out", out, "--bug", c.bug)
 			}
 		}()
 	}
 	wg.Wait()
 	return dirs, errors.Join(errs...)
 }
+
+// llamaTimeout bounds one launch: seconds on an idle machine (importing torch and transformers
+// is most of it), minutes on a loaded one; past this a launch is taken for hung.
+const llamaTimeout = 8 * time.Minute
 
 // llamaConcurrency is how many example launches run at once.
 const llamaConcurrency = 3
@@ -205,6 +216,32 @@ func TestRowParallelOutputGradient(t *testing.T) {
 			reason: "torch.distributed.nn.functional.all_reduce's backward sums the gradient over TP again"},
 	} {
 		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, dirs[c.cand]), c) })
+	}
+}
+
+// TestPackedShards: HF's packed tensor parallelism (a fused gate_up weight as a _StridedShard
+// DTensor, recorded as tp=shard(0,segments=2)) reassembles to the unsharded reference; the same
+// weight sharded as plain colwise is caught where the gate half is used.
+func TestPackedShards(t *testing.T) {
+	dirs := llamaTraces(t)
+	ref := open(t, dirs["hf_packed/ref"])
+	for _, c := range []verdictCase{
+		{cand: "hf_packed/none", verified: true, reason: "segmented shards of the packed weight, its output and grads reassemble"},
+		{cand: "hf_packed/colwise-not-packed", first: "act/model.layers.0.mlp.activation_fn", verdict: verify.Diverged,
+			check:  checkSignature(verify.SigTP0Right),
+			reason: "rank 0 holds all of gate and splits it in two; rank 1 applies the activation to half of up"},
+	} {
+		t.Run(c.cand, func(t *testing.T) { checkVerdictCase(t, ref, open(t, dirs[c.cand]), c) })
+	}
+}
+
+// checkSignature: the first divergence has signature kind k.
+func checkSignature(k verify.SignatureKind) func(t *testing.T, first *verify.Result) {
+	return func(t *testing.T, first *verify.Result) {
+		t.Helper()
+		if first.Signature == nil || first.Signature.Kind != k {
+			t.Errorf("signature %+v, want %s", first.Signature, k)
+		}
 	}
 }
 
@@ -292,7 +329,7 @@ func tensorByName(t *testing.T, tr *trace.Trace, rank int, name string) *tensor.
 // numbered 1, 2, … in order; its continuation lines are part of it.
 func TestLlamaSpcheckLines(t *testing.T) {
 	dir := filepath.Join(repoRoot(t), "python", "examples")
-	for _, script := range []string{"llama/ref.py", "llama/tp_sp.py", "llama/hf_tp.py", "llama/pipeline.py", "tp_mlp.py"} {
+	for _, script := range []string{"llama/ref.py", "llama/tp_sp.py", "llama/hf_tp.py", "llama/pipeline.py", "tp_mlp.py", "hf_packed.py"} {
 		b, err := os.ReadFile(filepath.Join(dir, script))
 		if err != nil {
 			t.Fatal(err)

@@ -106,12 +106,12 @@ func runIn(ctx context.Context, interp, dir string, env []string, args ...string
 // torchrun would give them (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): no launcher process
 // importing torch a third time. The first failure stops the other ranks (which would
 // otherwise wait in a collective until the timeout).
-func runRanks(interp, dir string, world int, args ...string) error {
+func runRanks(timeout time.Duration, interp, dir string, world int, args ...string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	errs := make([]error, world)
 	var wg sync.WaitGroup

@@ -112,6 +112,9 @@ def _style_placed(style):
         if out is None:
             out = _shard_placement(getattr(style, "sequence_dim", 1))
     inp = _first(getattr(style, "desired_input_layouts", None)) or _first(getattr(style, "input_layouts", None))
+    if cls == "PackedColwiseParallel":  # HF: each rank's output is its chunk of every segment
+        from torch.distributed.tensor.placement_types import _StridedShard
+        out = _StridedShard(-1, split_factor=int(getattr(style, "split_factor", 2)))
     if cls in ("PrepareModuleInput",):
         out = None  # the module's own output is untouched by the style
     if cls in ("PrepareModuleOutput",):
