@@ -161,10 +161,10 @@ func TestCalibrateLowPrecision(t *testing.T) {
 	}
 	q := p
 	q.TP, q.SP = 2, plan.SPMegatron
-	for _, c := range []struct {
-		bug  string
-		pass bool
-	}{{"", true}, {"sp-norm-grad-avg", false}} {
+	for _, c := range scenario.Cases(t, []struct {
+		reason, bug string
+		pass        bool
+	}{{"a correct tp=2 run verifies under the calibrated bf16 noise", "", true}, {"a gradient averaged instead of summed still fails", "sp-norm-grad-avg", false}}) {
 		q.Bug = c.bug
 		v, err := bugs.VariantOf(q)
 		if err != nil {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"fmt"
+	"github.com/spcheck/spcheck/internal/scenario"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,14 +44,14 @@ const fpSize = "hidden=64,ffn=128,seq=32,vocab=128,mtp=0"
 // TestFingerprintCorrectPlansVerify: correct plans verify on fingerprints, in float64 and
 // against the noise of a bf16 single-device run, most tensors compared on fingerprints.
 func TestFingerprintCorrectPlansVerify(t *testing.T) {
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason, plan string
 		samples      int
 	}{
 		{"TP+PP+SP in float64: shards of every dim, replicas, stage-local tensors", "tp=2,pp=2,sp=megatron," + fpSize, 0},
 		// bf16 elements are 2 bytes, a sampled one 16: a smaller sample keeps fingerprints smaller than the tensors.
 		{"bf16: judged against the single-device bf16 run's noise on the same samples", "tp=2,sp=megatron,dtype=bf16," + fpSize, 128},
-	} {
+	}) {
 		rep := fpRun(t, c.plan, &trace.Dump{Fingerprint: true, Samples: c.samples})
 		if !rep.Verified() {
 			t.Fatalf("%s: %d failures on fingerprints, first %v", c.reason, rep.Failures(), rep.First())

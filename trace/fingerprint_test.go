@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/spcheck/spcheck/internal/scenario"
 	"math"
 	"slices"
 	"strings"
@@ -39,7 +40,7 @@ func TestFingerprintShardsCombine(t *testing.T) {
 		{"segments: a rank's rows are not one run", Mesh{Axes: []string{"tp"}, Shape: []int{2}}, "tp=shard(0,segments=6:10)", []int{16, 66}},
 		{"replicated on one axis, sharded on another", Mesh{Axes: []string{"dp", "tp"}, Shape: []int{2, 2}}, "tp=shard(2)", []int{2, 14, 40}},
 	}
-	for _, tc := range cases {
+	for _, tc := range scenario.Cases(t, cases) {
 		full := fpTensor(tc.shape...)
 		raw := tensor.Encode(tensor.BF16, full.Data)
 		whole := ComputeFingerprint("act/x", tensor.BF16, raw, tc.shape, tc.shape, oneRun(tc.shape), 16)
@@ -152,10 +153,10 @@ func TestFingerprintDumpSelects(t *testing.T) {
 	must(t, w.Add("loss", TensorMeta{Name: "loss/main", Kind: Loss, Order: 5}, tensor.F64, tensor.Scalar(0.5)))
 	f, err := w.File("mem")
 	must(t, err)
-	for _, c := range []struct {
-		key string
-		fp  bool
-	}{{"w", true}, {"p", false}, {"n", false}, {"small", false}, {"loss", false}} {
+	for _, c := range scenario.Cases(t, []struct {
+		reason, key string
+		fp          bool
+	}{{"a large tensor is fingerprinted", "w", true}, {"a partial sum is kept in full", "p", false}, {"a tensor the dump names is kept in full", "n", false}, {"a tensor no larger than its fingerprint", "small", false}, {"a loss", "loss", false}}) {
 		e := f.Entry(c.key)
 		if e.IsFingerprint() != c.fp {
 			t.Fatalf("%s: fingerprint %v, want %v", c.key, e.IsFingerprint(), c.fp)
@@ -193,7 +194,7 @@ func TestFingerprintBadInput(t *testing.T) {
 		{"sample indices out of order", nil, func(rec []float64) { rec[statFields], rec[statFields+1] = rec[statFields+1], rec[statFields] }, `tensor "w": field fingerprint.samples: sample 1`},
 		{"a negative norm", nil, func(rec []float64) { rec[1] = -1 }, `tensor "w": field fingerprint: record`},
 	}
-	for _, tc := range cases {
+	for _, tc := range scenario.Cases(t, cases) {
 		b, err := good().Bytes()
 		must(t, err)
 		b = editFingerprint(t, b, tc.edit, tc.record)

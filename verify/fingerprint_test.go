@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"github.com/spcheck/spcheck/internal/scenario"
 	"math"
 	"slices"
 	"strings"
@@ -121,7 +122,7 @@ func TestFingerprintVerdicts(t *testing.T) {
 				return ""
 			}},
 	}
-	for _, c := range cases {
+	for _, c := range scenario.Cases(t, cases) {
 		r := compareOneTensor(t, c.ref, c.cand)
 		if r.Verdict != c.verdict || r.Fingerprint == nil {
 			t.Fatalf("%s: verdict %s (fingerprint %v), want %s", c.reason, r.Verdict, r.Fingerprint != nil, c.verdict)
@@ -172,14 +173,14 @@ func withAt(x []float64, i int, v float64) []float64 {
 // fingerprinted, a full side fingerprinted by the verifier: equal exactly when the bytes are.
 func TestFingerprintDiff(t *testing.T) {
 	x := fpData()
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason string
 		b      *trace.Trace
 		equal  bool
 	}{
 		{"the same tensor, sharded and fingerprinted", fpTP(t, x, "tp=shard(1)", nil), true},
 		{"one bit of one element changed", fpTP(t, x, "tp=shard(1)", func(p []float64) { p[3] = math.Nextafter(p[3], 10) }), false},
-	} {
+	}) {
 		d, err := Diff(fpTrace(t, x, false), c.b, Options{}, trace.Activation)
 		if err != nil {
 			t.Fatal(err)

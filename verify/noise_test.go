@@ -105,7 +105,7 @@ func sqrt(x float64) float64 {
 // without it; a 1e-3 error fails either way.
 func TestReduceHintGrowsTheFallback(t *testing.T) {
 	ref := tensor.NewRNG(4, "verify/reduce").NormalTensor(1, 64, 64).RoundAll(tensor.F32)
-	for _, c := range []struct {
+	for _, c := range scenario.Cases(t, []struct {
 		reason string
 		reduce int
 		rel    float64
@@ -114,7 +114,7 @@ func TestReduceHintGrowsTheFallback(t *testing.T) {
 		{"no hint: the constant fp32 rtol", 0, 2e-5, false},
 		{"a 4096-term reduction", 4096, 2e-5, true},
 		{"a 4096-term reduction, an error of 1e-3", 4096, 1e-3, false},
-	} {
+	}) {
 		mk := func(name string, v []float64) *trace.Trace {
 			m := vt.Meta("act/x", trace.Activation, 1, "")
 			m.Reduce = c.reduce
