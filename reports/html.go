@@ -236,7 +236,9 @@ th[data-sort]{cursor:pointer} th.asc::after{content:" ▲"} th.desc::after{conte
 <figure><img class="heat2d" src="{{.Cand}}" width="{{.W}}" height="{{.H}}" alt="candidate"><figcaption>candidate</figcaption></figure>
 <figure>{{.Hist}}<figcaption>elements per decade of error / tol</figcaption></figure>
 </div>
-<div class="meta">{{.Scale}}</div>{{end}}
+<div class="meta">{{.Scale}}</div>
+{{if .Shards}}<div class="meta">per candidate shard, |cand − ref| / tol over the shard's region (rows: its leading dims, columns: its last):</div>
+<div class="panels">{{range .Shards}}<figure><img class="heat2d shard" src="{{.Units}}" width="{{.W}}" height="{{.H}}" alt="{{.Label}}"><figcaption class="mono">{{.Label}}</figcaption></figure>{{end}}</div>{{end}}{{end}}
 </section>
 {{end}}{{if .Follow}}<p>{{.Follow}} from it (consequences).</p>{{end}}
 <h2>Tensors</h2>

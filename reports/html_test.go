@@ -180,10 +180,11 @@ func TestHTMLTriage(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range scenario.Cases(t, []struct {
 		name, filter, sort string
+		shards             int // per-shard heatmaps of the first root
 		rep                func() *verify.Report
 		reason             string
 	}{
-		{name: "catalogue-partial-p2p", filter: "grad/", sort: "units",
+		{name: "catalogue-partial-p2p", filter: "grad/", sort: "units", shards: 2,
 			rep: func() *verify.Report {
 				return catalogueReport(t, "tp=2,pp=2,sp=megatron,partial_p2p=true,mtp=0,bug=partial-p2p-under-sp")
 			},
@@ -207,6 +208,9 @@ func TestHTMLTriage(t *testing.T) {
 		t.Logf("%s: %d bytes of HTML, %d roots", c.name, len(html), len(rep.First()))
 		if n := len(heat2D.FindAllString(html, -1)); n < 3*len(rep.First()) || n == 0 {
 			t.Errorf("%s: %d heatmap images for %d roots, want 3 each", c.name, n, len(rep.First()))
+		}
+		if n := strings.Count(html, `class="heat2d shard"`); n < c.shards {
+			t.Errorf("%s: %d per-shard heatmaps, want at least %d", c.name, n, c.shards)
 		}
 		if external.MatchString(html) {
 			t.Errorf("%s: the page references something outside the file", c.name)

@@ -28,10 +28,31 @@ type htmlRoot struct {
 	W, H               int          // CSS size of each heatmap image
 	Hist               template.HTML
 	Scale              string
+	Shards             []htmlShard
 }
 
-// heatPanelW is the CSS width of one heatmap panel.
-const heatPanelW = 300
+// heatPanelW and shardPanelW are the CSS widths of a heatmap panel and of a shard's.
+const (
+	heatPanelW  = 300
+	shardPanelW = 140
+)
+
+// htmlShard is one candidate shard's error heatmap.
+type htmlShard struct {
+	Label string
+	Units template.URL
+	W, H  int
+}
+
+// unitsPNG draws errors in units of the tolerance on the heat scale; empty cells are white.
+func unitsPNG(rows, cols int, units []float64) template.URL {
+	return pngURL(rows, cols, func(i int) color.RGBA {
+		if units[i] < 0 {
+			return color.RGBA{255, 255, 255, 255}
+		}
+		return heatRGB(clampLog(units[i]))
+	})
+}
 
 func rootPanel(res *verify.Result) htmlRoot {
 	p := htmlRoot{Name: res.Name, Line: firstLine(res), Detail: detailLine(res), Signature: append(signatureLines(res), replicaLines(res)...)}
@@ -52,15 +73,16 @@ func rootPanel(res *verify.Result) htmlRoot {
 		}
 	}
 	p.Scale = fmt.Sprintf("values: blue −%s … white 0 … red +%s (the same scale for both)", num(vmax), num(vmax))
-	p.Ref = pngURL(h, func(i int) color.RGBA { return valueColor(h.Ref[i], vmax) })
-	p.Cand = pngURL(h, func(i int) color.RGBA { return valueColor(h.Cand[i], vmax) })
-	p.Units = pngURL(h, func(i int) color.RGBA {
-		u := h.Units[i]
-		if u < 0 {
-			return color.RGBA{255, 255, 255, 255}
+	p.Ref = pngURL(h.Rows, h.Cols, func(i int) color.RGBA { return valueColor(h.Ref[i], vmax) })
+	p.Cand = pngURL(h.Rows, h.Cols, func(i int) color.RGBA { return valueColor(h.Cand[i], vmax) })
+	p.Units = unitsPNG(h.Rows, h.Cols, h.Units)
+	for _, sh := range h.Shards {
+		if len(sh.Units) == 0 {
+			continue
 		}
-		return heatRGB(clampLog(u))
-	})
+		p.Shards = append(p.Shards, htmlShard{Label: "rank " + strings.Trim(strings.ReplaceAll(fmt.Sprint(sh.Ranks), " ", ", "), "[]") + " " + sh.Region,
+			Units: unitsPNG(sh.Rows, sh.Cols, sh.Units), W: shardPanelW, H: max(16, min(shardPanelW, shardPanelW*sh.Rows/sh.Cols))})
+	}
 	p.Hist = template.HTML(histogramSVG(h))
 	return p
 }
@@ -104,11 +126,11 @@ func valueColor(v, vmax float64) color.RGBA {
 }
 
 // pngURL draws one pixel per heatmap cell (the page scales it up, pixelated).
-func pngURL(h *verify.Heatmap, at func(i int) color.RGBA) template.URL {
-	img := image.NewRGBA(image.Rect(0, 0, h.Cols, h.Rows))
-	for r := 0; r < h.Rows; r++ {
-		for c := 0; c < h.Cols; c++ {
-			img.SetRGBA(c, r, at(r*h.Cols+c))
+func pngURL(rows, cols int, at func(i int) color.RGBA) template.URL {
+	img := image.NewRGBA(image.Rect(0, 0, cols, rows))
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols; c++ {
+			img.SetRGBA(c, r, at(r*cols+c))
 		}
 	}
 	var b bytes.Buffer
