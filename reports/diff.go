@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spcheck/spcheck/internal/buildinfo"
 	"github.com/spcheck/spcheck/verify"
 )
 
@@ -25,6 +26,7 @@ func DiffText(w io.Writer, d *verify.DiffReport) error {
 	if !d.Same() && d.Command != "" {
 		p.line("\nreproduce:\n  %s", d.Command)
 	}
+	p.line("\n%s", versionLine())
 	return p.err
 }
 
@@ -45,6 +47,8 @@ func DiffMarkdown(w io.Writer, d *verify.DiffReport) error {
 		p.line("")
 		p.line("Reproduce: `%s`", d.Command)
 	}
+	p.line("")
+	p.line("<sub>%s</sub>", mdEscape(versionLine()))
 	return p.err
 }
 
@@ -62,6 +66,7 @@ func equalWord(e verify.DiffEntry) string {
 
 type jDiff struct {
 	Schema  string       `json:"schema"`
+	Version string       `json:"spcheck_version"`
 	Same    bool         `json:"same"`
 	Summary string       `json:"summary"`
 	Command string       `json:"command"`
@@ -83,7 +88,7 @@ type jDiffEntry struct {
 
 // DiffJSON renders an A/B diff as JSON (schema spcheck-diff/1, docs/report-json.md).
 func DiffJSON(w io.Writer, d *verify.DiffReport) error {
-	doc := jDiff{Schema: DiffSchema, Same: d.Same(), Summary: d.Summary(), Command: d.Command, A: jTraceOf(d.A), B: jTraceOf(d.B),
+	doc := jDiff{Schema: DiffSchema, Version: buildinfo.Version(), Same: d.Same(), Summary: d.Summary(), Command: d.Command, A: jTraceOf(d.A), B: jTraceOf(d.B),
 		Kinds: []string{}, Tensors: []jDiffEntry{}}
 	for _, k := range d.Kinds {
 		doc.Kinds = append(doc.Kinds, string(k))

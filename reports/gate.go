@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spcheck/spcheck/bugs"
+	"github.com/spcheck/spcheck/internal/buildinfo"
 )
 
 // Gate renders the gate's report (spcheck check) in format f, one of GateFormats. Timings appear
@@ -87,7 +88,7 @@ func gateText(w io.Writer, g *bugs.GateReport) error {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "\n%d checks in %s on %d CPU(s)\n", len(g.Cases), g.Elapsed.Round(time.Millisecond), g.Procs)
+	fmt.Fprintf(&b, "\n%d checks in %s on %d CPU(s); %s\n", len(g.Cases), g.Elapsed.Round(time.Millisecond), g.Procs, versionLine())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -135,6 +136,7 @@ func gateMarkdown(w io.Writer, g *bugs.GateReport) error {
 			}
 		}
 	}
+	fmt.Fprintf(&b, "\n<sub>%s</sub>\n", versionLine())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -154,10 +156,11 @@ type jsonCase struct {
 
 func gateJSON(w io.Writer, g *bugs.GateReport) error {
 	doc := struct {
-		Format string     `json:"format"`
-		Pass   bool       `json:"pass"`
-		Cases  []jsonCase `json:"cases"`
-	}{Format: "spcheck-check/1", Pass: g.OK()}
+		Format  string     `json:"format"`
+		Version string     `json:"spcheck_version"`
+		Pass    bool       `json:"pass"`
+		Cases   []jsonCase `json:"cases"`
+	}{Format: "spcheck-check/1", Version: buildinfo.Version(), Pass: g.OK()}
 	for _, c := range g.Cases {
 		doc.Cases = append(doc.Cases, jsonCase{c.Kind, c.Name, c.Plan, c.Pass, c.Verdict, c.First, c.Signature, c.Detail, c.Problems, c.Command})
 	}
@@ -172,8 +175,11 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 // spcheck.check.<kind>), so CI lists every bug by name.
 func gateJUnit(w io.Writer, g *bugs.GateReport) error {
 	doc := JUnitSuites{Name: "spcheck check", Time: seconds(g.Elapsed)}
-	for _, k := range caseKinds {
+	for i, k := range caseKinds {
 		s := JUnitSuite{Name: kindTitle[k]}
+		if i == 0 {
+			s.Properties = []JUnitProperty{{"spcheck.version", buildinfo.Version()}}
+		}
 		for _, c := range g.Cases {
 			if c.Kind != k {
 				continue
