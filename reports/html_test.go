@@ -138,6 +138,25 @@ func catalogueReport(t *testing.T, planStr string) *verify.Report {
 
 // gpuReport compares a recorded GPU run (testdata/gpu) with the oracle of the plan it records,
 // as spcheck compare does: tolerance from the noise of the plan's single-device run.
+// dumpReport compares a framework's own dump with its own single-device reference, as a user's
+// plain spcheck compare does (no model, so no noise run).
+func dumpReport(t *testing.T, refDir, candDir string) *verify.Report {
+	t.Helper()
+	open := func(dir string) *trace.Trace {
+		tr, err := trace.OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		return tr
+	}
+	rep, err := verify.Compare(open(refDir), open(candDir), verify.Options{Command: "spcheck compare " + refDir + " " + candDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 func gpuReport(t *testing.T, dir string) *verify.Report {
 	t.Helper()
 	cand, err := trace.OpenDir(dir)
@@ -194,6 +213,12 @@ func TestHTMLTriage(t *testing.T) {
 				return gpuReport(t, filepath.Join("..", "testdata", "gpu", "bug_sp_norm_grad_not_reduced_tp2_fp32"))
 			},
 			reason: "a real GPU run (fp32, two H200s) with the SP norm-grad bug"},
+		{name: "torch-nccl-no-norm-allreduce", filter: "norm", sort: "units",
+			rep: func() *verify.Report {
+				return dumpReport(t, filepath.Join("..", "testdata", "torch-nccl", "ref"),
+					filepath.Join("..", "testdata", "torch-nccl", "tp2", "mb1", "no-norm-allreduce"))
+			},
+			reason: "a real framework dump: PyTorch on NCCL (two H200s), the norm-weight grads never all-reduced"},
 	}) {
 		var b bytes.Buffer
 		rep := c.rep()
