@@ -553,15 +553,7 @@ func (c *comparer) compareOne(p pair, w *worker) (*Result, error) {
 	if fp {
 		return c.compareFingerprint(p, res, w, normTol)
 	}
-	switch {
-	case p.cand == nil:
-		res.Verdict = Missing
-		return res, nil
-	case p.ref == nil:
-		res.Verdict = Extra
-		return res, nil
-	case !slices.Equal(res.RefShape, res.CandShape):
-		res.Verdict = ShapeMismatch
+	if unpaired(p, res) {
 		return res, nil
 	}
 	identical := sameBytes
@@ -774,4 +766,20 @@ func FormatBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// unpaired gives res the verdict of a pair that cannot be compared element by element — a
+// tensor on one side only, or shapes that differ — and reports whether it did.
+func unpaired(p pair, res *Result) bool {
+	switch {
+	case p.cand == nil:
+		res.Verdict = Missing
+	case p.ref == nil:
+		res.Verdict = Extra
+	case !slices.Equal(res.RefShape, res.CandShape):
+		res.Verdict = ShapeMismatch
+	default:
+		return false
+	}
+	return true
 }

@@ -59,15 +59,7 @@ func (p pair) hasFingerprint() bool {
 func (c *comparer) compareFingerprint(p pair, res *Result, w *worker, normTol float64) (*Result, error) {
 	fc := &FingerprintCheck{RefFull: p.ref != nil && !p.ref.fp, CandFull: p.cand != nil && !p.cand.fp, ref: p.ref, cand: p.cand}
 	res.Fingerprint, res.ref, res.cand = fc, nil, nil
-	switch {
-	case p.cand == nil:
-		res.Verdict = Missing
-		return res, nil
-	case p.ref == nil:
-		res.Verdict = Extra
-		return res, nil
-	case !slices.Equal(res.RefShape, res.CandShape):
-		res.Verdict = ShapeMismatch
+	if unpaired(p, res) {
 		return res, nil
 	}
 	var rf, cf *trace.Fingerprint
