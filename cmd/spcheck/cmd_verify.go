@@ -20,7 +20,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		"tensor by placement and compares it with the oracle's. Exit 0: every tensor within\n"+
 		"tolerance; 1: some differ (the report names the first divergence and diagnoses it);\n"+
 		"2: bad input, or programs whose collectives do not match.", stderr)
-	tol := addTolFlags(fs, "relative tolerance: one number for every float dtype or dtype=number pairs; default: per-dtype constants")
+	tol := addTolFlags(fs, "relative tolerance: one number for every float dtype or dtype=number pairs; default: in float64 a per-dtype constant, in fp32/bf16/fp16 the noise of the plan's single-device run in that dtype (docs/tolerance.md)")
 	format := reports.FormatFlag(fs, reports.ReportFormats)
 	out := fs.String("out", "", "write the report to this file; stdout still gets the verdict, the first divergence with each root's one-line diagnosis, and the reproduce commands")
 	all := fs.Bool("all", false, "list every tensor in text and md reports, identical ones included")
