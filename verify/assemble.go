@@ -66,9 +66,12 @@ func (l *layout) logical(raw []byte, reps []Disagreement) *Logical {
 		Place: l.place.String(), Raw: raw, Ranks: l.ranks(), Replicas: reps}
 }
 
-func (l *layout) ranks() []int {
+func (l *layout) ranks() []int { return pieceRanks(l.pieces) }
+
+// pieceRanks is the sorted, distinct ranks holding ps.
+func pieceRanks(ps []*piece) []int {
 	var rs []int
-	for _, p := range l.pieces {
+	for _, p := range ps {
 		if !slices.Contains(rs, p.rank) {
 			rs = append(rs, p.rank)
 		}

@@ -166,7 +166,7 @@ func biasedShards(res *Result, shards []*cell, ref, cand, other []float64) []Ran
 			med = (peers[len(peers)/2-1] + med) / 2
 		}
 		if med > 0 && errs[i] >= BiasRatio*med {
-			out = append(out, RankBias{Name: res.Name, Ranks: cellRanks(cl), Cell: res.cand.label(cl.key), Err: errs[i], Peers: med})
+			out = append(out, RankBias{Name: res.Name, Ranks: pieceRanks(cl.copies), Cell: res.cand.label(cl.key), Err: errs[i], Peers: med})
 		}
 	}
 	return out
@@ -221,15 +221,4 @@ func forBox(shape, lo, hi []int, f func(int)) {
 			return
 		}
 	}
-}
-
-func cellRanks(cl *cell) []int {
-	var rs []int
-	for _, p := range cl.copies {
-		if !slices.Contains(rs, p.rank) {
-			rs = append(rs, p.rank)
-		}
-	}
-	slices.Sort(rs)
-	return rs
 }

@@ -3,8 +3,6 @@ package simtest
 import (
 	"flag"
 	"fmt"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 )
@@ -30,27 +28,14 @@ func TestLowPrecisionSweep(t *testing.T) {
 		took time.Duration
 	}
 	res := make([]out, len(plans))
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				start := time.Now()
-				x, name, err := CheckExcess(plans[i])
-				res[i] = out{x, name, err, time.Since(start)}
-				if *lowprecN > 0 { // a long sweep reports as it goes
-					fmt.Printf("plan %d %s: %.3f ×tol on %s (%v) err=%v\n", i, plans[i].DType, x, name, time.Since(start).Round(time.Millisecond), err != nil)
-				}
-			}
-		}()
-	}
-	for i := range plans {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	forEach(len(plans), func(i int) {
+		start := time.Now()
+		x, name, err := CheckExcess(plans[i])
+		res[i] = out{x, name, err, time.Since(start)}
+		if *lowprecN > 0 { // a long sweep reports as it goes
+			fmt.Printf("plan %d %s: %.3f ×tol on %s (%v) err=%v\n", i, plans[i].DType, x, name, time.Since(start).Round(time.Millisecond), err != nil)
+		}
+	})
 	worst := map[string]out{}
 	worstPlan := map[string]string{}
 	for i, r := range res {
@@ -85,22 +70,9 @@ func TestSweepLowPrecision(t *testing.T) {
 	}
 	errs := make([]error, len(plans))
 	excess := make([]float64, len(plans))
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				excess[i], _, errs[i] = CheckExcess(plans[i])
-			}
-		}()
-	}
-	for i := range plans {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	forEach(len(plans), func(i int) {
+		excess[i], _, errs[i] = CheckExcess(plans[i])
+	})
 	worst := map[string]float64{}
 	for i, err := range errs {
 		if err != nil {

@@ -17,22 +17,9 @@ func TestSweep(t *testing.T) {
 		plans = every(plans, 7)
 	}
 	errs := make([]error, len(plans))
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				errs[i] = Check(plans[i])
-			}
-		}()
-	}
-	for i := range plans {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	forEach(len(plans), func(i int) {
+		errs[i] = Check(plans[i])
+	})
 	for _, err := range errs {
 		if err != nil {
 			t.Error(err)
@@ -86,4 +73,25 @@ func every(ps []plan.Plan, k int) []plan.Plan {
 		out = append(out, ps[i])
 	}
 	return out
+}
+
+// forEach runs fn(0) … fn(n-1) on GOMAXPROCS workers and returns when all are done; fn writes
+// only its own index's results.
+func forEach(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				fn(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
